@@ -1,0 +1,356 @@
+"""Every exception kling_async raises, in one place.
+
+::
+
+    KlingError
+    ├── APIError                      the server answered with a business code (or an HTTP error)
+    │   ├── AuthenticationError       1000–1004, HTTP 401
+    │   ├── AccountError              1100–1103
+    │   │   ├── InsufficientBalanceError   1102 (arrives as HTTP 429: never retried)
+    │   │   └── PermissionDeniedError      1103
+    │   ├── InvalidRequestError       1200–1203
+    │   │   └── NotFoundError              1203, or HTTP 404 with no code
+    │   ├── PolicyError               1300, 1301, 1304
+    │   ├── RateLimitError            1302 (retryable)
+    │   ├── ConcurrencyLimitError     1303 (retryable: the create was refused, no task exists)
+    │   └── ServerError               5000–5002, or any HTTP 5xx without a code (retryable)
+    ├── TransportError                no usable answer: connection failed, reset, timed out
+    │   └── RequestTimeoutError
+    ├── ResponseFormatError           an answer that is not the envelope we expect
+    ├── AmbiguousSubmitError          a create may or may not exist; carries what is needed to look again
+    ├── TaskFailedError               the task ended ``failed`` (carries the task)
+    ├── TaskTimeoutError              we stopped waiting; the task goes on running on the server
+    ├── RequestValidationError        bad input, raised before any network I/O (also a ValueError)
+    └── ClientClosedError             the client was used after ``aclose()`` (also a RuntimeError)
+
+``retryable`` on an :class:`APIError` says whether sending the same request again may succeed.
+No message built here ever includes a credential.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .models import Task
+
+__all__ = [
+    "APIError",
+    "AccountError",
+    "AmbiguousSubmitError",
+    "AuthenticationError",
+    "ClientClosedError",
+    "ConcurrencyLimitError",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "KlingError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "PolicyError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "RequestValidationError",
+    "ResponseFormatError",
+    "ServerError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "TransportError",
+    "api_error",
+]
+
+_EXCERPT = 200
+
+
+def excerpt(body: bytes | str | None, limit: int = _EXCERPT) -> str:
+    """A short, single-line, printable piece of a response body for error messages."""
+    if not body:
+        return ""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class KlingError(Exception):
+    """Root of every error raised by kling_async."""
+
+
+class APIError(KlingError):
+    """The API refused the request.
+
+    ``code`` is Kling's business code (``None`` when the answer had none, e.g. an HTML page from a
+    gateway); ``http_status`` is secondary: the business code decides the class.
+    """
+
+    default_retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: int | None = None,
+        request_id: str | None = None,
+        http_status: int | None = None,
+        retryable: bool | None = None,
+        body_excerpt: str = "",
+        retry_after: float | None = None,
+    ) -> None:
+        self.message = message
+        self.code = code
+        self.request_id = request_id
+        self.http_status = http_status
+        self.retryable = self.default_retryable if retryable is None else retryable
+        self.body_excerpt = body_excerpt
+        self.retry_after = retry_after
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        parts = [f"HTTP {self.http_status}" if self.http_status is not None else None]
+        if self.request_id:
+            parts.append(f"request_id={self.request_id}")
+        where = ", ".join(p for p in parts if p)
+        head = f"[{self.code}] " if self.code is not None else ""
+        tail = f": {self.body_excerpt!r}" if self.body_excerpt and self.code is None else ""
+        return f"{head}{self.message} ({where}){tail}" if where else f"{head}{self.message}{tail}"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code!r}, message={self.message!r}, "
+            f"request_id={self.request_id!r}, http_status={self.http_status!r}, "
+            f"retryable={self.retryable!r})"
+        )
+
+
+class AuthenticationError(APIError):
+    """1000–1004. 1003 (not yet valid) and 1004 (expired) are fixed by minting a new token."""
+
+    @property
+    def token_stale(self) -> bool:
+        return self.code in (1003, 1004)
+
+
+class AccountError(APIError):
+    """1100–1103: the account cannot run this request now."""
+
+
+class InsufficientBalanceError(AccountError):
+    """1102: resource pack exhausted or expired. HTTP 429, but a billing problem, not throttling."""
+
+
+class PermissionDeniedError(AccountError):
+    """1103: no permission for this API or model."""
+
+
+class InvalidRequestError(APIError):
+    """1200–1203: the request is wrong; sending it again will not help."""
+
+
+class NotFoundError(InvalidRequestError):
+    """1203 (or HTTP 404 without a code): the task or resource does not exist."""
+
+
+class PolicyError(APIError):
+    """1300, 1301, 1304: platform, content-security or IP-whitelist policy."""
+
+
+class RateLimitError(APIError):
+    """1302: requests too fast."""
+
+    default_retryable = True
+
+
+class ConcurrencyLimitError(APIError):
+    """1303: all task slots are busy. The create was refused: no task exists."""
+
+    default_retryable = True
+
+
+class ServerError(APIError):
+    """5000–5002, or an HTTP 5xx that carried no business code."""
+
+    default_retryable = True
+
+
+_BY_CODE: dict[int, type[APIError]] = {
+    1102: InsufficientBalanceError,
+    1103: PermissionDeniedError,
+    1203: NotFoundError,
+    1302: RateLimitError,
+    1303: ConcurrencyLimitError,
+}
+_BY_RANGE: tuple[tuple[int, int, type[APIError]], ...] = (
+    (1000, 1099, AuthenticationError),
+    (1100, 1199, AccountError),
+    (1200, 1299, InvalidRequestError),
+    (1300, 1399, PolicyError),
+    (5000, 5099, ServerError),
+)
+
+
+def _class_for_status(http_status: int) -> type[APIError]:
+    if http_status >= 500:
+        return ServerError
+    if http_status == 401:
+        return AuthenticationError
+    if http_status == 404:
+        return NotFoundError
+    if http_status == 429:
+        return RateLimitError
+    return APIError
+
+
+def api_error(
+    *,
+    code: int | None,
+    message: str,
+    request_id: str | None,
+    http_status: int,
+    body_excerpt: str = "",
+    retry_after: float | None = None,
+) -> APIError:
+    """Build the error for an answer: business code first, HTTP status only as a fallback."""
+    cls: type[APIError] | None = None
+    if code is not None:
+        cls = _BY_CODE.get(code)
+        if cls is None:
+            cls = next((c for lo, hi, c in _BY_RANGE if lo <= code <= hi), None)
+    if cls is None:
+        cls = _class_for_status(http_status)
+    retryable: bool | None = None
+    if cls is AuthenticationError and code in (1003, 1004):
+        retryable = True  # after a re-mint, which the request path does itself
+    elif cls is APIError and http_status >= 500:
+        retryable = True
+    return cls(
+        message,
+        code=code,
+        request_id=request_id,
+        http_status=http_status,
+        retryable=retryable,
+        body_excerpt=body_excerpt,
+        retry_after=retry_after,
+    )
+
+
+class TransportError(KlingError):
+    """No usable answer arrived.
+
+    ``request_sent`` is False only when the failure provably happened before any byte of the
+    request left (connection refused, DNS, TLS handshake): only then is a create safe to resend.
+    """
+
+    def __init__(self, message: str, *, request_sent: bool, method: str = "", path: str = "") -> None:
+        self.message = message
+        self.request_sent = request_sent
+        self.method = method
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f" ({self.method} {self.path})" if self.method else ""
+        return f"{self.message}{where}"
+
+
+class RequestTimeoutError(TransportError):
+    """The request timed out (connect, read or total)."""
+
+
+class ResponseFormatError(KlingError):
+    """The answer could not be read as the expected envelope (truncated JSON, wrong shape)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        http_status: int | None = None,
+        request_id: str | None = None,
+        body_excerpt: str = "",
+        path: str = "",
+    ) -> None:
+        self.message = message
+        self.http_status = http_status
+        self.request_id = request_id
+        self.body_excerpt = body_excerpt
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        bits = [self.message]
+        if self.http_status is not None:
+            bits.append(f"HTTP {self.http_status}")
+        if self.request_id:
+            bits.append(f"request_id={self.request_id}")
+        if self.body_excerpt:
+            bits.append(f"body={self.body_excerpt!r}")
+        return "; ".join(bits)
+
+
+class AmbiguousSubmitError(KlingError):
+    """A create was sent, its answer was lost, and no task could be found for it (yet).
+
+    The task may exist and may be billed. Do not blindly send the create again: look it up with
+    ``await client.find_submitted(err)`` (by ``external_task_id`` where there is one, else by the
+    parent ``video_id`` created since ``sent_at``), later if need be.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        video_id: str | None,
+        external_task_id: str | None,
+        parent_task_id: str | None,
+        sent_at: float,
+        cause: BaseException | None = None,
+        request: Any = None,
+    ) -> None:
+        self.message = message
+        self.kind = kind
+        self.video_id = video_id
+        self.external_task_id = external_task_id
+        self.parent_task_id = parent_task_id
+        self.sent_at = sent_at
+        self.cause = cause
+        self.request = request
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        ids = f"external_task_id={self.external_task_id!r}, video_id={self.video_id!r}"
+        return f"{self.message} ({self.kind}; {ids})"
+
+
+class TaskFailedError(KlingError):
+    """The task ended ``failed``; ``task.task_status_msg`` says why."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        reason = task.task_status_msg or "no reason given"
+        super().__init__(f"task {task.task_id} ({task.kind}) failed: {reason}")
+
+
+class TaskTimeoutError(KlingError):
+    """We stopped waiting for the task. It goes on running (and may be billed) on the server."""
+
+    def __init__(self, task_id: str, *, kind: str, timeout: float | None, last: Task | None) -> None:
+        self.task_id = task_id
+        self.kind = kind
+        self.timeout = timeout
+        self.last = last
+        status = last.task_status.value if last is not None else "not yet seen"
+        super().__init__(
+            f"task {task_id} ({kind}) not finished after {timeout}s (last status: {status}); "
+            "it keeps running on the server"
+        )
+
+
+class RequestValidationError(KlingError, ValueError):
+    """A request field is invalid. Raised before any network I/O."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class ClientClosedError(KlingError, RuntimeError):
+    """The client was used after it was closed."""
