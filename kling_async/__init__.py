@@ -1,5 +1,102 @@
-"""kling_async: an asyncio-native client for the Kling AI video API."""
+"""kling_async: an asyncio-native client for the Kling AI video API.
+
+Start with :class:`KlingClient`; test against :class:`kling_async.testing.KlingEmulator`.
+"""
 
 from __future__ import annotations
 
+import logging
+
 __version__ = "0.1.0.dev0"
+
+from .auth import AccessKeyPair, StaticKey
+from .client import DEFAULT_BASE_URL, KlingClient
+from .clock import Clock, FakeClock, ScaledClock, SystemClock
+from .errors import (
+    AccountError,
+    AmbiguousSubmitError,
+    APIError,
+    AuthenticationError,
+    ClientClosedError,
+    ConcurrencyLimitError,
+    ConfigurationError,
+    InsufficientBalanceError,
+    InvalidRequestError,
+    KlingError,
+    NotFoundError,
+    PermissionDeniedError,
+    PolicyError,
+    RateLimitError,
+    RequestTimeoutError,
+    RequestValidationError,
+    ResponseFormatError,
+    ServerError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+)
+from .kinds import KINDS, Kind
+from .models import (
+    Image,
+    ParentVideo,
+    StatusChange,
+    Task,
+    TaskInfo,
+    TaskResult,
+    TaskStatus,
+    Video,
+    WatermarkInfo,
+)
+from .requests import VideoExtendRequest
+from .retry import RetryEvent, RetryPolicy
+from .transport import Timeouts
+
+logging.getLogger("kling_async").addHandler(logging.NullHandler())
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "KINDS",
+    "APIError",
+    "AccessKeyPair",
+    "AccountError",
+    "AmbiguousSubmitError",
+    "AuthenticationError",
+    "ClientClosedError",
+    "Clock",
+    "ConcurrencyLimitError",
+    "ConfigurationError",
+    "FakeClock",
+    "Image",
+    "InsufficientBalanceError",
+    "InvalidRequestError",
+    "Kind",
+    "KlingClient",
+    "KlingError",
+    "NotFoundError",
+    "ParentVideo",
+    "PermissionDeniedError",
+    "PolicyError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "RequestValidationError",
+    "ResponseFormatError",
+    "RetryEvent",
+    "RetryPolicy",
+    "ScaledClock",
+    "ServerError",
+    "StaticKey",
+    "StatusChange",
+    "SystemClock",
+    "Task",
+    "TaskFailedError",
+    "TaskInfo",
+    "TaskResult",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "Timeouts",
+    "TransportError",
+    "Video",
+    "VideoExtendRequest",
+    "WatermarkInfo",
+    "__version__",
+]

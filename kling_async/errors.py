@@ -17,10 +17,11 @@
     ├── TransportError                no usable answer: connection failed, reset, timed out
     │   └── RequestTimeoutError
     ├── ResponseFormatError           an answer that is not the envelope we expect
-    ├── AmbiguousSubmitError          a create may or may not exist; carries what is needed to look again
+    ├── AmbiguousSubmitError          a create may or may not exist; carries what is needed to look
     ├── TaskFailedError               the task ended ``failed`` (carries the task)
     ├── TaskTimeoutError              we stopped waiting; the task goes on running on the server
     ├── RequestValidationError        bad input, raised before any network I/O (also a ValueError)
+    ├── ConfigurationError            bad client set-up, e.g. no credentials (also a ValueError)
     └── ClientClosedError             the client was used after ``aclose()`` (also a RuntimeError)
 
 ``retryable`` on an :class:`APIError` says whether sending the same request again may succeed.
@@ -40,6 +41,7 @@ __all__ = [
     "AmbiguousSubmitError",
     "AuthenticationError",
     "ClientClosedError",
+    "ConfigurationError",
     "ConcurrencyLimitError",
     "InsufficientBalanceError",
     "InvalidRequestError",
@@ -238,7 +240,9 @@ class TransportError(KlingError):
     request left (connection refused, DNS, TLS handshake): only then is a create safe to resend.
     """
 
-    def __init__(self, message: str, *, request_sent: bool, method: str = "", path: str = "") -> None:
+    def __init__(
+        self, message: str, *, request_sent: bool, method: str = "", path: str = ""
+    ) -> None:
         self.message = message
         self.request_sent = request_sent
         self.method = method
@@ -331,7 +335,9 @@ class TaskFailedError(KlingError):
 class TaskTimeoutError(KlingError):
     """We stopped waiting for the task. It goes on running (and may be billed) on the server."""
 
-    def __init__(self, task_id: str, *, kind: str, timeout: float | None, last: Task | None) -> None:
+    def __init__(
+        self, task_id: str, *, kind: str, timeout: float | None, last: Task | None
+    ) -> None:
         self.task_id = task_id
         self.kind = kind
         self.timeout = timeout
@@ -350,6 +356,10 @@ class RequestValidationError(KlingError, ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"{field}: {reason}")
+
+
+class ConfigurationError(KlingError, ValueError):
+    """The client was set up wrongly (no credentials, a bad base URL...)."""
 
 
 class ClientClosedError(KlingError, RuntimeError):

@@ -170,7 +170,8 @@ class StatusChange:
 
     ``previous`` is ``None`` on the first observation. ``at`` is the client clock's epoch
     seconds when the change was seen. A watch that gave up on a task yields a change with
-    ``timed_out=True`` and the last status seen as ``current``.
+    ``timed_out=True`` and the last status seen as ``current``; one that cannot follow a task
+    (it does not exist, say) yields a change with the ``error``.
     """
 
     task_id: str
@@ -179,8 +180,9 @@ class StatusChange:
     task: Task
     at: float
     timed_out: bool = False
+    error: Exception | None = None
 
     @property
     def is_final(self) -> bool:
         """The watch will say nothing more about this task."""
-        return self.timed_out or self.current.is_terminal
+        return self.timed_out or self.error is not None or self.current.is_terminal

@@ -32,7 +32,7 @@ class WebhookSecret:
         if isinstance(secret, bytes):
             self._key = secret
             return
-        raw = secret[len(_PREFIX):] if secret.startswith(_PREFIX) else secret
+        raw = secret[len(_PREFIX) :] if secret.startswith(_PREFIX) else secret
         try:
             self._key = base64.b64decode(raw, validate=True)
         except (binascii.Error, ValueError):

@@ -1,0 +1,460 @@
+"""``KlingClient``: create, look up and list tasks; the entry point to watching and batches."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, Literal
+
+import aiohttp
+import attrs
+
+from .auth import AccessKeyPair, Credentials, StaticKey
+from .cadence import Cadence
+from .clock import Clock, SystemClock
+from .errors import (
+    AmbiguousSubmitError,
+    ClientClosedError,
+    ConfigurationError,
+    InvalidRequestError,
+    NotFoundError,
+    RequestValidationError,
+    ResponseFormatError,
+    ServerError,
+    TaskFailedError,
+    TaskTimeoutError,
+    TransportError,
+)
+from .kinds import Kind, kind_named
+from .models import Task, TaskStatus, Video
+from .requests import VideoExtendRequest
+from .retry import Retrier, RetryPolicy, retryable_create, retryable_read
+from .serde import structure_task, structure_tasks, unstructure_request
+from .transport import Timeouts, Transport, quote_id
+from .watch import PollScheduler, TaskWatch
+
+__all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
+
+DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
+Flavour = Literal["official", "relay"]
+log = logging.getLogger("kling_async")
+
+# How far back (seconds, server clock) a lost create is searched for in the task list when the
+# endpoint gives us no external_task_id to look it up by. Wide enough for modest clock skew;
+# tasks this client knows it created are never taken for the lost one.
+_SCAN_SLACK = 120.0
+_SCAN_PAGES = 5
+_KNOWN_IDS = 100_000
+
+
+def _credentials(
+    api_key: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    clock: Clock,
+) -> Credentials:
+    if api_key is not None and (access_key is not None or secret_key is not None):
+        raise ConfigurationError("pass either api_key= or access_key= + secret_key=, not both")
+    if api_key is None and access_key is None and secret_key is None:
+        api_key = os.environ.get("KLING_API_KEY") or None
+        if api_key is None:
+            access_key = os.environ.get("KLING_ACCESS_KEY") or None
+            secret_key = os.environ.get("KLING_SECRET_KEY") or None
+    if api_key is not None:
+        return StaticKey(api_key)
+    if access_key is None or secret_key is None:
+        raise ConfigurationError(
+            "no Kling credentials: pass api_key= (a relay or console API key) or access_key= "
+            "and secret_key=, or set KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+        )
+    return AccessKeyPair(access_key, secret_key, clock=clock)
+
+
+class KlingClient:
+    """An asyncio client for the Kling task API, official or relay flavour.
+
+    ::
+
+        async with KlingClient(access_key=..., secret_key=...) as kling:
+            task = await kling.extend_video(video_id, prompt="the camera pulls back")
+            done = await kling.wait(task)
+
+    One client is safe to share between any number of coroutines; hold one for the life of an
+    app. Its aiohttp session is made inside the running loop on first use and closed by
+    :meth:`aclose` (an injected ``session`` is left open: it is yours).
+
+    The flavour follows from ``base_url``: one ending in ``/kling`` is a relay, which also gets
+    the parent ``task_id`` of an extend. Explicit arguments win over the ``KLING_*`` environment
+    variables.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str | None = None,
+        access_key: str | None = None,
+        secret_key: str | None = None,
+        base_url: str | None = None,
+        flavour: Flavour | None = None,
+        session: aiohttp.ClientSession | None = None,
+        timeouts: Timeouts | None = None,
+        create_timeouts: Timeouts | None = None,
+        retry: RetryPolicy | None = None,
+        clock: Clock | None = None,
+        max_connections: int = 100,
+        lookup_delays: tuple[float, ...] = (0.0, 2.0, 5.0),
+        cadence: Cadence | None = None,
+        max_polls_per_second: float | None = 50.0,
+        max_polls_in_flight: int = 20,
+    ) -> None:
+        self.clock: Clock = clock or SystemClock()
+        credentials = _credentials(api_key, access_key, secret_key, self.clock)
+        base = (base_url or os.environ.get("KLING_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ConfigurationError(f"base_url must be an http(s) URL, got {base!r}")
+        if flavour is None:
+            flavour = "relay" if base.endswith("/kling") else "official"
+        elif flavour not in ("official", "relay"):
+            raise ConfigurationError(f"flavour must be 'official' or 'relay', got {flavour!r}")
+        self.flavour: Flavour = flavour
+        self.retry_policy = retry or RetryPolicy()
+        self.create_timeouts = create_timeouts or Timeouts(connect=10.0, read=60.0, total=90.0)
+        self.lookup_delays = lookup_delays
+        self._transport = Transport(
+            base_url=base,
+            credentials=credentials,
+            clock=self.clock,
+            timeouts=timeouts or Timeouts(),
+            session=session,
+            max_connections=max_connections,
+        )
+        self._read = Retrier(self.retry_policy, self.clock, retryable_read)
+        self._create = Retrier(self.retry_policy, self.clock, retryable_create)
+        # Ids of tasks this client created: a list scan for a lost create must not mistake one
+        # of them for the lost task.
+        self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self.scheduler = PollScheduler(
+            self._fetch,
+            clock=self.clock,
+            cadence=cadence or Cadence(),
+            retry_delay=self.retry_policy.delay,
+            max_polls_per_second=max_polls_per_second,
+            max_in_flight=max_polls_in_flight,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._transport.base_url
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.closed
+
+    def __repr__(self) -> str:
+        return (
+            f"KlingClient(base_url={self.base_url!r}, flavour={self.flavour!r}, "
+            f"credentials={self._transport.credentials!r})"
+        )
+
+    async def __aenter__(self) -> KlingClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop all watching and close the session (unless it was injected). Idempotent."""
+        await self.scheduler.aclose()
+        await self._transport.aclose()
+
+    # -- creates -----------------------------------------------------------------------------
+
+    async def extend_video(
+        self,
+        video: str | Video | Task,
+        *,
+        parent_task_id: str | None = None,
+        prompt: str | None = None,
+        negative_prompt: str | None = None,
+        cfg_scale: float | None = None,
+        callback_url: str | None = None,
+        external_task_id: str | None = None,
+        watermark: bool | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> Task:
+        """Create a video-extend task (4–5 more seconds of ``video``) and return it (``submitted``).
+
+        ``video`` is a video id, a :class:`Video`, or a finished :class:`Task` (whose first video
+        is extended and which becomes the parent task). Raises :class:`RequestValidationError`
+        before any I/O for bad input, an :class:`APIError` if refused, or
+        :class:`AmbiguousSubmitError` if the answer was lost and the task could not be found.
+        """
+        fields: dict[str, Any] = {
+            "prompt": prompt,
+            "negative_prompt": negative_prompt,
+            "cfg_scale": cfg_scale,
+            "callback_url": callback_url,
+            "external_task_id": external_task_id,
+            "watermark_info": watermark,
+        }
+        if parent_task_id is not None:
+            fields["parent_task_id"] = parent_task_id
+        request = VideoExtendRequest.from_source(video, **fields)
+        return await self.submit(request, timeouts=timeouts)
+
+    def prepare(self, request: VideoExtendRequest) -> VideoExtendRequest:
+        """The request as it will be sent.
+
+        On the official API: with a generated ``external_task_id`` where the kind takes one and
+        none was given (so a lost answer can be looked up by it), and without the relay-only
+        parent ``task_id``. Relays document neither field as passed through, so nothing is
+        added for them; a lost answer there is found by scanning the task list.
+        """
+        if self.flavour == "relay":
+            return request
+        if request.parent_task_id is not None:
+            request = attrs.evolve(request, parent_task_id=None)
+        if request.external_task_id is None and kind_named(request.kind).takes_external_task_id:
+            request = attrs.evolve(request, external_task_id=f"ka-{uuid.uuid4().hex}")
+        return request
+
+    async def submit(
+        self, request: VideoExtendRequest, *, timeouts: Timeouts | None = None
+    ) -> Task:
+        """Create the task described by ``request``; see :meth:`extend_video`.
+
+        Pass a request that went through :meth:`prepare` to know its ``external_task_id``
+        before the POST (a journal records it); an unprepared one is prepared here.
+        """
+        request = self.prepare(request)
+        kind = kind_named(request.kind)
+        body = unstructure_request(request)
+        sent_at = self.clock.time()
+        operation = f"create {kind.name}"
+        try:
+            envelope = await self._create(
+                lambda: self._transport.request(
+                    "POST", kind.path, body=body, timeouts=timeouts or self.create_timeouts
+                ),
+                operation,
+            )
+            task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
+        except (TransportError, ServerError, ResponseFormatError) as lost:
+            if isinstance(lost, TransportError) and not lost.request_sent:
+                raise  # provably never sent: nothing to look for
+            log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
+            found = await self._find_lost(request, sent_at)
+            if found is None:
+                raise AmbiguousSubmitError(
+                    "the create was sent but its answer was lost, and no task was found for it",
+                    kind=kind.name,
+                    video_id=request.video_id,
+                    external_task_id=request.external_task_id,
+                    parent_task_id=request.parent_task_id,
+                    sent_at=sent_at,
+                    cause=lost,
+                    request=request,
+                ) from lost
+            task = found
+        if task.task_info.external_task_id is None and request.external_task_id is not None:
+            # Older API versions do not echo it; we know what we sent.
+            task = attrs.evolve(
+                task,
+                task_info=attrs.evolve(task.task_info, external_task_id=request.external_task_id),
+            )
+        self._remember(task.task_id)
+        return task
+
+    def _remember(self, task_id: str) -> None:
+        self._created[task_id] = None
+        if len(self._created) > _KNOWN_IDS:
+            self._created.popitem(last=False)
+
+    async def find_submitted(self, error: AmbiguousSubmitError) -> Task | None:
+        """Look again for the task of an :class:`AmbiguousSubmitError` (say, minutes later).
+
+        Returns the task if it exists, ``None`` if it still cannot be found.
+        """
+        request = error.request
+        if not isinstance(request, VideoExtendRequest):
+            request = VideoExtendRequest(
+                video_id=error.video_id or "?",
+                parent_task_id=error.parent_task_id,
+                external_task_id=error.external_task_id,
+            )
+        task = await self._find_lost(request, error.sent_at, delays=(0.0,))
+        if task is not None:
+            self._remember(task.task_id)
+        return task
+
+    async def _find_lost(
+        self,
+        request: VideoExtendRequest,
+        sent_at: float,
+        *,
+        delays: tuple[float, ...] | None = None,
+    ) -> Task | None:
+        """Find the task a create with a lost answer may have made, or ``None``."""
+        kind = kind_named(request.kind)
+        for delay in self.lookup_delays if delays is None else delays:
+            if delay and self.retry_policy.wait:
+                await self.clock.sleep(delay)
+            if request.external_task_id is not None:
+                task = await self.find_task(request.external_task_id, kind=kind.name)
+            else:
+                task = await self._scan_for(kind, request.video_id, sent_at)
+            if task is not None:
+                log.info("%s: found task %s after a lost answer", kind.name, task.task_id)
+                return task
+        return None
+
+    async def _scan_for(self, kind: Kind, video_id: str, sent_at: float) -> Task | None:
+        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet."""
+        since_ms = (sent_at - _SCAN_SLACK) * 1000
+        matches: list[Task] = []
+        pages = 0
+        try:
+            async for page in self.list_tasks(kind.name, page_size=100):
+                pages += 1
+                for task in page:
+                    parent = task.task_info.parent_video
+                    if (
+                        parent is not None
+                        and parent.id == video_id
+                        and task.created_at >= since_ms
+                        and task.task_id not in self._created
+                    ):
+                        matches.append(task)
+                if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
+                    break
+        except InvalidRequestError:
+            return None  # a relay without list queries: nothing to scan
+        if len(matches) == 1:
+            return matches[0]
+        if matches:
+            log.warning(
+                "%s: %d unknown tasks for video %s since the lost create; not guessing",
+                kind.name,
+                len(matches),
+                video_id,
+            )
+        return None
+
+    # -- reads -------------------------------------------------------------------------------
+
+    async def get_task(
+        self,
+        task: Task | str,
+        *,
+        kind: str = "video-extend",
+        timeouts: Timeouts | None = None,
+    ) -> Task:
+        """The task as it is now. ``task`` is a :class:`Task` (its kind is used) or an id.
+
+        The id may also be the ``external_task_id`` given at creation.
+        """
+        if isinstance(task, Task):
+            kind, task_id = task.kind, task.task_id
+        else:
+            task_id = task
+            if not isinstance(task_id, str) or not task_id.strip():
+                raise RequestValidationError("task_id", "must be a non-empty string")
+        spec = kind_named(kind)
+        path = f"{spec.path}/{quote_id(task_id)}"
+        envelope = await self._read(
+            lambda: self._transport.request("GET", path, timeouts=timeouts),
+            f"GET {spec.path}/{{id}}",
+        )
+        return structure_task(envelope.data, spec.name, request_id=envelope.request_id)
+
+    async def find_task(self, external_task_id: str, *, kind: str = "video-extend") -> Task | None:
+        """The task created with ``external_task_id``, or ``None`` if there is none."""
+        try:
+            return await self.get_task(external_task_id, kind=kind)
+        except NotFoundError:
+            return None
+        except InvalidRequestError as exc:
+            if exc.code == 1201 or exc.http_status == 404:
+                return None
+            raise
+
+    async def list_tasks(
+        self,
+        kind: str = "video-extend",
+        *,
+        page_size: int = 30,
+        max_pages: int | None = None,
+        timeouts: Timeouts | None = None,
+    ) -> AsyncIterator[list[Task]]:
+        """Pages of tasks of one kind, newest first, until the server has no more.
+
+        Pages are positional: tasks created while you iterate shift later pages.
+        """
+        spec = kind_named(kind)
+        if isinstance(page_size, bool) or not isinstance(page_size, int):
+            raise RequestValidationError("page_size", "must be an integer")
+        if not 1 <= page_size <= 500:
+            raise RequestValidationError("page_size", f"must be in [1, 500], got {page_size}")
+        last = 1000 if max_pages is None else min(1000, max_pages)
+        for page_num in range(1, last + 1):
+            params = {"pageNum": page_num, "pageSize": page_size}
+            envelope = await self._read(
+                lambda params=params: self._transport.request(  # type: ignore[misc]
+                    "GET", spec.path, params=params, timeouts=timeouts
+                ),
+                f"GET {spec.path}",
+            )
+            page = structure_tasks(envelope.data, spec.name, request_id=envelope.request_id)
+            if page:
+                yield page
+            if len(page) < page_size:
+                return
+
+    async def _fetch(self, kind: Kind, task_id: str) -> Task:
+        """One GET for the scheduler, which does its own rescheduling instead of retrying."""
+        envelope = await self._transport.request("GET", f"{kind.path}/{quote_id(task_id)}")
+        return structure_task(envelope.data, kind.name, request_id=envelope.request_id)
+
+    # -- following tasks ---------------------------------------------------------------------
+
+    def watch(
+        self,
+        tasks: Iterable[Task | str] = (),
+        *,
+        kind: str = "video-extend",
+        timeout: float | None = None,
+        on_timeout: Literal["mark", "raise"] = "mark",
+    ) -> TaskWatch:
+        """Follow ``tasks`` (``Task`` objects, or ids of ``kind``): an async iterator of
+        :class:`StatusChange`, one for the first observation of each task and one per change.
+
+        It ends when every task is final. See :class:`TaskWatch` for time-outs, adding tasks
+        while it runs and leaving early.
+        """
+        if self.closed:
+            raise ClientClosedError("this KlingClient is closed; create a new one")
+        return TaskWatch(self.scheduler, tasks, kind=kind, timeout=timeout, on_timeout=on_timeout)
+
+    async def wait(
+        self, task: Task | str, *, kind: str = "video-extend", timeout: float | None = None
+    ) -> Task:
+        """Wait until ``task`` ends and return it in ``succeed``.
+
+        Raises :class:`TaskFailedError` (with the task and its ``task_status_msg``) if it
+        failed, :class:`TaskTimeoutError` after ``timeout`` seconds (the task keeps running on
+        the server). Many concurrent ``wait()`` calls share one scheduler and poll budget.
+        """
+        async with self.watch([task], kind=kind, timeout=timeout, on_timeout="raise") as changes:
+            async for change in changes:
+                if change.error is not None:
+                    raise change.error
+                if change.current is TaskStatus.SUCCEED:
+                    return change.task
+                if change.current is TaskStatus.FAILED:
+                    raise TaskFailedError(change.task)
+        raise TaskTimeoutError(  # unreachable unless the watch was closed from outside
+            task.task_id if isinstance(task, Task) else task, kind=kind, timeout=timeout, last=None
+        )

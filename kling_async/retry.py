@@ -1,0 +1,197 @@
+"""Retry policy: the one place that decides whether and when a request is sent again.
+
+Two rules, from kling-api.md §7 and the design's invariants:
+
+* **Reads** (get, list) are safe to repeat: they retry transport failures, garbled answers,
+  5xx/5000–5002, 1302 and 1303, and 1003/1004 once after the token is re-minted.
+* **Creates** cost money: they retry only when the create provably did not happen — the
+  request never left (connect phase), 1302, 1303 (refused: no task exists), or 1003/1004 once
+  after re-minting. A lost answer is *not* retried here; the client looks the task up instead.
+
+Waits are exponential with full jitter (``backoff.full_jitter``); a ``Retry-After`` header is
+honoured exactly, up to ``retry_after_cap``; 1303 waits at least one second (the official
+advice). backoff runs the loop; the waiting itself goes through the injected clock, so tests run
+on a fake clock or in no-wait mode and still see the waits that would have been slept.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import attrs
+import backoff
+
+from .clock import Clock
+from .errors import (
+    APIError,
+    AuthenticationError,
+    ConcurrencyLimitError,
+    KlingError,
+    RateLimitError,
+    ResponseFormatError,
+    TransportError,
+)
+
+__all__ = ["RetryEvent", "RetryPolicy", "Retrier", "retryable_create", "retryable_read"]
+
+T = TypeVar("T")
+log = logging.getLogger("kling_async")
+
+
+@attrs.frozen
+class RetryEvent:
+    """What an ``on_retry``/``on_giveup`` hook is told."""
+
+    operation: str
+    attempt: int
+    wait: float
+    elapsed: float
+    error: BaseException
+
+
+@attrs.frozen
+class RetryPolicy:
+    """How hard to try. ``wait=False`` is the no-wait mode for tests: waits are computed and
+    reported to the hooks, but not slept."""
+
+    max_attempts: int | None = 6
+    max_time: float | None = 120.0
+    base: float = 0.5
+    cap: float = 30.0
+    retry_after_cap: float = 120.0
+    concurrency_floor: float = 1.0
+    wait: bool = True
+    jitter: Callable[[float], float] = backoff.full_jitter
+    on_retry: Callable[[RetryEvent], object] | None = None
+    on_giveup: Callable[[RetryEvent], object] | None = None
+
+    @classmethod
+    def no_wait(cls, **changes: Any) -> RetryPolicy:
+        return cls(wait=False, **changes)
+
+    def delay(self, attempt: int, error: BaseException) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            return float(min(retry_after, self.retry_after_cap))
+        wait = self.jitter(min(self.cap, self.base * 2 ** (attempt - 1)))
+        if isinstance(error, ConcurrencyLimitError):
+            wait = max(wait, self.concurrency_floor)
+        return float(wait)
+
+
+def _stale_token(error: BaseException) -> bool:
+    return isinstance(error, AuthenticationError) and error.token_stale
+
+
+def retryable_read(error: BaseException) -> bool:
+    """May a read (get/list) be sent again after ``error``?"""
+    if isinstance(error, (TransportError, ResponseFormatError)):
+        return True
+    return isinstance(error, APIError) and error.retryable
+
+
+def retryable_create(error: BaseException) -> bool:
+    """May a create be sent again after ``error``? Only if it provably created nothing."""
+    if isinstance(error, TransportError):
+        return not error.request_sent
+    return isinstance(error, (RateLimitError, ConcurrencyLimitError)) or _stale_token(error)
+
+
+@attrs.define
+class _Call:
+    fn: Callable[[], Awaitable[Any]]
+    operation: str
+    started: float
+    stale_retries: int = 0
+
+
+class Retrier:
+    """Runs one operation under a :class:`RetryPolicy` with a retry predicate.
+
+    Built once per client and predicate (the backoff decorator is made here, not per call);
+    per-call state travels in a ``_Call``.
+    """
+
+    def __init__(
+        self, policy: RetryPolicy, clock: Clock, should_retry: Callable[[BaseException], bool]
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self._should_retry = should_retry
+        self._run = backoff.on_exception(
+            backoff.constant,  # the real wait is slept in _before_retry on the injected clock
+            KlingError,
+            interval=0,
+            jitter=None,
+            max_tries=policy.max_attempts,
+            giveup=self._give_up,
+            on_backoff=self._before_retry,
+            on_giveup=self._report_giveup,
+            raise_on_giveup=True,
+            logger=None,
+        )(self._invoke)
+
+    async def __call__(self, fn: Callable[[], Awaitable[T]], operation: str) -> T:
+        result: T = await self._run(_Call(fn, operation, self.clock.monotonic()))
+        return result
+
+    @staticmethod
+    async def _invoke(call: _Call) -> Any:
+        return await call.fn()
+
+    def _give_up(self, error: Exception) -> bool:
+        return not self._should_retry(error)
+
+    def _event(self, details: Any, wait: float) -> RetryEvent:
+        call: _Call = details["args"][0]
+        return RetryEvent(
+            operation=call.operation,
+            attempt=details["tries"],
+            wait=wait,
+            elapsed=self.clock.monotonic() - call.started,
+            error=details["exception"],
+        )
+
+    async def _before_retry(self, details: Any) -> None:
+        call: _Call = details["args"][0]
+        error: BaseException = details["exception"]
+        policy = self.policy
+        if _stale_token(error):
+            # A fresh token either works at once or the credentials are wrong: retry once.
+            call.stale_retries += 1
+            wait = 0.0
+            if call.stale_retries > 1:
+                await self._report_giveup(details)
+                raise error
+        else:
+            wait = policy.delay(details["tries"], error)
+        elapsed = self.clock.monotonic() - call.started
+        if policy.max_time is not None and elapsed + wait > policy.max_time:
+            await self._report_giveup(details)
+            raise error
+        event = self._event(details, wait)
+        log.info(
+            "retrying %s after %s (attempt %d, waiting %.2fs)",
+            call.operation,
+            type(error).__name__,
+            event.attempt,
+            wait,
+        )
+        if policy.on_retry is not None:
+            policy.on_retry(event)
+        if policy.wait and wait > 0:
+            await self.clock.sleep(wait)
+
+    async def _report_giveup(self, details: Any) -> None:
+        event = self._event(details, 0.0)
+        log.info(
+            "giving up on %s after %d attempt(s): %s",
+            event.operation,
+            event.attempt,
+            type(event.error).__name__,
+        )
+        if self.policy.on_giveup is not None:
+            self.policy.on_giveup(event)

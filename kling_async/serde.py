@@ -1,0 +1,255 @@
+"""The one converter between JSON and kling_async's attrs classes.
+
+Reading is tolerant (unknown keys ignored, ``null`` lists read as empty, numeric ids read as
+strings, duration strings read as numbers); a wrong shape raises :class:`ResponseFormatError`
+naming the JSON path and carrying the ``request_id``. Writing is strict: ``None`` fields are left
+out of request bodies. orjson is used when installed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
+from .errors import ResponseFormatError, excerpt
+from .models import Envelope, Image, ParentVideo, Task, TaskInfo, TaskResult, TaskStatus, Video
+
+__all__ = [
+    "dumps",
+    "loads",
+    "structure_envelope",
+    "structure_task",
+    "structure_tasks",
+    "unstructure_request",
+]
+
+T = TypeVar("T")
+
+try:  # orjson is several times faster on the hot path (every poll decodes one envelope).
+    import orjson
+
+    loads: Callable[[bytes | str], Any] = orjson.loads
+
+    def dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj)
+
+except ImportError:  # pragma: no cover - exercised in environments without orjson
+    loads = json.loads
+
+    def dumps(obj: Any) -> bytes:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+_converter = cattrs.Converter(detailed_validation=True)
+
+
+def _id(value: Any, _: Any) -> str:
+    # Ids are opaque strings; a relay that sends an 18-digit id as a JSON number must not lose
+    # it (floats would round it), so only exact integers are accepted besides strings.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected a string id, got {type(value).__name__}")
+
+
+def _text(value: Any, _: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    raise ValueError(f"expected a string, got {type(value).__name__}")
+
+
+def _opt_text(value: Any, _: Any) -> str | None:
+    return None if value is None else _text(value, _)
+
+
+def _seconds(value: Any, _: Any) -> float | None:
+    # Durations are strings of seconds on the wire ("5.1"); some relays send numbers.
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise ValueError("expected a duration, got a boolean")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite duration, got {value!r}")
+    return number
+
+
+def _millis(value: Any, _: Any) -> int:
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a millisecond timestamp, got {type(value).__name__}")
+    return int(value)
+
+
+def _units(value: Any, _: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    raise ValueError(f"expected units as a string, got {type(value).__name__}")
+
+
+def _tuple_of(item: type[T]) -> Callable[[Any, Any], tuple[T, ...]]:
+    # cattrs' own tuple hook reports the failing index in the JSON path; JSON null reads as ().
+    structure = _converter.get_structure_hook(tuple[item, ...])  # type: ignore[valid-type]
+
+    def hook(value: Any, type_: Any) -> tuple[T, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            raise ValueError(f"expected a list, got {type(value).__name__}")
+        return structure(value, type_)  # type: ignore[no-any-return]
+
+    return hook
+
+
+def _register(cls: type[T], *, null_is_default: bool = False, **overrides: Any) -> None:
+    """Register the structure hook for ``cls``; ``null_is_default`` reads JSON null as ``cls()``."""
+    structure = make_dict_structure_fn(cls, _converter, **overrides)
+    if not null_is_default:
+        _converter.register_structure_hook(cls, structure)
+        return
+
+    def hook(value: Any, _: Any) -> T:
+        return cls() if value is None else structure(value, cls)
+
+    _converter.register_structure_hook(cls, hook)
+
+
+_converter.register_structure_hook(TaskStatus, lambda v, _: TaskStatus.parse(v))
+_register(
+    Video,
+    id=override(struct_hook=_id),
+    url=override(struct_hook=_text),
+    duration=override(struct_hook=_seconds),
+    watermark_url=override(struct_hook=_opt_text),
+)
+_register(
+    ParentVideo,
+    id=override(struct_hook=_id),
+    url=override(struct_hook=_text),
+    duration=override(struct_hook=_seconds),
+)
+_register(Image, url=override(struct_hook=_text), watermark_url=override(struct_hook=_opt_text))
+_register(  # after Video and Image, whose hooks the tuple hooks capture
+    TaskResult,
+    null_is_default=True,
+    videos=override(struct_hook=_tuple_of(Video)),
+    images=override(struct_hook=_tuple_of(Image)),
+)
+_register(TaskInfo, null_is_default=True, external_task_id=override(struct_hook=_opt_text))
+_register(
+    Task,
+    task_id=override(struct_hook=_id),
+    raw_status=override(struct_hook=_text),
+    task_status_msg=override(struct_hook=_text),
+    final_unit_deduction=override(struct_hook=_units),
+    created_at=override(struct_hook=_millis),
+    updated_at=override(struct_hook=_millis),
+)
+_register(
+    Envelope,
+    message=override(struct_hook=_text),
+    request_id=override(struct_hook=_opt_text),
+)
+
+
+def _format_error(
+    exc: Exception, *, root: str, request_id: str | None, http_status: int | None, body: Any
+) -> ResponseFormatError:
+    details = "; ".join(cattrs.transform_error(exc, path=root)) or str(exc)
+    path = details.rsplit(" @ ", 1)[-1] if " @ " in details else root
+    return ResponseFormatError(
+        f"unexpected response shape: {details}",
+        http_status=http_status,
+        request_id=request_id,
+        body_excerpt=excerpt(json.dumps(body, default=str)[:400]),
+        path=path,
+    )
+
+
+def structure_envelope(payload: Any, *, http_status: int | None = None) -> Envelope:
+    """Read the ``{code, message, request_id, data}`` envelope (``data`` left as JSON)."""
+    request_id = payload.get("request_id") if isinstance(payload, dict) else None
+    if not isinstance(payload, dict) or "code" not in payload:
+        raise ResponseFormatError(
+            "response is not a Kling envelope (no 'code')",
+            http_status=http_status,
+            request_id=request_id if isinstance(request_id, str) else None,
+            body_excerpt=excerpt(json.dumps(payload, default=str)[:400]),
+            path="$",
+        )
+    try:
+        return _converter.structure(payload, Envelope)
+    except Exception as exc:
+        raise _format_error(
+            exc, root="$", request_id=None, http_status=http_status, body=payload
+        ) from exc
+
+
+def structure_task(
+    data: Any, kind: str, *, request_id: str | None = None, root: str = "$.data"
+) -> Task:
+    """Read one task object (``data`` of a create/query answer, a list item, a callback body)."""
+    if not isinstance(data, dict):
+        raise ResponseFormatError(
+            f"expected a task object at {root}, got {type(data).__name__}",
+            request_id=request_id,
+            body_excerpt=excerpt(json.dumps(data, default=str)[:400]),
+            path=root,
+        )
+    try:
+        return _converter.structure(
+            {**data, "kind": kind, "raw_status": data.get("task_status")}, Task
+        )
+    except Exception as exc:
+        raise _format_error(
+            exc, root=root, request_id=request_id, http_status=None, body=data
+        ) from exc
+
+
+def structure_tasks(data: Any, kind: str, *, request_id: str | None = None) -> list[Task]:
+    """Read the array of a list query."""
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise ResponseFormatError(
+            f"expected an array of tasks at $.data, got {type(data).__name__}",
+            request_id=request_id,
+            path="$.data",
+        )
+    return [
+        structure_task(item, kind, request_id=request_id, root=f"$.data[{i}]")
+        for i, item in enumerate(data)
+    ]
+
+
+def unstructure_request(request: Any) -> dict[str, Any]:
+    """A request body: the attrs request class as JSON, ``None`` fields left out."""
+    return _unstructure_fn(type(request))(request)  # type: ignore[no-any-return]
+
+
+_unstructure_cache: dict[type, Callable[[Any], dict[str, Any]]] = {}
+
+
+def _unstructure_fn(cls: type) -> Callable[[Any], dict[str, Any]]:
+    fn = _unstructure_cache.get(cls)
+    if fn is None:
+        renames: dict[str, str] = getattr(cls, "__wire_names__", {})
+        overrides = {
+            a.name: override(omit_if_default=True, rename=renames.get(a.name))
+            for a in attrs.fields(cls)
+        }
+        fn = make_dict_unstructure_fn(cls, _converter, **overrides)
+        _unstructure_cache[cls] = fn
+    return fn

@@ -1,0 +1,72 @@
+"""Fixtures shared by the client tests: an emulator on a fake clock and clients bound to it."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+
+from kling_async import FakeClock, KlingClient, RetryPolicy
+from kling_async.testing import KlingEmulator
+
+MakeEmulator = Callable[..., Awaitable[KlingEmulator]]
+MakeClient = Callable[..., KlingClient]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def make_emulator(clock: FakeClock) -> AsyncIterator[MakeEmulator]:
+    """Start emulators (on the test's fake clock unless told otherwise); all closed at the end."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def make(**knobs: Any) -> KlingEmulator:
+            knobs.setdefault("clock", clock)
+            return await stack.enter_async_context(KlingEmulator(**knobs))
+
+        yield make
+
+
+@pytest.fixture
+async def emu(make_emulator: MakeEmulator) -> KlingEmulator:
+    return await make_emulator()
+
+
+@pytest.fixture
+async def make_client(clock: FakeClock) -> AsyncIterator[Callable[..., KlingClient]]:
+    """Clients for an emulator: no retry waits, one lookup attempt; all closed at the end."""
+    clients: list[KlingClient] = []
+
+    def make(emulator: KlingEmulator, flavour: str = "jwt", **options: Any) -> KlingClient:
+        kwargs: dict[str, Any] = {
+            **emulator.client_kwargs(flavour),
+            "clock": clock,
+            "retry": RetryPolicy.no_wait(),
+            "lookup_delays": (0.0,),
+        }
+        kwargs.update(options)
+        client = KlingClient(**kwargs)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+def created(emulator: KlingEmulator) -> int:
+    return int(emulator.stats.created)
+
+
+def requests_to(emulator: KlingEmulator, route: str, method: str | None = None) -> int:
+    """How many requests the emulator saw on ``route`` (any status)."""
+    return sum(
+        n
+        for (m, r, _status), n in emulator.stats.requests.items()
+        if r == route and (method is None or m == method)
+    )

@@ -1,0 +1,256 @@
+"""Creates never pay twice and never lose a task: faults, lost answers, limits, retries."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from kling_async import (
+    AmbiguousSubmitError,
+    ConcurrencyLimitError,
+    InsufficientBalanceError,
+    KlingClient,
+    RateLimitError,
+    RequestTimeoutError,
+    RetryEvent,
+    RetryPolicy,
+    ServerError,
+    Timeouts,
+    TransportError,
+)
+from kling_async.testing import Fault, KlingEmulator
+
+from .conftest import MakeClient, MakeEmulator, created, requests_to
+
+
+@pytest.mark.parametrize("flavour", ["jwt", "relay"])
+@pytest.mark.parametrize(
+    "fault", [Fault.DROP_AFTER_CREATE, Fault.TRUNCATED_JSON, Fault.MALFORMED_JSON]
+)
+async def test_lost_answer_finds_the_one_task_created(
+    emu: KlingEmulator, make_client: MakeClient, flavour: str, fault: Fault
+) -> None:
+    """Official: looked up by the external_task_id sent; relay: found by scanning the list."""
+    seed = emu.add_video()
+    kling = make_client(emu, flavour)
+    # Another task of the same video made earlier by this client must not be mistaken for it.
+    earlier = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id)
+    emu.fault(fault, route="create")
+    task = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id)
+    assert created(emu) == 2
+    assert requests_to(emu, "create") == 2  # the lost create was not sent again
+    assert task.task_id in emu.tasks
+    assert task.task_id != earlier.task_id
+    if flavour == "jwt":
+        assert requests_to(emu, "list") == 0
+    else:
+        assert requests_to(emu, "list") >= 1
+
+
+@pytest.mark.parametrize(
+    "fault", [Fault.SERVER_5000, Fault.SERVER_5002, Fault.NONZERO_CODE_200, Fault.DROP_BEFORE]
+)
+@pytest.mark.parametrize("flavour", ["jwt", "relay"])
+async def test_unanswered_create_is_not_resent_blindly(
+    emu: KlingEmulator, make_client: MakeClient, fault: Fault, flavour: str
+) -> None:
+    seed = emu.add_video()
+    kling = make_client(emu, flavour)
+    emu.fault(fault, route="create")
+    with pytest.raises(AmbiguousSubmitError) as info:
+        await kling.extend_video(seed.video_id, parent_task_id=seed.task_id)
+    err = info.value
+    assert requests_to(emu, "create") == 1
+    assert created(emu) == 0
+    assert err.video_id == seed.video_id
+    assert err.cause is not None
+    if flavour == "jwt":
+        assert err.external_task_id is not None and err.external_task_id.startswith("ka-")
+    assert await kling.find_submitted(err) is None  # looking again finds nothing either
+
+
+async def test_find_submitted_recovers_a_task_that_appears_later(
+    emu: KlingEmulator, make_client: MakeClient
+) -> None:
+    seed = emu.add_video()
+    kling = make_client(emu)
+    emu.fault(Fault.SERVER_5001, route="create")
+    with pytest.raises(AmbiguousSubmitError) as info:
+        await kling.extend_video(seed.video_id, external_task_id="job-1")
+    # Say the server did create it after all (here: another process sent the same intent).
+    other = make_client(emu)
+    real = await other.extend_video(seed.video_id, external_task_id="job-1")
+    found = await kling.find_submitted(info.value)
+    assert found is not None and found.task_id == real.task_id
+
+
+async def test_two_unknown_candidates_are_not_guessed(
+    emu: KlingEmulator, make_client: MakeClient
+) -> None:
+    seed = emu.add_video()
+    relay = make_client(emu, "relay")
+    stranger = make_client(emu, "relay")
+    await stranger.extend_video(seed.video_id, parent_task_id=seed.task_id)
+    emu.fault(Fault.DROP_AFTER_CREATE, route="create")
+    with pytest.raises(AmbiguousSubmitError):
+        await relay.extend_video(seed.video_id, parent_task_id=seed.task_id)
+    assert created(emu) == 2
+
+
+async def test_read_timeout_on_create_finds_the_task(
+    emu: KlingEmulator, make_client: MakeClient
+) -> None:
+    seed = emu.add_video()
+    kling = make_client(emu, create_timeouts=Timeouts(connect=5, read=0.05, total=5))
+    emu.fault(Fault.SLOW, route="create", delay=0.5)
+    task = await kling.extend_video(seed.video_id)
+    assert task.task_id in emu.tasks
+    assert created(emu) == 1  # a second send would have made a second task
+
+
+async def test_connect_failure_is_retried_then_raised_as_unsent() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        events: list[RetryEvent] = []
+        async with KlingClient(
+            api_key="emu-static-key",
+            base_url=f"http://127.0.0.1:{port}",
+            retry=RetryPolicy.no_wait(max_attempts=3, on_retry=events.append),
+        ) as kling:
+            with pytest.raises(TransportError) as info:
+                await kling.extend_video("v1")
+    assert info.value.request_sent is False
+    assert not isinstance(info.value, AmbiguousSubmitError)
+    assert len(events) == 2
+
+
+async def test_balance_exhausted_is_never_retried(
+    make_emulator: MakeEmulator, make_client: MakeClient
+) -> None:
+    emu = await make_emulator(balance_units=1.0)
+    seed = emu.add_video()
+    kling = make_client(emu)
+    await kling.extend_video(seed.video_id)
+    with pytest.raises(InsufficientBalanceError) as info:
+        await kling.extend_video(seed.video_id)
+    err = info.value
+    assert (err.code, err.http_status, err.retryable) == (1102, 429, False)
+    assert err.request_id
+    assert requests_to(emu, "create") == 2
+    assert created(emu) == 1
+
+
+async def test_slot_limit_is_retried_then_raised(
+    make_emulator: MakeEmulator, make_client: MakeClient
+) -> None:
+    emu = await make_emulator(slot_limit=1)
+    seed = emu.add_video()
+    events: list[RetryEvent] = []
+    kling = make_client(emu, retry=RetryPolicy.no_wait(max_attempts=4, on_retry=events.append))
+    await kling.extend_video(seed.video_id)
+    with pytest.raises(ConcurrencyLimitError) as info:
+        await kling.extend_video(seed.video_id)
+    assert info.value.message == "parallel task over resource pack limit"
+    assert requests_to(emu, "create") == 1 + 4
+    assert created(emu) == 1
+    assert [e.attempt for e in events] == [1, 2, 3]
+    assert all(e.wait >= 1.0 for e in events)  # 1303: at least one second, as Kling advises
+
+
+async def test_slot_frees_and_retry_succeeds(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: object
+) -> None:
+    """With real waits on the fake clock, the retry lands once the first task has ended."""
+    emu = await make_emulator(slot_limit=1)
+    seed = emu.add_video()
+    kling = make_client(emu, retry=RetryPolicy(max_attempts=None, max_time=None, base=100, cap=100))
+    import asyncio
+
+    await kling.extend_video(seed.video_id)
+    second = asyncio.ensure_future(kling.extend_video(seed.video_id))
+    for _ in range(20):
+        if second.done():
+            break
+        await clock.advance(60)  # type: ignore[attr-defined]
+    task = await second
+    assert task.task_id in emu.tasks
+    assert created(emu) == 2
+    assert emu.stats.max_slots_in_use == 1
+
+
+async def test_retry_after_is_honoured_exactly_up_to_the_cap(
+    make_emulator: MakeEmulator, make_client: MakeClient
+) -> None:
+    emu = await make_emulator(rate_limit=1, retry_after=7)  # one create a second
+    seed = emu.add_video()
+    events: list[RetryEvent] = []
+    kling = make_client(emu, retry=RetryPolicy.no_wait(max_attempts=3, on_retry=events.append))
+    await kling.extend_video(seed.video_id)
+    with pytest.raises(RateLimitError) as info:
+        await kling.extend_video(seed.video_id)
+    assert info.value.code == 1302 and info.value.retry_after == 7
+    assert [e.wait for e in events] == [7.0, 7.0]
+    capped = make_client(
+        emu, retry=RetryPolicy.no_wait(max_attempts=2, retry_after_cap=3, on_retry=events.append)
+    )
+    with pytest.raises(RateLimitError):
+        await capped.extend_video(seed.video_id)
+    assert events[-1].wait == 3.0
+    assert created(emu) == 1
+
+
+async def test_html_502_is_a_typed_error(emu: KlingEmulator, make_client: MakeClient) -> None:
+    kling = make_client(emu, retry=RetryPolicy.no_wait(max_attempts=2))
+    emu.fault(Fault.GATEWAY_HTML_502, route="get", times=None)
+    with pytest.raises(ServerError) as info:
+        await kling.get_task("1")
+    err = info.value
+    assert err.http_status == 502 and err.code is None and err.retryable
+    assert "html" in err.body_excerpt.lower()
+    assert "502" in str(err)
+    assert requests_to(emu, "get") == 2
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault.GATEWAY_HTML_502,
+        Fault.SERVER_5000,
+        Fault.SERVER_5001,
+        Fault.NONZERO_CODE_200,
+        Fault.TRUNCATED_JSON,
+        Fault.MALFORMED_JSON,
+        Fault.DROP_BEFORE,
+        Fault.EXTRA_FIELDS,
+    ],
+)
+async def test_reads_ride_out_one_transient_fault(
+    emu: KlingEmulator, make_client: MakeClient, fault: Fault
+) -> None:
+    seed = emu.add_video()
+    kling = make_client(emu)
+    task = await kling.extend_video(seed.video_id)
+    emu.fault(fault, route="get")
+    again = await kling.get_task(task)
+    assert again.task_id == task.task_id
+
+
+async def test_read_timeout_on_get_is_retried(emu: KlingEmulator, make_client: MakeClient) -> None:
+    seed = emu.add_video()
+    events: list[RetryEvent] = []
+    kling = make_client(
+        emu,
+        timeouts=Timeouts(connect=5, read=0.05, total=5),
+        retry=RetryPolicy.no_wait(max_attempts=3, on_retry=events.append),
+    )
+    task = await kling.extend_video(seed.video_id)
+    emu.fault(Fault.SLOW, route="get", delay=0.5, times=2)
+    assert (await kling.get_task(task)).task_id == task.task_id  # third time lucky
+    assert [type(e.error) for e in events] == [RequestTimeoutError, RequestTimeoutError]
+    emu.fault(Fault.SLOW, route="get", delay=0.5, times=None)
+    with pytest.raises(RequestTimeoutError) as info:
+        await kling.get_task(task)
+    assert info.value.request_sent is True
+    assert len(events) == 4

@@ -1,0 +1,47 @@
+"""Helpers for driving a watch on a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from kling_async import FakeClock, KlingClient
+
+
+async def settle(kling: KlingClient) -> None:
+    """Wait (real time) until no poll is waiting for an answer."""
+    for _ in range(10_000):
+        if not kling.scheduler.in_flight:
+            return
+        await asyncio.sleep(0.001)
+    raise AssertionError("polls never finished")
+
+
+async def run_clock(
+    clock: FakeClock,
+    kling: KlingClient,
+    done: Callable[[], bool],
+    *,
+    step: float = 1.0,
+    limit: float = 100_000.0,
+) -> float:
+    """Advance ``clock`` in steps, letting every poll finish between steps, until ``done()``.
+
+    Returns the clock seconds it took.
+    """
+    start = clock.monotonic()
+    while not done():
+        if clock.monotonic() - start > limit:
+            raise AssertionError(f"not done after {limit} clock seconds")
+        await settle(kling)
+        await clock.advance(step)
+        await asyncio.sleep(0)
+    await settle(kling)
+    return clock.monotonic() - start
+
+
+def our_tasks() -> list[asyncio.Task[object]]:
+    """kling_async's own asyncio tasks that are still pending."""
+    return [
+        t for t in asyncio.all_tasks() if t.get_name().startswith("kling_async") and not t.done()
+    ]
