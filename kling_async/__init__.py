@@ -10,6 +10,9 @@ import logging
 __version__ = "0.1.0.dev0"
 
 from .auth import AccessKeyPair, StaticKey
+from .batch import Batch, BatchReport, Outcome, Progress
+from .cadence import Cadence
+from .chain import Chain, ChainStep
 from .client import DEFAULT_BASE_URL, KlingClient
 from .clock import Clock, FakeClock, ScaledClock, SystemClock
 from .errors import (
@@ -35,6 +38,7 @@ from .errors import (
     TaskTimeoutError,
     TransportError,
 )
+from .journal import Journal, JournalClosedError, JournalError, JournalFormatError
 from .kinds import KINDS, Kind
 from .models import (
     Image,
@@ -54,6 +58,17 @@ from .transport import Timeouts
 logging.getLogger("kling_async").addHandler(logging.NullHandler())
 
 __all__ = [
+    "JournalFormatError",
+    "JournalError",
+    "JournalClosedError",
+    "Journal",
+    "ChainStep",
+    "Chain",
+    "Cadence",
+    "Progress",
+    "Outcome",
+    "BatchReport",
+    "Batch",
     "DEFAULT_BASE_URL",
     "KINDS",
     "APIError",

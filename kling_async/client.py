@@ -6,14 +6,16 @@ import collections
 import logging
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterable
-from typing import Any, Literal
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from typing import TYPE_CHECKING, Any, Literal
 
 import aiohttp
 import attrs
 
 from .auth import AccessKeyPair, Credentials, StaticKey
+from .batch import Batch, RequestLike
 from .cadence import Cadence
+from .chain import Chain, extend_until
 from .clock import Clock, SystemClock
 from .errors import (
     AmbiguousSubmitError,
@@ -28,13 +30,23 @@ from .errors import (
     TaskTimeoutError,
     TransportError,
 )
+from .journal import Journal
 from .kinds import Kind, kind_named
 from .models import Task, TaskStatus, Video
 from .requests import VideoExtendRequest
-from .retry import Retrier, RetryPolicy, retryable_create, retryable_read
+from .retry import (
+    Retrier,
+    RetryPolicy,
+    retryable_create,
+    retryable_create_unthrottled,
+    retryable_read,
+)
 from .serde import structure_task, structure_tasks, unstructure_request
 from .transport import Timeouts, Transport, quote_id
 from .watch import PollScheduler, TaskWatch
+
+if TYPE_CHECKING:
+    import os
 
 __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
@@ -133,6 +145,9 @@ class KlingClient:
         )
         self._read = Retrier(self.retry_policy, self.clock, retryable_read)
         self._create = Retrier(self.retry_policy, self.clock, retryable_create)
+        self._create_unthrottled = Retrier(
+            self.retry_policy, self.clock, retryable_create_unthrottled
+        )
         # Ids of tasks this client created: a list scan for a lost create must not mistake one
         # of them for the lost task.
         self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -222,20 +237,27 @@ class KlingClient:
         return request
 
     async def submit(
-        self, request: VideoExtendRequest, *, timeouts: Timeouts | None = None
+        self,
+        request: VideoExtendRequest,
+        *,
+        timeouts: Timeouts | None = None,
+        retry_throttled: bool = True,
     ) -> Task:
         """Create the task described by ``request``; see :meth:`extend_video`.
 
         Pass a request that went through :meth:`prepare` to know its ``external_task_id``
         before the POST (a journal records it); an unprepared one is prepared here.
+        ``retry_throttled=False`` raises 1302/1303 at once instead of backing off (for callers
+        that schedule creates themselves, like :meth:`extend_many`).
         """
         request = self.prepare(request)
+        retrier = self._create if retry_throttled else self._create_unthrottled
         kind = kind_named(request.kind)
         body = unstructure_request(request)
         sent_at = self.clock.time()
         operation = f"create {kind.name}"
         try:
-            envelope = await self._create(
+            envelope = await retrier(
                 lambda: self._transport.request(
                     "POST", kind.path, body=body, timeouts=timeouts or self.create_timeouts
                 ),
@@ -427,6 +449,7 @@ class KlingClient:
         kind: str = "video-extend",
         timeout: float | None = None,
         on_timeout: Literal["mark", "raise"] = "mark",
+        open_ended: bool = False,
     ) -> TaskWatch:
         """Follow ``tasks`` (``Task`` objects, or ids of ``kind``): an async iterator of
         :class:`StatusChange`, one for the first observation of each task and one per change.
@@ -436,7 +459,14 @@ class KlingClient:
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
-        return TaskWatch(self.scheduler, tasks, kind=kind, timeout=timeout, on_timeout=on_timeout)
+        return TaskWatch(
+            self.scheduler,
+            tasks,
+            kind=kind,
+            timeout=timeout,
+            on_timeout=on_timeout,
+            open_ended=open_ended,
+        )
 
     async def wait(
         self, task: Task | str, *, kind: str = "video-extend", timeout: float | None = None
@@ -457,4 +487,46 @@ class KlingClient:
                     raise TaskFailedError(change.task)
         raise TaskTimeoutError(  # unreachable unless the watch was closed from outside
             task.task_id if isinstance(task, Task) else task, kind=kind, timeout=timeout, last=None
+        )
+
+    # -- many at once ------------------------------------------------------------------------
+
+    def extend_many(
+        self,
+        requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+        *,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        slots: int | None = None,
+        timeout: float | None = None,
+    ) -> Batch:
+        """Extend many videos; an async iterator of one :class:`~kling_async.batch.Outcome` per
+        request, in the order they end. See :mod:`kling_async.batch`.
+
+        ``slots`` is the account's parallel-task limit if you know it (else it is learned from
+        1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash;
+        ``timeout`` a per-task deadline in seconds.
+        """
+        if self.closed:
+            raise ClientClosedError("this KlingClient is closed; create a new one")
+        return Batch(self, requests, journal=journal, slots=slots, timeout=timeout)
+
+    async def extend_until(
+        self,
+        video: str | Video | Task,
+        target_seconds: float,
+        *,
+        duration: float | None = None,
+        parent_task_id: str | None = None,
+        step_timeout: float | None = 1800.0,
+        **fields: Any,
+    ) -> Chain:
+        """Extend ``video`` step by step until it lasts ``target_seconds`` (at most 180)."""
+        return await extend_until(
+            self,
+            video,
+            target_seconds,
+            duration=duration,
+            parent_task_id=parent_task_id,
+            step_timeout=step_timeout,
+            **fields,
         )

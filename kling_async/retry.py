@@ -34,7 +34,14 @@ from .errors import (
     TransportError,
 )
 
-__all__ = ["RetryEvent", "RetryPolicy", "Retrier", "retryable_create", "retryable_read"]
+__all__ = [
+    "RetryEvent",
+    "RetryPolicy",
+    "Retrier",
+    "retryable_create",
+    "retryable_create_unthrottled",
+    "retryable_read",
+]
 
 T = TypeVar("T")
 log = logging.getLogger("kling_async")
@@ -98,6 +105,14 @@ def retryable_create(error: BaseException) -> bool:
     if isinstance(error, TransportError):
         return not error.request_sent
     return isinstance(error, (RateLimitError, ConcurrencyLimitError)) or _stale_token(error)
+
+
+def retryable_create_unthrottled(error: BaseException) -> bool:
+    """Like :func:`retryable_create`, but 1302/1303 are left to the caller: a batch answers
+    them by shrinking its slot gate and re-queuing, not by retrying in place."""
+    if isinstance(error, TransportError):
+        return not error.request_sent
+    return _stale_token(error)
 
 
 @attrs.define

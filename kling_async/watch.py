@@ -418,7 +418,8 @@ class TaskWatch:
 
     ``timeout`` (seconds, per task, from when it is added) ends a task with a change marked
     ``timed_out`` (``on_timeout="raise"`` raises :class:`TaskTimeoutError` instead); the task
-    keeps running on the server. Tasks can be added while iterating with :meth:`add`.
+    keeps running on the server. Tasks can be added while iterating with :meth:`add`; an
+    ``open_ended`` watch waits for more until :meth:`seal` is called.
     """
 
     def __init__(
@@ -429,6 +430,7 @@ class TaskWatch:
         kind: str = "video-extend",
         timeout: float | None = None,
         on_timeout: Literal["mark", "raise"] = "mark",
+        open_ended: bool = False,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be > 0 seconds or None")
@@ -447,6 +449,7 @@ class TaskWatch:
         self._error: BaseException | None = None
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
+        self._sealed = not open_ended
         self._started = False
         self._pending_adds = list(tasks)
 
@@ -502,6 +505,12 @@ class TaskWatch:
     async def __aexit__(self, *exc_info: object) -> None:
         self.close()
 
+    def seal(self) -> None:
+        """An ``open_ended`` watch ends once its tasks are final *and* it is sealed: no more
+        tasks will be added."""
+        self._sealed = True
+        self._wake()
+
     def close(self) -> None:
         """Stop following every task now. Idempotent."""
         self._closed = True
@@ -522,7 +531,7 @@ class TaskWatch:
                     yield self._queue.popleft()
                 if self._error is not None:
                     raise self._error
-                if not self._kinds or self._closed:
+                if self._closed or (not self._kinds and self._sealed):
                     return
                 self._waiter = loop.create_future()
                 await self._waiter

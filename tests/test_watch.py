@@ -4,6 +4,7 @@ deadlines, and clean when left early."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -55,7 +56,7 @@ def by_task(changes: list[StatusChange]) -> dict[str, list[StatusChange]]:
 def assert_well_formed(history: list[StatusChange]) -> None:
     """First observation, then changes only: no repeats, each previous is the last current."""
     assert history[0].previous is None
-    for before, after in zip(history, history[1:]):
+    for before, after in itertools.pairwise(history):
         assert after.previous == before.current
         assert after.current != before.current
     assert history[-1].is_final

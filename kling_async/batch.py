@@ -1,0 +1,466 @@
+"""``extend_many``: many video extensions, each ending in a known outcome, none paid twice.
+
+For every request the batch:
+
+1. takes a slot from the :class:`SlotGate` (held until the task *ends*, as Kling counts it);
+2. writes its intent to the journal (with the ``external_task_id`` it will send), then the
+   moment it is sent, then the task id it got: each write is committed before the next step;
+3. follows the task on one open-ended watch and reports its :class:`Outcome`.
+
+1303 gives the slot back, shrinks the gate and re-queues the request; 1302 pauses every
+submitter; 1102 closes the gate: created tasks are still followed to the end and the rest are
+reported ``not_sent``. A second run with the same journal resumes: finished requests are
+reported without a request, created tasks are watched, and an intent whose answer was lost (the
+process died, or the create was ambiguous) is looked up before it is ever sent again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import hashlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+import attrs
+
+from .errors import (
+    AmbiguousSubmitError,
+    APIError,
+    ConcurrencyLimitError,
+    InsufficientBalanceError,
+    KlingError,
+    RateLimitError,
+    TransportError,
+)
+from .gate import SlotGate
+from .journal import Intent, Journal, JournalEntry
+from .models import StatusChange, Task, TaskStatus
+from .requests import VideoExtendRequest
+from .serde import dumps, loads, structure_task, task_to_json, unstructure_request
+
+if TYPE_CHECKING:
+    from .client import KlingClient
+
+__all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]
+
+log = logging.getLogger("kling_async")
+
+OutcomeKind = Literal["succeed", "failed", "rejected", "timed_out", "ambiguous", "not_sent"]
+RequestLike = VideoExtendRequest | Mapping[str, Any]
+
+
+@attrs.frozen
+class Outcome:
+    """How one request of a batch ended.
+
+    ``succeed``/``failed``: the task ended (``task`` has the result or ``task_status_msg``);
+    ``rejected``: the API refused the create (``error``); ``timed_out``: we stopped waiting,
+    the task (``task``) runs on; ``ambiguous``: the create may exist (``error`` is an
+    :class:`AmbiguousSubmitError`; a later run looks it up); ``not_sent``: never created (the
+    balance ran out, or the request could not be sent) — a later run sends it.
+    """
+
+    key: str
+    outcome: OutcomeKind
+    request: VideoExtendRequest
+    task: Task | None = None
+    error: KlingError | None = None
+    from_journal: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome == "succeed"
+
+    @property
+    def message(self) -> str:
+        if self.task is not None and self.task.task_status_msg:
+            return self.task.task_status_msg
+        return str(self.error) if self.error is not None else ""
+
+
+@attrs.frozen
+class Progress:
+    """A snapshot for progress bars."""
+
+    total: int
+    waiting: int
+    submitted: int
+    processing: int
+    succeed: int
+    failed: int
+    other: int
+    slots_in_use: int
+    slot_limit: int
+
+    @property
+    def done(self) -> int:
+        return self.succeed + self.failed + self.other
+
+
+@attrs.frozen
+class BatchReport:
+    """Counts by outcome, units spent, elapsed time, and what needs a look."""
+
+    counts: dict[str, int]
+    units: float
+    elapsed: float
+    failures: list[dict[str, Any]]
+    not_sent: list[str]
+    ambiguous: list[dict[str, Any]]
+    timed_out: list[dict[str, Any]]
+
+    @classmethod
+    def from_outcomes(cls, outcomes: Iterable[Outcome], elapsed: float) -> BatchReport:
+        counts: collections.Counter[str] = collections.Counter()
+        units = 0.0
+        failures, not_sent, ambiguous, timed_out = [], [], [], []
+        for o in outcomes:
+            counts[o.outcome] += 1
+            if o.task is not None and o.task.units_deducted:
+                units += o.task.units_deducted
+            row: dict[str, Any] = {"key": o.key, "video_id": o.request.video_id}
+            if o.task is not None:
+                row["task_id"] = o.task.task_id
+            if o.outcome in ("failed", "rejected"):
+                row["message"] = o.message
+                if isinstance(o.error, APIError):
+                    row["code"] = o.error.code
+                    row["request_id"] = o.error.request_id
+                failures.append(row)
+            elif o.outcome == "not_sent":
+                not_sent.append(o.key)
+            elif o.outcome == "ambiguous":
+                row["external_task_id"] = getattr(o.error, "external_task_id", None)
+                ambiguous.append(row)
+            elif o.outcome == "timed_out":
+                timed_out.append(row)
+        return cls(dict(counts), units, elapsed, failures, not_sent, ambiguous, timed_out)
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def request_key(request: VideoExtendRequest, seen: collections.Counter[str]) -> str:
+    """A stable key for a request within a batch: its ``external_task_id``, else a hash of its
+    fields plus how many identical requests came before it (so re-runs match up)."""
+    if request.external_task_id is not None:
+        return request.external_task_id
+    digest = hashlib.sha256(dumps(unstructure_request(request))).hexdigest()[:16]
+    n = seen[digest]
+    seen[digest] += 1
+    return f"{digest}#{n}"
+
+
+def _as_request(item: RequestLike) -> VideoExtendRequest:
+    if isinstance(item, VideoExtendRequest):
+        return item
+    if isinstance(item, Mapping):
+        return VideoExtendRequest(**item)
+    raise TypeError(f"expected a VideoExtendRequest or a mapping, got {type(item).__name__}")
+
+
+async def _each(requests: Iterable[RequestLike] | AsyncIterable[RequestLike]) -> AsyncIterator[Any]:
+    if isinstance(requests, AsyncIterable):
+        async for item in requests:
+            yield item
+    else:
+        for item in requests:
+            yield item
+
+
+_DONE = object()
+
+
+class Batch:
+    """What ``client.extend_many()`` returns: an async iterator of :class:`Outcome`.
+
+    ::
+
+        batch = kling.extend_many(requests, journal="batch.sqlite", slots=10)
+        async for outcome in batch:
+            print(outcome.key, outcome.outcome, batch.progress.done)
+        print(batch.report().to_json())
+    """
+
+    def __init__(
+        self,
+        client: KlingClient,
+        requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+        *,
+        journal: str | os.PathLike[str] | Journal | None = None,
+        slots: int | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        self._client = client
+        self._requests = requests
+        self._journal_arg = journal
+        self._journal: Journal | None = None
+        self._timeout = timeout
+        self.gate = SlotGate(client.clock, limit=slots)
+        self._outcomes: list[Outcome] = []
+        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
+        self._keys: dict[str, str] = {}  # task id -> request key
+        self._by_key: dict[str, VideoExtendRequest] = {}
+        self._status: dict[str, TaskStatus] = {}  # live tasks only
+        self._done: collections.Counter[str] = collections.Counter()
+        self._stop_reason: KlingError | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+        self._started_at = time.monotonic()
+        self._total = 0
+        self._started = False
+
+    # -- public -----------------------------------------------------------------------------
+
+    @property
+    def progress(self) -> Progress:
+        statuses = collections.Counter(self._status.values())
+        done = sum(self._done.values())
+        return Progress(
+            total=self._total,
+            waiting=self._total - len(self._status) - done,
+            submitted=statuses[TaskStatus.SUBMITTED],
+            processing=statuses[TaskStatus.PROCESSING] + statuses[TaskStatus.UNKNOWN],
+            succeed=self._done["succeed"],
+            failed=self._done["failed"],
+            other=done - self._done["succeed"] - self._done["failed"],
+            slots_in_use=self.gate.in_use,
+            slot_limit=self.gate.allowed,
+        )
+
+    @property
+    def outcomes(self) -> list[Outcome]:
+        return list(self._outcomes)
+
+    def report(self) -> BatchReport:
+        return BatchReport.from_outcomes(self._outcomes, time.monotonic() - self._started_at)
+
+    def __aiter__(self) -> AsyncIterator[Outcome]:
+        if self._started:
+            raise RuntimeError("a Batch can be iterated only once")
+        self._started = True
+        return self._iterate()
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def _iterate(self) -> AsyncIterator[Outcome]:
+        self._started_at = time.monotonic()
+        owns_journal = not isinstance(self._journal_arg, Journal)
+        if isinstance(self._journal_arg, Journal):
+            self._journal = self._journal_arg
+        elif self._journal_arg is not None:
+            self._journal = await Journal.open(self._journal_arg)
+        watch = self._client.watch((), timeout=self._timeout, open_ended=True)
+        workers: list[asyncio.Task[None]] = []
+        try:
+            entries = await self._journal.entries() if self._journal else []
+            for entry in entries:
+                if entry.task_id is not None:  # never take a journalled task for a lost one
+                    self._client._remember(entry.task_id)
+            journalled = {e.key: e for e in entries}
+            workers = [
+                asyncio.ensure_future(self._produce(journalled, watch)),
+                asyncio.ensure_future(self._follow(watch)),
+            ]
+            while True:
+                item = await self._outbox.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            watch.close()
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            if self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
+            if self._journal is not None and owns_journal:
+                await self._journal.close()
+
+    def _emit(self, outcome: Outcome) -> None:
+        self._outcomes.append(outcome)
+        self._done[outcome.outcome] += 1
+        if outcome.task is not None:
+            self._status.pop(outcome.task.task_id, None)
+        self._outbox.put_nowait(outcome)
+
+    def _write(self, coro: Any) -> None:
+        """A journal write that need not hold anything up (statuses, outcomes): in the
+        background, awaited before the batch ends."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _produce(self, journalled: dict[str, JournalEntry], watch: Any) -> None:
+        submits: set[asyncio.Task[None]] = set()
+        seen: collections.Counter[str] = collections.Counter()
+        try:
+            async for item in _each(self._requests):
+                request = _as_request(item)
+                key = request_key(request, seen)
+                if key in self._by_key:
+                    raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
+                self._by_key[key] = request
+                self._total += 1
+                entry = journalled.get(key)
+                if entry is not None and self._resume_without_sending(key, request, entry, watch):
+                    continue
+                if not await self.gate.acquire():
+                    self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+                    continue
+                job = asyncio.ensure_future(self._submit(key, request, entry, watch))
+                submits.add(job)
+                job.add_done_callback(submits.discard)
+            if submits:
+                await asyncio.gather(*submits)
+            watch.seal()
+        except Exception as exc:  # surface in the consumer, not as a lost task exception
+            self._outbox.put_nowait(exc)
+            raise
+
+    def _resume_without_sending(
+        self, key: str, request: VideoExtendRequest, entry: JournalEntry, watch: Any
+    ) -> bool:
+        """Handle a journalled request that needs no POST now; False if it must be submitted."""
+        if entry.state == "final" and entry.outcome in ("succeed", "failed", "rejected"):
+            task = self._task_from(entry)
+            self._emit(Outcome(key, entry.outcome, request, task=task, from_journal=True))  # type: ignore[arg-type]
+            return True
+        if entry.task_id is not None:
+            task = self._task_from(entry) or Task(
+                kind=request.kind, task_id=entry.task_id, task_status=TaskStatus.SUBMITTED
+            )
+            self.gate.in_use += 1  # it holds an account slot until it ends
+            self.gate.max_in_use = max(self.gate.max_in_use, self.gate.in_use)
+            self._track(key, task, watch)
+            return True
+        return False
+
+    def _task_from(self, entry: JournalEntry) -> Task | None:
+        if entry.task_json is None:
+            return None
+        data = loads(entry.task_json)
+        return structure_task(data, data.get("kind", "video-extend"), root="$journal")
+
+    def _track(self, key: str, task: Task, watch: Any) -> None:
+        self._keys[task.task_id] = key
+        self._status[task.task_id] = task.task_status
+        watch.add(task)
+
+    async def _submit(
+        self, key: str, request: VideoExtendRequest, entry: JournalEntry | None, watch: Any
+    ) -> None:
+        client, journal = self._client, self._journal
+        if entry is not None:
+            prepared = VideoExtendRequest(**entry.request)
+            if entry.sent_at is not None:
+                found = await client._find_lost(prepared, entry.sent_at)
+                if found is not None:
+                    log.info("batch: request %s was created before (task %s)", key, found.task_id)
+                    await self._created(key, found, watch)
+                    return
+        else:
+            prepared = client.prepare(request)
+            if journal is not None:
+                await journal.record_intents([Intent(key, self._request_json(prepared))])
+        while True:
+            if journal is not None:
+                await journal.record_sent(key, client.clock.time())
+            try:
+                task = await client.submit(prepared, retry_throttled=False)
+            except ConcurrencyLimitError:
+                wait = self.gate.refused()
+                log.info("batch: 1303, %d slots now, cooling down %.1fs", self.gate.allowed, wait)
+                if not await self.gate.acquire():
+                    self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+                    return
+                continue
+            except RateLimitError as exc:
+                wait = client.retry_policy.delay(1, exc)
+                self.gate.throttled(wait)
+                await client.clock.sleep(wait)
+                continue
+            except InsufficientBalanceError as exc:
+                self._stop_reason = exc
+                self.gate.release(ended=False)
+                self.gate.close()
+                log.warning("batch: balance exhausted; no more creates (%s)", exc)
+                self._emit(Outcome(key, "not_sent", request, error=exc))
+                return
+            except AmbiguousSubmitError as exc:
+                self.gate.release(ended=False)
+                self._final_write(key, "ambiguous", {"error": str(exc)})
+                self._emit(Outcome(key, "ambiguous", request, error=exc))
+                return
+            except APIError as exc:
+                self.gate.release(ended=False)
+                self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
+                self._emit(Outcome(key, "rejected", request, error=exc))
+                return
+            except TransportError as exc:  # provably not sent, even after retries
+                self.gate.release(ended=False)
+                self._emit(Outcome(key, "not_sent", request, error=exc))
+                return
+            await self._created(key, task, watch)
+            return
+
+    @staticmethod
+    def _request_json(request: VideoExtendRequest) -> dict[str, Any]:
+        """The request in constructor terms, so a later run can rebuild it exactly."""
+        data = attrs.asdict(request, recurse=False)
+        watermark = data.pop("watermark_info")
+        if watermark is not None:
+            data["watermark_info"] = watermark.enabled
+        return {k: v for k, v in data.items() if v is not None}
+
+    async def _created(self, key: str, task: Task, watch: Any) -> None:
+        if self._journal is not None:
+            await self._journal.record_created(key, task.task_id, task.created_at)
+        self._track(key, task, watch)
+
+    def _final_write(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
+        if self._journal is not None:
+            self._write(self._journal.record_outcome(key, outcome, detail))
+
+    async def _follow(self, watch: Any) -> None:
+        try:
+            async for change in watch:
+                self._on_change(change)
+            self._outbox.put_nowait(_DONE)
+        except Exception as exc:
+            self._outbox.put_nowait(exc)
+            raise
+
+    def _on_change(self, change: StatusChange) -> None:
+        key = self._keys[change.task_id]
+        request = self._by_key[key]
+        self._status[change.task_id] = change.current
+        if self._journal is not None:
+            self._write(
+                self._journal.record_status(key, change.current.value, task_to_json(change.task))
+            )
+        if not change.is_final:
+            return
+        self.gate.release(ended=not change.timed_out)
+        outcome: OutcomeKind
+        if change.timed_out:
+            outcome = "timed_out"
+        elif change.error is not None or change.current is TaskStatus.FAILED:
+            outcome = "failed"
+        else:
+            outcome = "succeed"
+        error = change.error if isinstance(change.error, KlingError) else None
+        detail: dict[str, Any] = {"task_id": change.task_id}
+        video = change.task.video
+        if video is not None:
+            detail.update(video_id=video.id, parent_video_id=request.video_id)
+        if change.task.task_status_msg:
+            detail["message"] = change.task.task_status_msg
+        if outcome != "timed_out":
+            self._final_write(key, outcome, detail)
+        self._emit(Outcome(key, outcome, request, task=change.task, error=error))

@@ -1,0 +1,179 @@
+"""The emulated account's business rules, with no HTTP in them: create, query, list, seed."""
+
+from __future__ import annotations
+
+import collections
+import random
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from kling_async.clock import Clock
+from kling_async.signing import WebhookSecret
+from kling_async.testing._callbacks import CallbackDispatcher
+from kling_async.testing._durations import Durations
+from kling_async.testing._kinds import CreateContext, Flavour, Kind
+from kling_async.testing._limits import AccountLimits
+from kling_async.testing._replies import ApiError
+from kling_async.testing._tasks import Phase, TaskRecord, TaskStore, VideoRecord
+from kling_async.testing._validation import optional_id, optional_url, optional_watermark
+from kling_async.testing._wire import created_object, task_object
+
+__all__ = ["EmulatorCore", "EmulatorStats", "FailWhen"]
+
+FailWhen = Callable[[dict[str, Any]], "str | None"]
+
+PURGE_AFTER = 30 * 86_400.0  # generated videos are cleared after 30 days (gotcha 8.4)
+RANDOM_FAILURE = "Failure to pass the risk control system"
+
+
+@attrs.define
+class EmulatorStats:
+    """What the emulator saw.
+
+    ``requests`` is keyed ``(method, route, http_status)``: route is ``create``, ``get``,
+    ``list``, ``media`` or ``other``; status ``0`` means the connection was dropped unanswered.
+    ``max_slots_in_use`` is the peak of tasks not yet terminal, measured at each create.
+    """
+
+    created: int = 0
+    requests: collections.Counter[tuple[str, str, int]] = attrs.field(factory=collections.Counter)
+    max_slots_in_use: int = 0
+
+
+class EmulatorCore:
+    """Tasks, videos, limits and callbacks of one emulated account."""
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        durations: Durations,
+        failure_rate: float,
+        fail_when: FailWhen | None,
+        limits: AccountLimits,
+        require_relay_parent: bool,
+        webhook_secret: WebhookSecret | None,
+        seed: int,
+    ) -> None:
+        if not 0.0 <= failure_rate <= 1.0:
+            raise ValueError("failure_rate must be in [0, 1]")
+        self.clock = clock
+        self.limits = limits
+        self.stats = EmulatorStats()
+        self.store = TaskStore(random.Random(f"{seed}:ids"))
+        self.callbacks = CallbackDispatcher(clock, self.render, webhook_secret)
+        self.base_url = ""  # set once the server has its port
+        self._durations = durations
+        self._failure_rate = failure_rate
+        self._fail_when = fail_when
+        self._require_relay_parent = require_relay_parent
+        self._outcomes = random.Random(f"{seed}:outcomes")
+
+    def create(self, kind: Kind, flavour: Flavour, body: dict[str, Any]) -> dict[str, Any]:
+        """Validate, check the limits, then create and charge; returns the create ``data``."""
+        assert kind.create is not None, f"{kind.name} is not creatable"
+        ctx = CreateContext(flavour, self._require_relay_parent, self.find_video)
+        parent = kind.create.validate(body, ctx)
+        callback_url = optional_url(body, "callback_url")
+        external_task_id = optional_id(body, "external_task_id")
+        if external_task_id is not None and self.store.has_external(external_task_id):
+            raise ApiError.invalid("external_task_id already exists on this account")
+        watermark = optional_watermark(body)
+        now = self.clock.time()
+        self.limits.check(now)
+
+        queued, running = self._durations.draw(body)
+        task = TaskRecord(
+            task_id=self.store.new_task_id(),
+            kind=kind.name,
+            created_at=now,
+            queued=queued,
+            running=running,
+            seq=self.store.next_seq(),
+            failure=self._failure(body),
+            external_task_id=external_task_id,
+            parent=parent,
+            watermark=watermark,
+            callback_url=callback_url,
+            units=self.limits.unit_cost,
+            body=dict(body),
+        )
+        seconds = kind.create.result_seconds(parent, self._outcomes)
+        if task.failure is None:
+            task.result = VideoRecord(
+                self.store.new_video_id(), task.task_id, seconds, task.ends_at
+            )
+        self.store.add(task)
+        in_use = self.limits.commit(now, task.ends_at)
+        self.stats.created += 1
+        self.stats.max_slots_in_use = max(self.stats.max_slots_in_use, in_use)
+        if callback_url is not None:
+            self.callbacks.schedule(task)
+        return created_object(task)
+
+    def get(self, kind: Kind, ident: str) -> dict[str, Any]:
+        """One task of ``kind`` by task id, else by external_task_id."""
+        task = self.store.resolve(ident)
+        if task is None or task.kind != kind.name:
+            raise ApiError.not_found("task not found")
+        return self.render_now(task)
+
+    def by_external(self, kind: Kind, external_task_id: str) -> list[dict[str, Any]]:
+        task = self.store.by_external(external_task_id)
+        return [] if task is None or task.kind != kind.name else [self.render_now(task)]
+
+    def page(self, kind: Kind, page_num: int, page_size: int) -> list[dict[str, Any]]:
+        """Tasks of ``kind``, newest first, one page of them."""
+        start = (page_num - 1) * page_size
+        chosen = self.store.newest_first(kind.name)[start : start + page_size]
+        return [self.render_now(task) for task in chosen]
+
+    def seed_video(
+        self, duration: float, video_id: str | None, task_id: str | None, age: float
+    ) -> VideoRecord:
+        """Register a finished text2video task owning one video, ``age`` seconds old."""
+        if not duration > 0:
+            raise ValueError("duration must be > 0")
+        if age < 0:
+            raise ValueError("age must be >= 0")
+        task_id = task_id or self.store.new_task_id()
+        video_id = video_id or self.store.new_video_id()
+        if task_id in self.store.tasks or video_id in self.store.videos:
+            raise ValueError("task_id or video_id is already in use")
+        born = self.clock.time() - age
+        task = TaskRecord(
+            task_id=task_id,
+            kind="text2video",
+            created_at=born,
+            queued=0.0,
+            running=0.0,
+            seq=self.store.next_seq(),
+            units=self.limits.unit_cost,
+        )
+        task.result = VideoRecord(video_id, task_id, float(duration), born)
+        self.store.add(task)
+        return task.result
+
+    def render(self, task: TaskRecord, phase: Phase) -> dict[str, Any]:
+        return task_object(task, phase, self.base_url)
+
+    def render_now(self, task: TaskRecord) -> dict[str, Any]:
+        return self.render(task, task.phase_at(self.clock.time()))
+
+    def find_video(self, video_id: str) -> VideoRecord:
+        """A video that exists now and is not purged; a 1201 :class:`ApiError` otherwise."""
+        now = self.clock.time()
+        video = self.store.videos.get(video_id)
+        if video is None or video.ready_at > now:
+            raise ApiError.invalid("video_id does not name an existing video")
+        if now - video.ready_at > PURGE_AFTER:
+            raise ApiError.invalid("video_id names a video older than 30 days; it was purged")
+        return video
+
+    def _failure(self, body: dict[str, Any]) -> str | None:
+        reason = self._fail_when(dict(body)) if self._fail_when is not None else None
+        if reason is None and self._failure_rate and self._outcomes.random() < self._failure_rate:
+            reason = RANDOM_FAILURE
+        return reason

@@ -1,0 +1,253 @@
+"""``KlingEmulator``: the Kling API on a real socket, for testing apps without the real service."""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+import attrs
+from aiohttp import web
+
+from kling_async.clock import Clock, ScaledClock
+from kling_async.signing import WebhookSecret
+from kling_async.testing._auth import Credentials
+from kling_async.testing._callbacks import CallbackRecord
+from kling_async.testing._core import EmulatorCore, EmulatorStats, FailWhen
+from kling_async.testing._durations import Durations
+from kling_async.testing._faults import DEFAULT_RANDOM_KINDS, Fault, FaultPlan, RouteOrAny
+from kling_async.testing._limits import AccountLimits
+from kling_async.testing._server import EmulatorServer
+from kling_async.testing._tasks import TaskRecord
+from kling_async.testing._wire import media_path
+
+__all__ = ["KlingEmulator", "SeedVideo"]
+
+# Long enough that PyJWT does not warn about a short HMAC key when clients sign with it.
+DEFAULT_SECRET_KEY = "emu-sk-0001-not-a-secret-emulator-only"
+
+
+@attrs.frozen
+class SeedVideo:
+    """A video registered with :meth:`KlingEmulator.add_video`, ready to be extended."""
+
+    video_id: str
+    task_id: str
+    duration: float
+    url: str
+
+
+class KlingEmulator:
+    """An emulated Kling account served over HTTP on ``host:port`` (port 0: any free port).
+
+    Both flavours are mounted: official routes under ``/v1`` (JWT from ``access_key`` and
+    ``secret_key``, or a static ``api_keys`` entry) and relay routes under ``/kling/v1``
+    (``relay_keys``). Tasks live on ``clock`` (default ``ScaledClock(time_scale)``): pass a
+    ``FakeClock`` to step through a task's life, or share a ``ScaledClock`` with a client.
+
+    ``async with KlingEmulator() as emu:`` starts and stops it; see the package docs for the
+    knobs (limits, faults, callbacks) and what it records (``stats``, ``tasks``, ``callbacks``).
+    """
+
+    def __init__(
+        self,
+        *,
+        access_key: str = "emu-ak-0001",
+        secret_key: str = DEFAULT_SECRET_KEY,
+        api_keys: Iterable[str] = ("emu-static-key",),
+        relay_keys: Iterable[str] = ("sk-emu-relay",),
+        clock: Clock | None = None,
+        time_scale: float = 1.0,
+        durations: Durations | None = None,
+        failure_rate: float = 0.0,
+        fail_when: FailWhen | None = None,
+        slot_limit: int | None = None,
+        balance_units: float | None = None,
+        unit_cost: float = 1.0,
+        rate_limit: float | None = None,
+        retry_after: float | None = None,
+        require_relay_parent: bool = True,
+        webhook_secret: str | None = None,
+        seed: int = 0,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        self.clock: Clock = clock if clock is not None else ScaledClock(time_scale)
+        self.credentials = Credentials(access_key, secret_key, tuple(api_keys), tuple(relay_keys))
+        limits = AccountLimits(
+            slot_limit=slot_limit,
+            balance_units=balance_units,
+            unit_cost=unit_cost,
+            rate_limit=rate_limit,
+            retry_after=retry_after,
+        )
+        self._core = EmulatorCore(
+            clock=self.clock,
+            durations=durations or Durations(),
+            failure_rate=failure_rate,
+            fail_when=fail_when,
+            limits=limits,
+            require_relay_parent=require_relay_parent,
+            webhook_secret=WebhookSecret(webhook_secret) if webhook_secret else None,
+            seed=seed,
+        )
+        self._faults = FaultPlan()
+        self._host, self._port = host, port
+        self._runner: web.AppRunner | None = None
+        self._url: str | None = None
+
+    # -- life -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the socket and start serving and delivering callbacks."""
+        if self._runner is not None:
+            raise RuntimeError("the emulator is already running")
+        app = EmulatorServer(self._core, self.credentials, self._faults).application()
+        # A short shutdown_timeout: handlers still sleeping in a SLOW fault are cut off.
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, self._host, self._port)
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self._url = f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+        self._core.base_url = self._url
+        await self._core.callbacks.start()
+
+    async def close(self) -> None:
+        """Stop serving, cancel background work and close the callback session. Idempotent."""
+        runner, self._runner = self._runner, None
+        await self._core.callbacks.close()
+        if runner is not None:
+            await runner.cleanup()
+
+    async def __aenter__(self) -> KlingEmulator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- where and who ----------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The official-flavour base URL, e.g. ``http://127.0.0.1:54321``."""
+        if self._url is None:
+            raise RuntimeError("the emulator has not been started")
+        return self._url
+
+    @property
+    def relay_url(self) -> str:
+        """The relay-flavour base URL: ``url + "/kling"``."""
+        return self.url + "/kling"
+
+    def client_kwargs(self, flavour: Literal["jwt", "key", "relay"] = "jwt") -> dict[str, str]:
+        """Keyword arguments for ``KlingClient``: AK/SK (``jwt``), a static key (``key``), or
+        the relay's base URL and key (``relay``)."""
+        creds = self.credentials
+        if flavour == "jwt":
+            return {
+                "base_url": self.url,
+                "access_key": creds.access_key,
+                "secret_key": creds.secret_key,
+            }
+        if flavour == "key":
+            return {"base_url": self.url, "api_key": _first(creds.api_keys, "api_keys")}
+        if flavour == "relay":
+            return {"base_url": self.relay_url, "api_key": _first(creds.relay_keys, "relay_keys")}
+        raise ValueError(f"flavour must be 'jwt', 'key' or 'relay', got {flavour!r}")
+
+    # -- setting the scene ------------------------------------------------------------------
+
+    def add_video(
+        self,
+        duration: float = 5.0,
+        *,
+        video_id: str | None = None,
+        task_id: str | None = None,
+        age: float = 0.0,
+    ) -> SeedVideo:
+        """Register a finished text2video task owning one video of ``duration`` seconds,
+        generated ``age`` clock seconds ago (older than 30 days: purged, not extendable)."""
+        base_url = self.url  # before registering anything: the URL needs a running server
+        video = self._core.seed_video(duration, video_id, task_id, age)
+        return SeedVideo(
+            video.video_id, video.task_id, video.duration, base_url + media_path(video.video_id)
+        )
+
+    def fault(
+        self,
+        fault: Fault,
+        *,
+        route: RouteOrAny = "create",
+        times: int | None = 1,
+        delay: float = 0.0,
+    ) -> None:
+        """Make the next ``times`` requests on ``route`` (``None``: all of them) meet ``fault``.
+        ``delay`` is the real-time wait of :attr:`Fault.SLOW`."""
+        self._faults.plan(fault, route, times, delay)
+
+    def random_faults(
+        self,
+        rate: float,
+        kinds: Iterable[Fault] = DEFAULT_RANDOM_KINDS,
+        *,
+        seed: int = 0,
+        route: RouteOrAny = "any",
+        delay: float = 0.0,
+    ) -> None:
+        """Give each request on ``route`` a ``rate`` chance of a fault drawn from ``kinds``
+        (seeded). Planned faults come first. Replaces any earlier random setting."""
+        self._faults.randomly(rate, kinds, seed, route, delay)
+
+    def clear_faults(self) -> None:
+        self._faults.clear()
+
+    # -- what happened ----------------------------------------------------------------------
+
+    @property
+    def stats(self) -> EmulatorStats:
+        return self._core.stats
+
+    @property
+    def slots_in_use(self) -> int:
+        """Tasks not yet terminal at the clock's current time."""
+        return self._core.limits.slots_in_use(self.clock.time())
+
+    @property
+    def balance(self) -> float | None:
+        """Units left (``None``: unlimited)."""
+        return self._core.limits.balance
+
+    @property
+    def callbacks(self) -> list[CallbackRecord]:
+        """Every callback delivery attempt so far, in the order they completed."""
+        return self._core.callbacks.records
+
+    async def flush_callbacks(self) -> None:
+        """Wait until every callback due by the clock's current time has been attempted."""
+        await self._core.callbacks.flush()
+
+    @property
+    def tasks(self) -> Mapping[str, TaskRecord]:
+        """Every task (seeded parents too) by task id; read-only."""
+        return types.MappingProxyType(self._core.store.tasks)
+
+    def task_json(self, task_id: str) -> dict[str, Any]:
+        """The task as ``GET .../{task_id}`` would show it now. ``KeyError`` if unknown."""
+        return self._core.render_now(self._core.store.tasks[task_id])
+
+    def __repr__(self) -> str:
+        where = self._url or "not started"
+        return f"<KlingEmulator {where} clock={self.clock!r} tasks={len(self._core.store.tasks)}>"
+
+
+def _first(keys: tuple[str, ...], name: str) -> str:
+    if not keys:
+        raise ValueError(f"the emulator was given no {name}")
+    return keys[0]

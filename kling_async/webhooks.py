@@ -1,0 +1,256 @@
+"""Receiving Kling's task callbacks and feeding them to the watcher.
+
+When a task is created with a ``callback_url``, Kling POSTs the task to it on status changes
+(kling-api.md 6). A :class:`CallbackReceiver` checks the Standard-Webhooks signature (when you
+have a ``whsec_...`` secret), reads either payload shape, drops repeats, and hands each new event
+to your ``on_event`` and to a :class:`~kling_async.KlingClient`'s poll scheduler. A verified
+callback counts as an observation; an unverified one only makes the scheduler confirm it with one
+GET. Either way a task that callbacks cover is then polled only on a long safety interval, so
+``client.watch()`` and ``client.wait()`` see changes as soon as Kling sends them and spend far
+fewer requests. Polling never stops entirely: callbacks are not guaranteed to arrive.
+
+FastAPI (or any ASGI framework)::
+
+    import os
+
+    from fastapi import FastAPI
+    from kling_async import KlingClient
+    from kling_async.webhooks import CallbackReceiver, asgi_app
+
+    kling = KlingClient(access_key=..., secret_key=...)
+    receiver = CallbackReceiver(secret=os.environ["KLING_WEBHOOK_SECRET"], client=kling)
+    app = FastAPI()
+    app.mount("/kling-callback", asgi_app(receiver))
+    # A mount matches "/kling-callback/..." only (Starlette redirects the bare path), so use
+    # callback_url="https://you.example/kling-callback/", or route the exact path instead:
+    #     app.add_route("/kling-callback", asgi_app(receiver), methods=["POST"])
+
+    @app.post("/extend")
+    async def extend(video_id: str) -> dict[str, str]:
+        task = await kling.extend_video(
+            video_id, callback_url="https://you.example/kling-callback/"
+        )
+        return {"task_id": task.task_id}  # kling.wait(task) now wakes on the callback
+
+aiohttp::
+
+    from aiohttp import web
+    from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler
+
+    async def on_event(event: CallbackEvent) -> None:
+        print(event.task.task_id, event.task.task_status)
+
+    receiver = CallbackReceiver(secret="whsec_...", client=kling, on_event=on_event)
+    app = web.Application()
+    app.router.add_post("/kling-callback", aiohttp_handler(receiver))
+
+Both answer ``200 {"ok":true}`` for an accepted or repeated callback, ``401`` for a missing or
+bad signature (only when a secret is set), ``400`` for a body that is not a callback, ``413`` for
+one over a megabyte, and ``500`` when ``on_event`` raised (so a sender that retries will retry).
+Without a secret anyone who knows the URL can post to it: events are then ``verified=False``,
+and the scheduler never yields a status it has not confirmed with its own GET.
+"""
+
+from __future__ import annotations
+
+import collections
+import inspect
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from ._webhook_http import CallbackApp, aiohttp_handler, asgi_app
+from ._webhook_payload import CallbackEvent, parse_callback
+from .clock import Clock, SystemClock
+from .errors import ResponseFormatError
+from .kinds import kind_named
+from .models import TaskStatus
+from .signing import DEFAULT_TOLERANCE, SignatureError, WebhookSecret, verify
+
+if TYPE_CHECKING:
+    from .client import KlingClient
+
+__all__ = [
+    "CallbackApp",
+    "CallbackEvent",
+    "CallbackReceiver",
+    "SignatureError",
+    "aiohttp_handler",
+    "asgi_app",
+    "parse_callback",
+]
+
+
+OnEvent = Callable[[CallbackEvent], object]  # a plain function, or one returning an awaitable
+
+_WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+
+
+class _Recent:
+    """A set of the last ``size`` keys seen (least recently seen forgotten first)."""
+
+    __slots__ = ("_keys", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._keys: collections.OrderedDict[Hashable, None] = collections.OrderedDict()
+        self._size = size
+
+    def __contains__(self, key: Hashable) -> bool:
+        if key in self._keys:
+            self._keys.move_to_end(key)
+            return True
+        return False
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def add(self, key: Hashable) -> None:
+        self._keys[key] = None
+        self._keys.move_to_end(key)
+        while len(self._keys) > self._size:
+            self._keys.popitem(last=False)
+
+    def discard(self, key: Hashable) -> None:
+        self._keys.pop(key, None)
+
+
+def _webhook_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The three Standard-Webhooks headers, names case-insensitive.
+
+    Repeated ``webhook-signature`` headers are joined (any one may match); a repeated
+    ``webhook-id`` or ``webhook-timestamp`` with another value is ambiguous and reads as absent.
+    """
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    found: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.strip().lower()
+        if key not in _WEBHOOK_HEADERS:
+            continue
+        value = value.strip()
+        if key not in found:
+            found[key] = value
+        elif key == "webhook-signature":
+            found[key] = f"{found[key]} {value}"
+        elif found[key] != value:
+            found[key] = ""
+    return found
+
+
+class CallbackReceiver:
+    """Verifies, reads and de-duplicates callbacks, then passes each new one on.
+
+    ``secret`` is the account's ``whsec_...`` Webhook Secret: with it, every callback must carry
+    a valid ``webhook-signature`` over its raw body, made at most ``tolerance`` seconds from
+    ``clock.time()`` either way (stops replays), or :meth:`receive` raises
+    :class:`SignatureError`. Without it callbacks are accepted as ``verified=False``.
+
+    ``client``: each new event is passed to ``client.scheduler.hint(task, trusted=verified)``,
+    which wakes the client's ``watch()``/``wait()`` on it. ``on_event(event)`` (plain or async)
+    is called too; if it raises, the event is forgotten again so a retried delivery is accepted.
+    ``kind`` is the task family the callbacks are for (bodies do not say; use one receiver and
+    URL per kind). ``clock`` defaults to the client's, else the system clock.
+
+    Repeats are dropped: an event whose ``webhook-id``, or whose ``(task_id, status)``, was seen
+    among the last ``remember`` events. The second rule also stops a flood of unsigned forgeries
+    from costing one confirming GET each.
+    """
+
+    def __init__(
+        self,
+        *,
+        secret: str | bytes | WebhookSecret | None = None,
+        client: KlingClient | None = None,
+        on_event: OnEvent | None = None,
+        kind: str = "video-extend",
+        clock: Clock | None = None,
+        tolerance: float = DEFAULT_TOLERANCE,
+        remember: int = 10_000,
+    ) -> None:
+        self.kind = kind_named(kind).name
+        if not tolerance > 0:
+            raise ValueError("tolerance must be > 0 seconds")
+        if remember < 1:
+            raise ValueError("remember must be >= 1")
+        # An empty string is refused (by WebhookSecret), not read as "unsigned": an unset
+        # environment variable must not silently turn verification off.
+        self._secret = (
+            secret if secret is None or isinstance(secret, WebhookSecret) else WebhookSecret(secret)
+        )
+        self.client = client
+        self.on_event = on_event
+        self.clock: Clock = clock or (client.clock if client is not None else SystemClock())
+        self.tolerance = float(tolerance)
+        self._ids = _Recent(remember)
+        self._statuses = _Recent(remember)
+        self.accepted = 0
+        self.duplicates = 0
+        self.refused = 0
+
+    @property
+    def signed(self) -> bool:
+        """Whether signatures are required (a secret was given)."""
+        return self._secret is not None
+
+    def __repr__(self) -> str:
+        return (
+            f"CallbackReceiver(signed={self.signed}, kind={self.kind!r}, "
+            f"tolerance={self.tolerance:g}, accepted={self.accepted}, "
+            f"duplicates={self.duplicates}, refused={self.refused})"
+        )
+
+    async def receive(
+        self, headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes
+    ) -> CallbackEvent | None:
+        """Check and read one delivery; the new :class:`CallbackEvent`, or ``None`` for a repeat.
+
+        ``headers`` is any mapping (names compared case-insensitively) or ``(name, value)``
+        pairs; ``body`` the raw bytes as received (the signature covers them, so do not decode
+        and re-encode). Raises :class:`SignatureError` (with a secret: missing, malformed, stale,
+        future or non-matching signature) or :class:`~kling_async.ResponseFormatError` (not a
+        callback body); neither message contains the secret.
+        """
+        fields = _webhook_headers(headers)
+        webhook_id = fields.get("webhook-id") or None
+        try:
+            if self._secret is not None:
+                verify(
+                    self._secret,
+                    msg_id=webhook_id,
+                    timestamp=fields.get("webhook-timestamp"),
+                    signature=fields.get("webhook-signature"),
+                    body=body,
+                    now=self.clock.time(),
+                    tolerance=self.tolerance,
+                )
+            event = parse_callback(
+                body, kind=self.kind, webhook_id=webhook_id, verified=self._secret is not None
+            )
+        except (SignatureError, ResponseFormatError):
+            self.refused += 1
+            raise
+        task = event.task
+        status = task.raw_status if task.task_status is TaskStatus.UNKNOWN else task.task_status
+        status_key = (task.task_id, str(status))
+        if (webhook_id is not None and webhook_id in self._ids) or status_key in self._statuses:
+            self.duplicates += 1
+            return None
+        if webhook_id is not None:
+            self._ids.add(webhook_id)
+        self._statuses.add(status_key)
+        try:
+            await self._deliver(event)
+        except BaseException:
+            # Not handled: let a retry of this delivery through.
+            if webhook_id is not None:
+                self._ids.discard(webhook_id)
+            self._statuses.discard(status_key)
+            raise
+        self.accepted += 1
+        return event
+
+    async def _deliver(self, event: CallbackEvent) -> None:
+        if self.client is not None:
+            self.client.scheduler.hint(event.task, trusted=event.verified)
+        if self.on_event is not None:
+            result = self.on_event(event)
+            if inspect.isawaitable(result):
+                await result

@@ -1,0 +1,534 @@
+"""The batch journal: round trips, group commit, crash safety, refusing foreign files."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import signal
+import sqlite3
+import sys
+import textwrap
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from kling_async import FakeClock
+from kling_async.journal import (
+    OUTCOMES,
+    SCHEMA_VERSION,
+    Intent,
+    Journal,
+    JournalClosedError,
+    JournalError,
+    JournalFormatError,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    return tmp_path / "batch.sqlite"
+
+
+@pytest.fixture
+async def journal(path: Path) -> AsyncIterator[Journal]:
+    async with await Journal.open(path) as j:
+        yield j
+
+
+def intents(*keys: str) -> list[Intent]:
+    return [Intent(k, {"video_id": f"v-{k}", "external_task_id": f"ext-{k}"}) for k in keys]
+
+
+# Sync helpers: file work outside the async tests proper.
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def exists(path: str | Path) -> bool:
+    return os.path.exists(path)
+
+
+# --- round trips and states --------------------------------------------------------------------
+
+
+async def test_every_record_kind_round_trips(path: Path) -> None:
+    clock = FakeClock(start_time=1_000.0)
+    async with await Journal.open(path, clock=clock) as j:
+        await j.record_intents(
+            [
+                Intent("a", {"video_id": "v1", "prompt": "ünïcode ✓", "cfg_scale": 0.5}),
+                Intent("b", {"video_id": "v2"}, sent_at=999.5),
+            ]
+        )
+        await clock.advance(1)
+        await j.record_sent("a", 1_000.5)
+        await j.record_created("a", "task-1", 1_700_000_000_123)
+        await j.record_status("a", "processing", b'{"task_id":"task-1"}')
+        await clock.advance(1)
+        await j.record_outcome("a", "succeed", {"video_id": "v9", "units": [1, 2.5, None]})
+        live = await j.entries()
+
+    a, b = live
+    assert a.key == "a"
+    assert a.request == {"video_id": "v1", "prompt": "ünïcode ✓", "cfg_scale": 0.5}
+    assert a.sent_at == 1_000.5
+    assert a.task_id == "task-1"
+    assert a.created_at_ms == 1_700_000_000_123
+    assert a.status == "processing"
+    assert a.task_json == b'{"task_id":"task-1"}'
+    assert a.outcome == "succeed"
+    assert a.detail == {"video_id": "v9", "units": [1, 2.5, None]}
+    assert (a.intent_at, a.updated_at) == (1_000.0, 1_002.0)
+    assert a.state == "final"
+    assert (b.key, b.sent_at, b.intent_at) == ("b", 999.5, 1_000.0)
+    assert [b.task_id, b.status, b.task_json, b.outcome, b.detail] == [None] * 5
+    assert b.state == "intent"
+    # What the writer saw is what is on disk.
+    assert Journal.read(path) == live
+
+
+async def test_state_follows_the_records(journal: Journal) -> None:
+    await journal.record_intents(intents("k"))
+
+    async def state() -> str:
+        (entry,) = await journal.entries()
+        return entry.state
+
+    assert await state() == "intent"
+    await journal.record_sent("k", time.time())
+    assert await state() == "intent"  # sent, answer not yet known
+    await journal.record_created("k", "t1", 1)
+    assert await state() == "created"
+    await journal.record_status("k", "succeed", b"{}")
+    assert await state() == "created"  # a status is not an outcome
+    await journal.record_outcome("k", "succeed", {})
+    assert await state() == "final"
+    # An outcome without a task (e.g. rejected before creation) is final too.
+    await journal.record_intents(intents("r"))
+    await journal.record_outcome("r", "rejected", {"code": 1301})
+    assert [e.state for e in await journal.entries()] == ["final", "final"]
+
+
+async def test_entries_keep_insertion_order(path: Path) -> None:
+    keys = ["k10", "k2", "b", "k1", "a", "zz", "0"]
+    async with await Journal.open(path) as j:
+        await j.record_intents(intents(*keys[:3]))
+        await asyncio.gather(*(j.record_intents(intents(k)) for k in keys[3:]))
+        # Updates do not reorder.
+        await j.record_created("k1", "t", 1)
+        await j.record_outcome("k10", "failed", {})
+        assert [e.key for e in await j.entries()] == keys
+    assert [e.key for e in Journal.read(path)] == keys
+
+
+async def test_record_intents_is_idempotent_across_runs(path: Path) -> None:
+    async with await Journal.open(path) as j:
+        await j.record_intents(intents("a", "b"))
+        await j.record_created("a", "t-a", 5)
+        await j.record_outcome("b", "not_sent", {"reason": "cancelled"})
+    before = Journal.read(path)
+
+    async with await Journal.open(path) as j:
+        # The whole batch is recorded again, one request changed, one new: existing keys are kept.
+        await j.record_intents([Intent("a", {"video_id": "changed"}), *intents("b"), *intents("c")])
+        await j.record_intents([Intent("d", {"n": 1}), Intent("d", {"n": 2})])  # first wins
+        after = await j.entries()
+    assert after[:2] == before
+    assert [e.key for e in after] == ["a", "b", "c", "d"]
+    assert after[3].request == {"n": 1}
+    assert after[2].state == "intent"
+
+
+async def test_same_task_id_again_is_a_no_op_another_is_refused(journal: Journal) -> None:
+    await journal.record_intents(intents("a"))
+    await journal.record_created("a", "t1", 10)
+    await journal.record_created("a", "t1", 10)
+    with pytest.raises(JournalError, match="already has task t1"):
+        await journal.record_created("a", "t2", 11)
+    (entry,) = await journal.entries()
+    assert (entry.task_id, entry.created_at_ms) == ("t1", 10)
+
+
+async def test_lineage_pairs_parents_with_children(journal: Journal) -> None:
+    await journal.record_intents(
+        [
+            Intent("1", {"video_id": "p1"}),
+            Intent("2", {"video_id": "p2"}),
+            Intent("3", {"video_id": "p3"}),
+            Intent("4", {"video_id": "p4"}),
+        ]
+    )
+    await journal.record_outcome("1", "succeed", {"video_id": "c1"})
+    await journal.record_outcome("2", "succeed", {"video_id": "c2", "parent_video_id": "pp2"})
+    await journal.record_outcome("3", "failed", {"video_id": "c3"})
+    await journal.record_outcome("4", "succeed", {"reason": "no video"})
+    assert await journal.lineage() == [("p1", "c1"), ("pp2", "c2")]
+
+
+# --- errors reach the caller -------------------------------------------------------------------
+
+
+async def test_errors_surface_in_the_caller_and_spare_the_rest_of_the_batch(
+    journal: Journal,
+) -> None:
+    await journal.record_intents(intents("a", "b"))
+    results = await asyncio.gather(
+        journal.record_created("a", "t-a", 1),
+        journal.record_created("nope", "t-x", 1),
+        journal.record_outcome("b", "failed", {"bad": object()}),
+        journal.record_outcome("b", "failed", {"bad": float("nan")}),
+        journal.record_status("ghost", "processing", None),
+        journal.record_sent("ghost", 1.0),
+        return_exceptions=True,
+    )
+    assert results[0] is None
+    assert isinstance(results[1], JournalError)
+    assert "no intent recorded for key 'nope'" in str(results[1])
+    assert isinstance(results[2], TypeError)
+    assert isinstance(results[3], ValueError)
+    assert isinstance(results[4], JournalError)
+    assert isinstance(results[5], JournalError)
+    a, b = await journal.entries()
+    assert a.task_id == "t-a"  # committed with the failing calls' transaction
+    assert b.outcome is None  # the failing calls wrote nothing
+    assert journal.commits == 2
+
+
+async def test_arguments_are_checked_before_anything_is_queued(journal: Journal) -> None:
+    with pytest.raises(ValueError, match="outcome must be one of"):
+        await journal.record_outcome("a", "succeeded", {})
+    with pytest.raises(ValueError, match="task_id"):
+        await journal.record_created("a", "", 1)
+    with pytest.raises(ValueError, match="key"):
+        Intent("", {})
+    with pytest.raises(TypeError, match="request"):
+        Intent("k", ["not", "a", "mapping"])  # type: ignore[arg-type]
+    assert {"succeed", "failed", "rejected", "timed_out", "ambiguous", "not_sent"} == OUTCOMES
+    assert journal.commits == 0
+
+
+async def test_a_failed_transaction_fails_every_caller_and_the_journal_goes_on(
+    path: Path,
+) -> None:
+    async with await Journal.open(path, busy_timeout=0.05) as j:
+        await j.record_intents(intents("a"))
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+            results = await asyncio.gather(
+                j.record_created("a", "t", 1), j.record_status("a", "x", None),
+                return_exceptions=True,
+            )  # fmt: skip
+            other.execute("ROLLBACK")
+        finally:
+            other.close()
+        assert all(isinstance(r, JournalError) for r in results)
+        assert "nothing of it was written" in str(results[0])
+        assert isinstance(results[0], JournalError)
+        assert isinstance(results[0].__cause__, sqlite3.OperationalError)
+        await j.record_created("a", "t", 1)
+        assert (await j.entries())[0].task_id == "t"
+
+
+class FlakyClock(FakeClock):
+    """A clock whose next reading fails."""
+
+    broken = False
+
+    def time(self) -> float:
+        if self.broken:
+            self.broken = False
+            raise OSError("clock unavailable")
+        return super().time()
+
+
+async def test_an_unexpected_error_in_the_writer_fails_the_call_not_the_thread(
+    path: Path,
+) -> None:
+    clock = FlakyClock()
+    async with await Journal.open(path, clock=clock) as j:
+        clock.broken = True
+        with pytest.raises(JournalError, match="clock unavailable") as caught:
+            await j.record_intents(intents("a"))
+        assert isinstance(caught.value.__cause__, OSError)
+        await j.record_intents(intents("b"))
+        assert [e.key for e in await j.entries()] == ["b"]
+
+
+# --- group commit ------------------------------------------------------------------------------
+
+
+async def test_a_thousand_concurrent_writes_share_a_few_commits(journal: Journal) -> None:
+    n = 1000
+    await journal.record_intents(intents(*(f"k{i}" for i in range(n))))
+    before = journal.commits
+    await asyncio.gather(*(journal.record_created(f"k{i}", f"t{i}", i) for i in range(n)))
+    assert journal.commits - before <= 5
+    entries = await journal.entries()
+    assert [(e.task_id, e.created_at_ms) for e in entries] == [(f"t{i}", i) for i in range(n)]
+
+
+async def test_independent_writers_are_batched_while_the_writer_is_busy(journal: Journal) -> None:
+    workers, rounds = 100, 10
+    await journal.record_intents(intents(*(f"w{w}" for w in range(workers))))
+    before = journal.commits
+
+    async def worker(w: int) -> None:
+        for r in range(rounds):
+            await journal.record_status(f"w{w}", f"s{r}", str(r).encode())
+
+    await asyncio.gather(*(worker(w) for w in range(workers)))
+    assert journal.writes == 1 + workers * rounds
+    assert journal.commits - before <= 3 * rounds  # not one per call
+    assert {(e.status, e.task_json) for e in await journal.entries()} == {("s9", b"9")}
+
+
+# --- crash safety ------------------------------------------------------------------------------
+
+CHILD = textwrap.dedent(
+    """
+    import asyncio, sys
+    from kling_async.journal import Intent, Journal
+
+    async def main(path):
+        journal = await Journal.open(path)
+        print("open", flush=True)
+        round = 0
+        while True:
+            keys = [f"k{round}-{n}" for n in range(4)]
+            await journal.record_intents([Intent(k, {"video_id": "v" + k}) for k in keys])
+            print("intents", *keys, flush=True)
+
+            async def create(key):
+                await journal.record_created(key, "t-" + key, round)
+                print("created", key, flush=True)
+
+            await asyncio.gather(*(create(k) for k in keys))
+            round += 1
+
+    asyncio.run(main(sys.argv[1]))
+    """
+)
+
+
+@pytest.mark.parametrize("kill_after", [25, 600])
+async def test_every_reported_write_survives_sigkill(
+    tmp_path: Path, path: Path, kill_after: int
+) -> None:
+    script = write(tmp_path / "child.py", CHILD.encode())
+    pythonpath = os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-X", "dev", str(script), str(path),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": pythonpath},
+    )  # fmt: skip
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        while len(lines) < kill_after:
+            line = await asyncio.wait_for(proc.stdout.readline(), 20)
+            assert line, "the child died on its own"
+            lines.append(line.decode())
+        assert exists(f"{path}-wal")  # killed with writes in the WAL, not checkpointed
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        rest = await proc.stdout.read()
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    lines += rest.decode().splitlines(keepends=True)
+    done = [line.split() for line in lines if line.endswith("\n")]
+
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as check:
+        assert check.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    check.close()
+    async with await Journal.open(path) as j:  # recovers the WAL
+        entries = {e.key: e for e in await j.entries()}
+        # The file takes new writes after the crash.
+        await j.record_intents(intents("after-crash"))
+        assert (await j.entries())[-1].key == "after-crash"
+    reported_intents = [k for words in done if words[0] == "intents" for k in words[1:]]
+    reported_created = [words[1] for words in done if words[0] == "created"]
+    assert len(reported_intents) >= 4
+    for key in reported_intents:
+        assert entries[key].request == {"video_id": "v" + key}
+    for key in reported_created:
+        assert entries[key].task_id == "t-" + key
+    assert list(entries)[: len(reported_intents)] == reported_intents
+
+
+# --- files that are not ours -------------------------------------------------------------------
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_untouched(path: Path) -> None:
+    write(path, b"video_id,prompt\nabc,a cat\n" * 100)
+    before = digest(path)
+    with pytest.raises(JournalFormatError, match="not an SQLite database"):
+        await Journal.open(path)
+    with pytest.raises(JournalFormatError, match="not an SQLite database"):
+        Journal.read(path)
+    assert digest(path) == before
+
+
+async def test_another_applications_sqlite_file_is_refused_untouched(path: Path) -> None:
+    with sqlite3.connect(path) as other:
+        other.execute("CREATE TABLE entry (key TEXT)")
+    other.close()
+    before = digest(path)
+    with pytest.raises(JournalFormatError, match="not a kling_async journal"):
+        await Journal.open(path)
+    with pytest.raises(JournalFormatError, match="not a kling_async journal"):
+        Journal.read(path)
+    assert digest(path) == before
+    assert not exists(f"{path}-wal")
+
+
+async def test_a_journal_from_a_newer_version_is_refused(path: Path) -> None:
+    await (await Journal.open(path)).close()
+    with sqlite3.connect(path) as newer:
+        newer.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    newer.close()
+    with pytest.raises(JournalFormatError, match="newer kling_async"):
+        await Journal.open(path)
+    with pytest.raises(JournalFormatError, match="newer kling_async"):
+        Journal.read(path)
+
+
+async def test_an_empty_file_becomes_a_journal_but_cannot_be_read_as_one(path: Path) -> None:
+    write(path, b"")
+    with pytest.raises(JournalFormatError, match="empty"):
+        Journal.read(path)
+    async with await Journal.open(path) as j:
+        await j.record_intents(intents("a"))
+    assert [e.key for e in Journal.read(path)] == ["a"]
+    with pytest.raises(FileNotFoundError):
+        Journal.read(path.with_name("missing.sqlite"))
+    assert not exists(path.with_name("missing.sqlite"))
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+
+async def test_use_after_close_raises_and_close_is_idempotent(path: Path) -> None:
+    j = await Journal.open(path)
+    await j.record_intents(intents("a"))
+    await asyncio.gather(j.close(), j.close())
+    await j.close()
+    assert j.closed
+    assert not j._writer.thread.is_alive()
+    with pytest.raises(JournalClosedError, match="closed"):
+        await j.record_intents(intents("b"))
+    with pytest.raises(JournalClosedError):
+        await j.record_intents([])
+    with pytest.raises(JournalClosedError):
+        await j.entries()
+    with pytest.raises(JournalClosedError):
+        await j.record_created("a", "t", 1)
+    assert "closed" in repr(j)
+
+
+async def test_close_flushes_writes_not_yet_handed_to_the_writer(path: Path) -> None:
+    j = await Journal.open(path)
+    await j.record_intents(intents("a"))
+    pending = [asyncio.create_task(j.record_created("a", "t", 1))]
+    pending += [asyncio.create_task(j.record_intents(intents(f"n{i}"))) for i in range(50)]
+    await asyncio.sleep(0)  # the calls are queued on the journal, not yet on the writer
+    await j.close()
+    await asyncio.gather(*pending)
+    entries = Journal.read(path)
+    assert entries[0].task_id == "t"
+    assert len(entries) == 51
+
+
+async def test_a_cancelled_call_still_writes(journal: Journal) -> None:
+    await journal.record_intents(intents("a"))
+    call = asyncio.create_task(journal.record_created("a", "t", 1))
+    await asyncio.sleep(0)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    (entry,) = await journal.entries()
+    assert entry.task_id == "t"
+
+
+async def test_read_sees_committed_writes_while_the_journal_is_open(journal: Journal) -> None:
+    await journal.record_intents(intents("a", "b"))
+    await journal.record_created("a", "t", 1)
+    seen = Journal.read(journal.path)
+    assert [(e.key, e.state) for e in seen] == [("a", "created"), ("b", "intent")]
+    await journal.record_outcome("a", "succeed", {"video_id": "c"})  # the reader held no lock
+    assert Journal.read(journal.path)[0].state == "final"
+
+
+async def test_an_unclosed_journal_warns_and_stops_its_thread(path: Path) -> None:
+    j = await Journal.open(path)
+    thread = j._writer.thread
+    with pytest.warns(ResourceWarning, match="unclosed journal"):
+        del j  # the last reference: collected at once
+    thread.join(5)
+    assert not thread.is_alive()
+
+
+# --- the event loop is never blocked -----------------------------------------------------------
+
+
+class Ticker:
+    """Counts the event loop's turns: a blocked loop shows as a long gap."""
+
+    def __init__(self) -> None:
+        self.times: list[float] = []
+
+    async def run(self) -> None:
+        while True:
+            self.times.append(time.perf_counter())
+            await asyncio.sleep(0.002)
+
+    @property
+    def max_gap(self) -> float:
+        return max(b - a for a, b in zip(self.times, self.times[1:], strict=False))
+
+
+async def test_the_loop_runs_while_a_write_waits_for_the_disk(journal: Journal) -> None:
+    await journal.record_intents(intents("a"))
+    other = sqlite3.connect(journal.path, isolation_level=None)
+    ticker = Ticker()
+    ticking = asyncio.create_task(ticker.run())
+    try:
+        other.execute("BEGIN IMMEDIATE")  # the writer must wait for this lock
+        asyncio.get_running_loop().call_later(0.3, other.execute, "COMMIT")
+        start = time.perf_counter()
+        await journal.record_created("a", "t", 1)
+        waited = time.perf_counter() - start
+    finally:
+        ticking.cancel()
+        other.close()
+    assert waited >= 0.25
+    assert len(ticker.times) >= 30
+    assert ticker.max_gap < 0.1
+
+
+async def test_the_loop_runs_during_a_large_batch(journal: Journal) -> None:
+    batch = [Intent(f"k{i}", {"video_id": f"v{i}", "prompt": "p" * 500}) for i in range(10_000)]
+    ticker = Ticker()
+    ticking = asyncio.create_task(ticker.run())
+    try:
+        await asyncio.sleep(0)
+        start = time.perf_counter()
+        await journal.record_intents(batch)
+        entries = await journal.entries()
+        took = time.perf_counter() - start
+    finally:
+        ticking.cancel()
+    assert len(entries) == 10_000
+    assert ticker.max_gap < max(0.1, took / 3)
+    assert len(ticker.times) >= 5
