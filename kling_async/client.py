@@ -7,7 +7,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import aiohttp
 import attrs
@@ -17,6 +17,7 @@ from .batch import Batch, RequestLike
 from .cadence import Cadence
 from .chain import Chain, extend_until
 from .clock import Clock, SystemClock
+from .download import DownloadResult, download_videos
 from .errors import (
     AmbiguousSubmitError,
     ClientClosedError,
@@ -44,9 +45,6 @@ from .retry import (
 from .serde import structure_task, structure_tasks, unstructure_request
 from .transport import Timeouts, Transport, quote_id
 from .watch import PollScheduler, TaskWatch
-
-if TYPE_CHECKING:
-    import os
 
 __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
@@ -529,4 +527,18 @@ class KlingClient:
             parent_task_id=parent_task_id,
             step_timeout=step_timeout,
             **fields,
+        )
+
+    async def download(
+        self,
+        tasks: Iterable[Task],
+        dest: str | os.PathLike[str],
+        *,
+        concurrency: int = 4,
+        watermarked: bool = False,
+    ) -> list[DownloadResult]:
+        """Download the videos of finished ``tasks`` into ``dest``; see
+        :mod:`kling_async.download`."""
+        return await download_videos(
+            self, tasks, dest, concurrency=concurrency, watermarked=watermarked
         )

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -238,3 +238,45 @@ class Transport:
             log.debug("API error %r", error)
             raise error
         return envelope
+
+    async def stream(
+        self,
+        url: str,
+        write: Callable[[bytes], Awaitable[object]],
+        *,
+        timeouts: Timeouts | None = None,
+        chunk_size: int = 1 << 16,
+    ) -> tuple[int, int | None]:
+        """GET ``url`` (a result video: a CDN, not the API) and pass its body to ``write`` chunk
+        by chunk. Returns ``(bytes received, Content-Length or None)``.
+
+        No ``Authorization`` header is sent: media URLs are another host, and our credentials
+        must never leave for one.
+        """
+        session = self._session_now()
+        try:
+            async with session.get(url, timeout=self._client_timeout(timeouts)) as response:
+                if response.status >= 400:
+                    raise api_error(
+                        code=None,
+                        message=f"download failed with HTTP {response.status}",
+                        request_id=None,
+                        http_status=response.status,
+                        body_excerpt=excerpt(await response.content.read(400)),
+                    )
+                received = 0
+                async for chunk in response.content.iter_chunked(chunk_size):
+                    received += len(chunk)
+                    await write(chunk)
+                return received, response.content_length
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                "timed out downloading", request_sent=True, method="GET", path=url
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise TransportError(
+                f"download failed: {type(exc).__name__}: {exc}",
+                request_sent=True,
+                method="GET",
+                path=url,
+            ) from exc

@@ -21,9 +21,10 @@ FastAPI (or any ASGI framework)::
     receiver = CallbackReceiver(secret=os.environ["KLING_WEBHOOK_SECRET"], client=kling)
     app = FastAPI()
     app.mount("/kling-callback", asgi_app(receiver))
-    # A mount matches "/kling-callback/..." only (Starlette redirects the bare path), so use
-    # callback_url="https://you.example/kling-callback/", or route the exact path instead:
-    #     app.add_route("/kling-callback", asgi_app(receiver), methods=["POST"])
+    # A mount matches "/kling-callback/..." only (Starlette redirects the bare path with a 307
+    # that a callback sender may not follow), so give callback_url="https://.../kling-callback/",
+    # or route the exact path instead (starlette.routing.Route takes an ASGI app as endpoint):
+    #     app.router.routes.append(Route("/kling-callback", asgi_app(receiver), methods=["POST"]))
 
     @app.post("/extend")
     async def extend(video_id: str) -> dict[str, str]:
@@ -149,9 +150,13 @@ class CallbackReceiver:
     ``kind`` is the task family the callbacks are for (bodies do not say; use one receiver and
     URL per kind). ``clock`` defaults to the client's, else the system clock.
 
+    ``secret`` may also be the raw key bytes. Call :meth:`receive` on the client's event loop.
+
     Repeats are dropped: an event whose ``webhook-id``, or whose ``(task_id, status)``, was seen
     among the last ``remember`` events. The second rule also stops a flood of unsigned forgeries
-    from costing one confirming GET each.
+    from costing one confirming GET each; the price, without a secret, is that a forged
+    ``(task_id, status)`` that arrives first hides the genuine one, whose change is then seen on
+    the next safety poll instead. Set a secret if the URL is reachable by others.
     """
 
     def __init__(

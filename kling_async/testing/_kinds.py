@@ -18,7 +18,7 @@ from kling_async.testing._replies import ApiError
 from kling_async.testing._tasks import VideoRecord
 from kling_async.testing._validation import optional_text, optional_unit_interval, required_id
 
-__all__ = ["KINDS", "KIND_BY_NAME", "CreateContext", "CreateRules", "Flavour", "Kind"]
+__all__ = ["KINDS", "CreateContext", "CreateRules", "Flavour", "Kind"]
 
 Flavour = Literal["official", "relay"]
 
@@ -51,6 +51,9 @@ class CreateRules:
 
 @attrs.frozen
 class Kind:
+    """One row: the kind's name (what the client calls ``Task.kind``), its official collection
+    path, and how it is created here, if it can be."""
+
     name: str
     path: str  # official path of the collection, e.g. "/v1/videos/video-extend"
     create: CreateRules | None = None  # None: queryable only (e.g. seeded parent tasks)
@@ -88,4 +91,3 @@ KINDS: tuple[Kind, ...] = (
         "video-extend", "/v1/videos/video-extend", CreateRules(_validate_extend, _extended_seconds)
     ),
 )
-KIND_BY_NAME: Mapping[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -84,9 +84,6 @@ class TaskRecord:
                 current = phase
         return current
 
-    def is_terminal(self, now: float) -> bool:
-        return now >= self.ends_at
-
 
 class TaskStore:
     """Every task and video of the one emulated account, with seeded id generation."""

@@ -10,7 +10,7 @@ from typing import Any
 
 from kling_async.testing._tasks import FAILED, SUBMITTED, SUCCEED, Phase, TaskRecord, VideoRecord
 
-__all__ = ["created_object", "media_path", "number_text", "task_object"]
+__all__ = ["created_object", "media_path", "task_object"]
 
 
 def millis(seconds: float) -> int:
