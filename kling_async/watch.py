@@ -80,6 +80,7 @@ class _Tracked:
         "last",
         "poll",
         "polls",
+        "recheck",
         "task_id",
     )
 
@@ -96,6 +97,7 @@ class _Tracked:
         self.failures = 0
         self.covered = False
         self.claim: TaskStatus | None = None
+        self.recheck = False
         self.polls = 0
 
 
@@ -207,8 +209,11 @@ class PollScheduler:
             self._observed(tracked, task)
         else:
             tracked.claim = task.task_status
-            self._schedule(tracked, self.clock.monotonic())
-            self._kick()
+            if tracked.poll is not None:
+                tracked.recheck = True  # that poll may have left before the change: ask again
+            else:
+                self._schedule(tracked, self.clock.monotonic())
+                self._kick()
         return True
 
     # -- the loop ---------------------------------------------------------------------------
@@ -313,11 +318,23 @@ class PollScheduler:
     # -- what polls and callbacks tell us ---------------------------------------------------
 
     def _observed(self, tracked: _Tracked, task: Task) -> None:
+        last = tracked.last
+        if last is not None and _RANK[task.task_status] < _RANK[last.task_status]:
+            # An answer that left the server before a (verified) callback moved the task on:
+            # statuses only go forward, so keep what we know and just poll again later.
+            self._reschedule(tracked, last)
+            return
         tracked.last = task
         tracked.failures = 0
-        if tracked.claim is not None and task.task_status == tracked.claim:
+        unconfirmed = tracked.claim is not None and task.task_status != tracked.claim
+        if tracked.claim is not None and not unconfirmed:
             tracked.covered = True
-        tracked.claim = None
+        # A claim that arrived while this poll was already under way is checked by one more
+        # poll at once; one this poll answered is settled either way.
+        recheck = unconfirmed and tracked.recheck
+        tracked.recheck = False
+        if not recheck:
+            tracked.claim = None
         for listener in list(tracked.deadlines):
             listener.observe(task)
         if task.is_terminal:
@@ -325,6 +342,12 @@ class PollScheduler:
             return
         if self._tracked.get(tracked.task_id) is not tracked:
             return  # every listener left
+        if recheck:
+            self._schedule(tracked, self.clock.monotonic())
+            return
+        self._reschedule(tracked, task)
+
+    def _reschedule(self, tracked: _Tracked, task: Task) -> None:
         now = self.clock.monotonic()
         age = self._age(tracked, task, now)
         tracked.interval = self.cadence.next_delay(

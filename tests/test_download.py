@@ -99,7 +99,7 @@ async def test_a_cut_short_download_leaves_no_file(
         assert (
             results[1].error is not None and getattr(results[1].error, "http_status", None) == 404
         )
-        assert list(tmp_path.iterdir()) == []
+        assert await asyncio.to_thread(lambda: list(tmp_path.iterdir())) == []
         assert "Authorization" not in seen_headers
     finally:
         await runner.cleanup()

@@ -650,12 +650,6 @@ async def test_on_event_failure_answers_500(serve: Serve) -> None:
         assert resp.status == 500 and (await resp.json())["ok"] is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="watch.py: a poll answer that left before a verified callback arrived is applied "
-    "after it, moving the task backwards (processing -> submitted -> processing)",
-)
 async def test_a_stale_poll_answer_does_not_undo_a_verified_callback(
     make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock, serve: Serve
 ) -> None:
@@ -685,12 +679,6 @@ async def test_a_stale_poll_answer_does_not_undo_a_verified_callback(
     assert [c.current for c in changes] == [S, P]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="watch.py: an unverified hint that lands while a poll is in flight loses its "
-    "confirming GET (the due entry is discarded and the poll's answer clears the claim)",
-)
 async def test_an_unverified_callback_during_a_poll_is_still_confirmed_at_once(
     make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock, serve: Serve
 ) -> None:
