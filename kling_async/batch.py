@@ -34,13 +34,21 @@ from .errors import (
     InsufficientBalanceError,
     KlingError,
     RateLimitError,
+    RequestValidationError,
     TransportError,
 )
 from .gate import SlotGate
 from .journal import Intent, Journal, JournalEntry
 from .models import StatusChange, Task, TaskStatus
-from .requests import VideoExtendRequest
-from .serde import dumps, loads, structure_task, task_to_json, unstructure_request
+from .requests import REQUEST_TYPES, CreateRequest
+from .serde import (
+    dumps,
+    loads,
+    request_from_wire,
+    structure_task,
+    task_to_json,
+    unstructure_request,
+)
 
 if TYPE_CHECKING:
     from .client import KlingClient
@@ -50,7 +58,7 @@ __all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]
 log = logging.getLogger("kling_async")
 
 OutcomeKind = Literal["succeed", "failed", "rejected", "timed_out", "ambiguous", "not_sent"]
-RequestLike = VideoExtendRequest | Mapping[str, Any]
+RequestLike = CreateRequest | Mapping[str, Any]
 
 
 @attrs.frozen
@@ -66,7 +74,7 @@ class Outcome:
 
     key: str
     outcome: OutcomeKind
-    request: VideoExtendRequest
+    request: CreateRequest
     task: Task | None = None
     error: KlingError | None = None
     from_journal: bool = False
@@ -122,7 +130,9 @@ class BatchReport:
             counts[o.outcome] += 1
             if o.task is not None and o.task.units_deducted:
                 units += o.task.units_deducted
-            row: dict[str, Any] = {"key": o.key, "video_id": o.request.video_id}
+            row: dict[str, Any] = {"key": o.key, "kind": o.request.kind}
+            if o.request.parent_video_id is not None:
+                row["video_id"] = o.request.parent_video_id
             if o.task is not None:
                 row["task_id"] = o.task.task_id
             if o.outcome in ("failed", "rejected"):
@@ -144,23 +154,35 @@ class BatchReport:
         return attrs.asdict(self)
 
 
-def request_key(request: VideoExtendRequest, seen: collections.Counter[str]) -> str:
+def request_key(request: CreateRequest, seen: collections.Counter[str]) -> str:
     """A stable key for a request within a batch: its ``external_task_id``, else a hash of its
-    fields plus how many identical requests came before it (so re-runs match up)."""
-    if request.external_task_id is not None:
-        return request.external_task_id
-    digest = hashlib.sha256(dumps(unstructure_request(request))).hexdigest()[:16]
+    kind and fields plus how many identical requests came before it (so re-runs match up)."""
+    external = getattr(request, "external_task_id", None)
+    if external is not None:
+        return str(external)
+    digest = hashlib.sha256(
+        dumps({"kind": request.kind, "body": unstructure_request(request)})
+    ).hexdigest()[:16]
     n = seen[digest]
     seen[digest] += 1
     return f"{digest}#{n}"
 
 
-def _as_request(item: RequestLike) -> VideoExtendRequest:
-    if isinstance(item, VideoExtendRequest):
-        return item
+def _as_request(item: RequestLike) -> CreateRequest:
+    """A request object, or a mapping of its fields with an optional ``kind`` (default
+    ``video-extend``)."""
+    if isinstance(item, tuple(REQUEST_TYPES.values())):
+        return item  # type: ignore[return-value]
     if isinstance(item, Mapping):
-        return VideoExtendRequest(**item)
-    raise TypeError(f"expected a VideoExtendRequest or a mapping, got {type(item).__name__}")
+        fields = dict(item)
+        kind = fields.pop("kind", "video-extend")
+        cls = REQUEST_TYPES.get(kind)
+        if cls is None:
+            raise RequestValidationError(
+                "kind", f"unknown kind {kind!r}; known: {sorted(REQUEST_TYPES)}"
+            )
+        return cls(**fields)
+    raise TypeError(f"expected a request or a mapping, got {type(item).__name__}")
 
 
 async def _each(requests: Iterable[RequestLike] | AsyncIterable[RequestLike]) -> AsyncIterator[Any]:
@@ -204,7 +226,7 @@ class Batch:
         self._outcomes: list[Outcome] = []
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._keys: dict[str, str] = {}  # task id -> request key
-        self._by_key: dict[str, VideoExtendRequest] = {}
+        self._by_key: dict[str, CreateRequest] = {}
         self._status: dict[str, TaskStatus] = {}  # live tasks only
         self._done: collections.Counter[str] = collections.Counter()
         self._stop_reason: KlingError | None = None
@@ -324,7 +346,7 @@ class Batch:
             raise
 
     def _resume_without_sending(
-        self, key: str, request: VideoExtendRequest, entry: JournalEntry, watch: Any
+        self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
     ) -> bool:
         """Handle a journalled request that needs no POST now; False if it must be submitted."""
         if entry.state == "final" and entry.outcome in ("succeed", "failed", "rejected"):
@@ -353,11 +375,11 @@ class Batch:
         watch.add(task)
 
     async def _submit(
-        self, key: str, request: VideoExtendRequest, entry: JournalEntry | None, watch: Any
+        self, key: str, request: CreateRequest, entry: JournalEntry | None, watch: Any
     ) -> None:
         client, journal = self._client, self._journal
         if entry is not None:
-            prepared = VideoExtendRequest(**entry.request)
+            prepared = request_from_wire(entry.request["kind"], entry.request["body"])
             if entry.sent_at is not None:
                 found = await client._find_lost(prepared, entry.sent_at)
                 if found is not None:
@@ -367,12 +389,13 @@ class Batch:
         else:
             prepared = client.prepare(request)
             if journal is not None:
-                await journal.record_intents([Intent(key, self._request_json(prepared))])
+                body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
+                await journal.record_intents([Intent(key, body)])
         while True:
             if journal is not None:
                 await journal.record_sent(key, client.clock.time())
             try:
-                task = await client.submit(prepared, retry_throttled=False)
+                task = await client.create(prepared, retry_throttled=False)
             except ConcurrencyLimitError:
                 wait = self.gate.refused()
                 log.info("batch: 1303, %d slots now, cooling down %.1fs", self.gate.allowed, wait)
@@ -408,15 +431,6 @@ class Batch:
                 return
             await self._created(key, task, watch)
             return
-
-    @staticmethod
-    def _request_json(request: VideoExtendRequest) -> dict[str, Any]:
-        """The request in constructor terms, so a later run can rebuild it exactly."""
-        data = attrs.asdict(request, recurse=False)
-        watermark = data.pop("watermark_info")
-        if watermark is not None:
-            data["watermark_info"] = watermark.enabled
-        return {k: v for k, v in data.items() if v is not None}
 
     async def _created(self, key: str, task: Task, watch: Any) -> None:
         if self._journal is not None:
@@ -458,7 +472,9 @@ class Batch:
         detail: dict[str, Any] = {"task_id": change.task_id}
         video = change.task.video
         if video is not None:
-            detail.update(video_id=video.id, parent_video_id=request.video_id)
+            detail["video_id"] = video.id
+            if request.parent_video_id is not None:
+                detail["parent_video_id"] = request.parent_video_id
         if change.task.task_status_msg:
             detail["message"] = change.task.task_status_msg
         if outcome != "timed_out":

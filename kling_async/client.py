@@ -34,7 +34,16 @@ from .errors import (
 from .journal import Journal
 from .kinds import Kind, kind_named
 from .models import Task, TaskStatus, Video
-from .requests import VideoExtendRequest
+from .requests import (
+    CreateRequest,
+    ImageGenerationRequest,
+    ImageToVideoRequest,
+    LipSyncInput,
+    LipSyncRequest,
+    TextToVideoRequest,
+    VideoExtendRequest,
+    VirtualTryOnRequest,
+)
 from .retry import (
     Retrier,
     RetryPolicy,
@@ -216,9 +225,29 @@ class KlingClient:
         if parent_task_id is not None:
             fields["parent_task_id"] = parent_task_id
         request = VideoExtendRequest.from_source(video, **fields)
-        return await self.submit(request, timeouts=timeouts)
+        return await self.create(request, timeouts=timeouts)
 
-    def prepare(self, request: VideoExtendRequest) -> VideoExtendRequest:
+    async def text_to_video(self, prompt: str, **fields: Any) -> Task:
+        """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`."""
+        return await self.create(TextToVideoRequest(prompt=prompt, **fields))
+
+    async def image_to_video(self, image: str | None = None, **fields: Any) -> Task:
+        """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`."""
+        return await self.create(ImageToVideoRequest(image=image, **fields))
+
+    async def generate_images(self, prompt: str, **fields: Any) -> Task:
+        """Create an image-generation task; ``fields`` as :class:`ImageGenerationRequest`."""
+        return await self.create(ImageGenerationRequest(prompt=prompt, **fields))
+
+    async def lip_sync(self, input: LipSyncInput, **fields: Any) -> Task:
+        """Create a lip-sync task for ``input`` (a :class:`LipSyncInput`)."""
+        return await self.create(LipSyncRequest(input=input, **fields))
+
+    async def virtual_try_on(self, human_image: str, **fields: Any) -> Task:
+        """Create a virtual try-on task; ``fields`` as :class:`VirtualTryOnRequest`."""
+        return await self.create(VirtualTryOnRequest(human_image=human_image, **fields))
+
+    def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent.
 
         On the official API: with a generated ``external_task_id`` where the kind takes one and
@@ -228,20 +257,28 @@ class KlingClient:
         """
         if self.flavour == "relay":
             return request
-        if request.parent_task_id is not None:
-            request = attrs.evolve(request, parent_task_id=None)
-        if request.external_task_id is None and kind_named(request.kind).takes_external_task_id:
-            request = attrs.evolve(request, external_task_id=f"ka-{uuid.uuid4().hex}")
+        fields = attrs.fields_dict(type(request))
+        changes: dict[str, Any] = {}
+        if "parent_task_id" in fields and getattr(request, "parent_task_id", None) is not None:
+            changes["parent_task_id"] = None
+        if (
+            "external_task_id" in fields
+            and getattr(request, "external_task_id", None) is None
+            and kind_named(request.kind).takes_external_task_id
+        ):
+            changes["external_task_id"] = f"ka-{uuid.uuid4().hex}"
+        if changes:
+            request = attrs.evolve(request, **changes)
         return request
 
-    async def submit(
+    async def create(
         self,
-        request: VideoExtendRequest,
+        request: CreateRequest,
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
     ) -> Task:
-        """Create the task described by ``request``; see :meth:`extend_video`.
+        """Create the task described by ``request`` (any kind); see :meth:`extend_video`.
 
         Pass a request that went through :meth:`prepare` to know its ``external_task_id``
         before the POST (a journal records it); an unprepared one is prepared here.
@@ -271,19 +308,19 @@ class KlingClient:
                 raise AmbiguousSubmitError(
                     "the create was sent but its answer was lost, and no task was found for it",
                     kind=kind.name,
-                    video_id=request.video_id,
-                    external_task_id=request.external_task_id,
-                    parent_task_id=request.parent_task_id,
+                    video_id=request.parent_video_id,
+                    external_task_id=getattr(request, "external_task_id", None),
+                    parent_task_id=getattr(request, "parent_task_id", None),
                     sent_at=sent_at,
                     cause=lost,
                     request=request,
                 ) from lost
             task = found
-        if task.task_info.external_task_id is None and request.external_task_id is not None:
+        sent_external = getattr(request, "external_task_id", None)
+        if task.task_info.external_task_id is None and sent_external is not None:
             # Older API versions do not echo it; we know what we sent.
             task = attrs.evolve(
-                task,
-                task_info=attrs.evolve(task.task_info, external_task_id=request.external_task_id),
+                task, task_info=attrs.evolve(task.task_info, external_task_id=sent_external)
             )
         self._remember(task.task_id)
         return task
@@ -299,7 +336,7 @@ class KlingClient:
         Returns the task if it exists, ``None`` if it still cannot be found.
         """
         request = error.request
-        if not isinstance(request, VideoExtendRequest):
+        if request is None:
             request = VideoExtendRequest(
                 video_id=error.video_id or "?",
                 parent_task_id=error.parent_task_id,
@@ -312,20 +349,30 @@ class KlingClient:
 
     async def _find_lost(
         self,
-        request: VideoExtendRequest,
+        request: CreateRequest,
         sent_at: float,
         *,
         delays: tuple[float, ...] | None = None,
     ) -> Task | None:
-        """Find the task a create with a lost answer may have made, or ``None``."""
+        """Find the task a create with a lost answer may have made, or ``None``.
+
+        By ``external_task_id`` where one was sent; else, for kinds that start from a video,
+        by scanning the list for the one unknown task of that video created since the send;
+        else there is nothing to look by.
+        """
         kind = kind_named(request.kind)
+        external = getattr(request, "external_task_id", None)
+        parent = request.parent_video_id
+        if external is None and parent is None:
+            return None
         for delay in self.lookup_delays if delays is None else delays:
             if delay and self.retry_policy.wait:
                 await self.clock.sleep(delay)
-            if request.external_task_id is not None:
-                task = await self.find_task(request.external_task_id, kind=kind.name)
+            if external is not None:
+                task = await self.find_task(external, kind=kind.name)
             else:
-                task = await self._scan_for(kind, request.video_id, sent_at)
+                assert parent is not None
+                task = await self._scan_for(kind, parent, sent_at)
             if task is not None:
                 log.info("%s: found task %s after a lost answer", kind.name, task.task_id)
                 return task

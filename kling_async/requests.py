@@ -1,81 +1,55 @@
-"""Create requests, validated when they are built, before any network I/O.
+"""Create requests for every task kind, validated when they are built, before any network I/O.
 
-Limits come from kling-api.md §3.1: prompts of at most 2500 characters, ``cfg_scale`` in
-[0, 1], non-empty ids. A bad value raises :class:`RequestValidationError` naming the field.
+Field rules come from kling-api.md §3.1 and §5.2. A bad value raises
+:class:`RequestValidationError` naming the field. Each class knows its ``kind``; those whose
+task starts from an existing video know its id (``parent_video_id``), which is how a lost create
+is found again where the kind takes no ``external_task_id``.
 """
 
 from __future__ import annotations
 
-import math
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Union
 
 import attrs
-from yarl import URL
 
+from ._validators import (
+    MAX_PROMPT,
+    bounded_text,
+    choice,
+    http_url,
+    image_source,
+    number_in,
+    opt_id,
+    required_id,
+)
 from .errors import RequestValidationError
 from .models import Task, Video, WatermarkInfo
 
-__all__ = ["MAX_PROMPT", "VideoExtendRequest"]
+__all__ = [
+    "ASPECT_RATIOS",
+    "CAMERA_TYPES",
+    "IMAGE_ASPECT_RATIOS",
+    "MAX_PROMPT",
+    "REQUEST_TYPES",
+    "CameraConfig",
+    "CameraControl",
+    "CreateRequest",
+    "DynamicMask",
+    "ImageGenerationRequest",
+    "ImageToVideoRequest",
+    "LipSyncInput",
+    "LipSyncRequest",
+    "TextToVideoRequest",
+    "Trajectory",
+    "VideoExtendRequest",
+    "VirtualTryOnRequest",
+]
 
-MAX_PROMPT = 2500
-
-
-def _opt_id(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise RequestValidationError(
-            attribute.name, f"must be a string, got {type(value).__name__}"
-        )
-    if not value.strip():
-        raise RequestValidationError(attribute.name, "must not be empty")
-    if value != value.strip():
-        raise RequestValidationError(attribute.name, "must not start or end with white space")
-
-
-def _id(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        raise RequestValidationError(attribute.name, "is required")
-    _opt_id(inst, attribute, value)
-
-
-def _prompt(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise RequestValidationError(
-            attribute.name, f"must be a string, got {type(value).__name__}"
-        )
-    if len(value) > MAX_PROMPT:
-        raise RequestValidationError(
-            attribute.name, f"is {len(value)} characters; at most {MAX_PROMPT} are allowed"
-        )
-
-
-def _unit_interval(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise RequestValidationError(
-            attribute.name, f"must be a number, got {type(value).__name__}"
-        )
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-        raise RequestValidationError(attribute.name, f"must be in [0, 1], got {value!r}")
-
-
-def _callback_url(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
-    if value is None:
-        return
-    if not isinstance(value, str):
-        raise RequestValidationError(
-            attribute.name, f"must be a string, got {type(value).__name__}"
-        )
-    try:
-        url = URL(value)
-    except ValueError:
-        raise RequestValidationError(attribute.name, "is not a valid URL") from None
-    if url.scheme not in ("http", "https") or not url.host:
-        raise RequestValidationError(attribute.name, "must be an absolute http(s) URL")
+ASPECT_RATIOS = ("16:9", "9:16", "1:1")
+IMAGE_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
+CAMERA_TYPES = ("simple", "down_back", "forward_up", "right_turn_forward", "left_turn_forward")
+MODES = ("std", "pro")
+DURATIONS = ("5", "10")
 
 
 def _watermark(value: Any) -> WatermarkInfo | None:
@@ -86,9 +60,21 @@ def _watermark(value: Any) -> WatermarkInfo | None:
     raise RequestValidationError("watermark", f"must be a bool, got {type(value).__name__}")
 
 
-def _float_or_none(value: Any) -> Any:
-    # ints are fine for cfg_scale; keep everything else for the validator to reject clearly.
+def _float(value: Any) -> Any:
+    # ints are fine where floats are expected; everything else is left for the validator.
     return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _duration(value: Any) -> Any:
+    # The wire wants the string "5" or "10"; accept the number too.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+_optional_prompt = bounded_text()
+_cfg_scale = number_in(0.0, 1.0)
+
+
+# -- video-extend ----------------------------------------------------------------------------
 
 
 @attrs.frozen(kw_only=True)
@@ -103,16 +89,18 @@ class VideoExtendRequest:
     kind: ClassVar[str] = "video-extend"
     __wire_names__: ClassVar[dict[str, str]] = {"parent_task_id": "task_id"}
 
-    video_id: str = attrs.field(validator=_id)
-    parent_task_id: str | None = attrs.field(default=None, validator=_opt_id)
-    prompt: str | None = attrs.field(default=None, validator=_prompt)
-    negative_prompt: str | None = attrs.field(default=None, validator=_prompt)
-    cfg_scale: float | None = attrs.field(
-        default=None, converter=_float_or_none, validator=_unit_interval
-    )
-    callback_url: str | None = attrs.field(default=None, validator=_callback_url)
-    external_task_id: str | None = attrs.field(default=None, validator=_opt_id)
+    video_id: str = attrs.field(validator=required_id)
+    parent_task_id: str | None = attrs.field(default=None, validator=opt_id)
+    prompt: str | None = attrs.field(default=None, validator=_optional_prompt)
+    negative_prompt: str | None = attrs.field(default=None, validator=_optional_prompt)
+    cfg_scale: float | None = attrs.field(default=None, converter=_float, validator=_cfg_scale)
+    callback_url: str | None = attrs.field(default=None, validator=http_url)
+    external_task_id: str | None = attrs.field(default=None, validator=opt_id)
     watermark_info: WatermarkInfo | None = attrs.field(default=None, converter=_watermark)
+
+    @property
+    def parent_video_id(self) -> str:
+        return self.video_id
 
     @classmethod
     def from_source(cls, source: str | Video | Task, **fields: Any) -> VideoExtendRequest:
@@ -133,3 +121,277 @@ class VideoExtendRequest:
         if isinstance(source, Video):
             return cls(video_id=source.id, **fields)
         return cls(video_id=source, **fields)
+
+
+# -- camera and masks ------------------------------------------------------------------------
+
+_axis = number_in(-10.0, 10.0)
+
+
+@attrs.frozen(kw_only=True)
+class CameraConfig:
+    """One camera movement for ``type="simple"``: exactly one axis non-zero, each in [-10, 10]."""
+
+    horizontal: float = attrs.field(default=0.0, converter=_float, validator=_axis)
+    vertical: float = attrs.field(default=0.0, converter=_float, validator=_axis)
+    pan: float = attrs.field(default=0.0, converter=_float, validator=_axis)
+    tilt: float = attrs.field(default=0.0, converter=_float, validator=_axis)
+    roll: float = attrs.field(default=0.0, converter=_float, validator=_axis)
+    zoom: float = attrs.field(default=0.0, converter=_float, validator=_axis)
+
+    def __attrs_post_init__(self) -> None:
+        moving = [a.name for a in attrs.fields(CameraConfig) if getattr(self, a.name) != 0]
+        if len(moving) != 1:
+            raise RequestValidationError(
+                "camera_control.config",
+                f"exactly one of horizontal, vertical, pan, tilt, roll, zoom must be non-zero "
+                f"(got {', '.join(moving) or 'none'})",
+            )
+
+
+@attrs.frozen(kw_only=True)
+class CameraControl:
+    """A preset camera move, or ``simple`` with a :class:`CameraConfig`."""
+
+    type: str = attrs.field(validator=choice(CAMERA_TYPES))
+    config: CameraConfig | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if (self.type == "simple") != (self.config is not None):
+            raise RequestValidationError(
+                "camera_control.config", "is required for type 'simple' and only for it"
+            )
+
+
+@attrs.frozen
+class Trajectory:
+    x: int = attrs.field(validator=number_in(-1e9, 1e9, integer=True))
+    y: int = attrs.field(validator=number_in(-1e9, 1e9, integer=True))
+
+
+def _trajectories(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not value:
+        raise RequestValidationError("dynamic_masks.trajectories", "needs at least one point")
+
+
+@attrs.frozen(kw_only=True)
+class DynamicMask:
+    """An area of the image (``mask``: URL or raw base64) and the path it should move along."""
+
+    mask: str = attrs.field(validator=[required_id, image_source])
+    trajectories: tuple[Trajectory, ...] = attrs.field(converter=tuple, validator=_trajectories)
+
+
+def _masks(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if value is not None and not 1 <= len(value) <= 6:
+        raise RequestValidationError(attribute.name, f"takes 1 to 6 groups, got {len(value)}")
+
+
+def _opt_tuple(value: Any) -> Any:
+    return None if value is None else tuple(value)
+
+
+# -- text2video / image2video ----------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class TextToVideoRequest:
+    """``POST /v1/videos/text2video``. ``duration`` is ``"5"`` or ``"10"`` (seconds)."""
+
+    kind: ClassVar[str] = "text2video"
+
+    prompt: str = attrs.field(validator=bounded_text(required=True))
+    model_name: str | None = attrs.field(default=None, validator=opt_id)
+    negative_prompt: str | None = attrs.field(default=None, validator=_optional_prompt)
+    cfg_scale: float | None = attrs.field(default=None, converter=_float, validator=_cfg_scale)
+    mode: str | None = attrs.field(default=None, validator=choice(MODES))
+    camera_control: CameraControl | None = None
+    aspect_ratio: str | None = attrs.field(default=None, validator=choice(ASPECT_RATIOS))
+    duration: str | None = attrs.field(
+        default=None, converter=_duration, validator=choice(DURATIONS)
+    )
+    callback_url: str | None = attrs.field(default=None, validator=http_url)
+    external_task_id: str | None = attrs.field(default=None, validator=opt_id)
+
+    parent_video_id: ClassVar[None] = None
+
+
+@attrs.frozen(kw_only=True)
+class ImageToVideoRequest:
+    """``POST /v1/videos/image2video``: animate ``image`` (and/or end on ``image_tail``).
+
+    Images are http(s) URLs or raw base64 without a ``data:`` prefix. A tail image, masks and a
+    camera control are mutually exclusive.
+    """
+
+    kind: ClassVar[str] = "image2video"
+
+    image: str | None = attrs.field(default=None, validator=image_source)
+    image_tail: str | None = attrs.field(default=None, validator=image_source)
+    prompt: str | None = attrs.field(default=None, validator=_optional_prompt)
+    model_name: str | None = attrs.field(default=None, validator=opt_id)
+    negative_prompt: str | None = attrs.field(default=None, validator=_optional_prompt)
+    cfg_scale: float | None = attrs.field(default=None, converter=_float, validator=_cfg_scale)
+    mode: str | None = attrs.field(default=None, validator=choice(MODES))
+    static_mask: str | None = attrs.field(default=None, validator=image_source)
+    dynamic_masks: tuple[DynamicMask, ...] | None = attrs.field(
+        default=None, converter=_opt_tuple, validator=_masks
+    )
+    camera_control: CameraControl | None = None
+    duration: str | None = attrs.field(
+        default=None, converter=_duration, validator=choice(DURATIONS)
+    )
+    callback_url: str | None = attrs.field(default=None, validator=http_url)
+    external_task_id: str | None = attrs.field(default=None, validator=opt_id)
+
+    parent_video_id: ClassVar[None] = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.image is None and self.image_tail is None:
+            raise RequestValidationError("image", "image or image_tail is required")
+        used = [
+            name
+            for name, present in (
+                ("image_tail", self.image_tail is not None and self.image is not None),
+                ("masks", self.static_mask is not None or self.dynamic_masks is not None),
+                ("camera_control", self.camera_control is not None),
+            )
+            if present
+        ]
+        if len(used) > 1:
+            raise RequestValidationError(
+                used[1], f"cannot be combined with {used[0]} (they are mutually exclusive)"
+            )
+
+
+# -- images ----------------------------------------------------------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class ImageGenerationRequest:
+    """``POST /v1/images/generations``: ``n`` (1–9) images; results in ``task.task_result.images``.
+
+    ``negative_prompt`` cannot be combined with a reference ``image``.
+    """
+
+    kind: ClassVar[str] = "image-generation"
+
+    prompt: str = attrs.field(validator=bounded_text(required=True))
+    model_name: str | None = attrs.field(default=None, validator=opt_id)
+    negative_prompt: str | None = attrs.field(default=None, validator=_optional_prompt)
+    image: str | None = attrs.field(default=None, validator=image_source)
+    image_reference: str | None = attrs.field(default=None, validator=choice(("subject", "face")))
+    image_fidelity: float | None = attrs.field(default=None, converter=_float, validator=_cfg_scale)
+    human_fidelity: float | None = attrs.field(default=None, converter=_float, validator=_cfg_scale)
+    resolution: str | None = attrs.field(default=None, validator=choice(("1k", "2k")))
+    n: int | None = attrs.field(default=None, validator=number_in(1, 9, integer=True))
+    aspect_ratio: str | None = attrs.field(default=None, validator=choice(IMAGE_ASPECT_RATIOS))
+    callback_url: str | None = attrs.field(default=None, validator=http_url)
+    external_task_id: str | None = attrs.field(default=None, validator=opt_id)
+
+    parent_video_id: ClassVar[None] = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.negative_prompt is not None and self.image is not None:
+            raise RequestValidationError("negative_prompt", "cannot be used with image")
+        if self.image_reference is not None and self.image is None:
+            raise RequestValidationError("image_reference", "needs an image")
+
+
+@attrs.frozen(kw_only=True)
+class VirtualTryOnRequest:
+    """``POST /v1/images/kolors-virtual-try-on``: dress ``human_image`` in ``cloth_image``."""
+
+    kind: ClassVar[str] = "virtual-try-on"
+
+    human_image: str = attrs.field(validator=[required_id, image_source])
+    cloth_image: str | None = attrs.field(default=None, validator=image_source)
+    model_name: str | None = attrs.field(
+        default=None,
+        validator=choice(("kolors-virtual-try-on-v1", "kolors-virtual-try-on-v1-5")),
+    )
+    callback_url: str | None = attrs.field(default=None, validator=http_url)
+
+    parent_video_id: ClassVar[None] = None
+
+
+# -- lip-sync --------------------------------------------------------------------------------
+
+
+def _voice_speed(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    number_in(0.8, 2.0)(inst, attribute, value)
+    if value is not None and round(value, 1) != value:
+        raise RequestValidationError(attribute.name, "takes one decimal place (e.g. 1.2)")
+
+
+@attrs.frozen(kw_only=True)
+class LipSyncInput:
+    """What to lip-sync: a Kling video (``video_id``) xor an uploaded one (``video_url``), to
+    text (``mode="text2video"``: ``text`` ≤ 120 characters and a ``voice_id``) or to audio
+    (``mode="audio2video"``: ``audio_type`` ``file`` with ``audio_file`` or ``url`` with
+    ``audio_url``)."""
+
+    mode: str = attrs.field(validator=choice(("text2video", "audio2video")))
+    video_id: str | None = attrs.field(default=None, validator=opt_id)
+    video_url: str | None = attrs.field(default=None, validator=http_url)
+    text: str | None = attrs.field(default=None, validator=bounded_text(limit=120))
+    voice_id: str | None = attrs.field(default=None, validator=opt_id)
+    voice_language: str | None = attrs.field(default=None, validator=choice(("zh", "en")))
+    voice_speed: float | None = attrs.field(default=None, converter=_float, validator=_voice_speed)
+    audio_type: str | None = attrs.field(default=None, validator=choice(("file", "url")))
+    audio_file: str | None = attrs.field(default=None, validator=image_source)
+    audio_url: str | None = attrs.field(default=None, validator=http_url)
+
+    def __attrs_post_init__(self) -> None:
+        if (self.video_id is None) == (self.video_url is None):
+            raise RequestValidationError(
+                "input.video_id", "give exactly one of video_id, video_url"
+            )
+        if self.mode == "text2video":
+            for name in ("text", "voice_id"):
+                if getattr(self, name) is None:
+                    raise RequestValidationError(f"input.{name}", "is required for text2video")
+        else:
+            if self.audio_type is None:
+                raise RequestValidationError("input.audio_type", "is required for audio2video")
+            needed = "audio_file" if self.audio_type == "file" else "audio_url"
+            if getattr(self, needed) is None:
+                raise RequestValidationError(
+                    f"input.{needed}", f"is required for audio_type {self.audio_type!r}"
+                )
+
+
+@attrs.frozen(kw_only=True)
+class LipSyncRequest:
+    """``POST /v1/videos/lip-sync``."""
+
+    kind: ClassVar[str] = "lip-sync"
+
+    input: LipSyncInput
+    callback_url: str | None = attrs.field(default=None, validator=http_url)
+
+    @property
+    def parent_video_id(self) -> str | None:
+        return self.input.video_id
+
+
+CreateRequest = Union[  # noqa: UP007 (a runtime alias; `|` of classes is fine on 3.10 too)
+    VideoExtendRequest,
+    TextToVideoRequest,
+    ImageToVideoRequest,
+    ImageGenerationRequest,
+    LipSyncRequest,
+    VirtualTryOnRequest,
+]
+
+REQUEST_TYPES: dict[str, type[CreateRequest]] = {
+    cls.kind: cls
+    for cls in (
+        VideoExtendRequest,
+        TextToVideoRequest,
+        ImageToVideoRequest,
+        ImageGenerationRequest,
+        LipSyncRequest,
+        VirtualTryOnRequest,
+    )
+}

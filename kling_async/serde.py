@@ -15,14 +15,17 @@ from typing import Any, TypeVar
 
 import attrs
 import cattrs
+from cattrs.errors import BaseValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .errors import ResponseFormatError, excerpt
+from .errors import RequestValidationError, ResponseFormatError, excerpt
 from .models import Envelope, Image, ParentVideo, Task, TaskInfo, TaskResult, TaskStatus, Video
+from .requests import REQUEST_TYPES, CameraControl, CreateRequest, DynamicMask, LipSyncInput
 
 __all__ = [
     "dumps",
     "loads",
+    "request_from_wire",
     "structure_envelope",
     "structure_task",
     "structure_tasks",
@@ -240,22 +243,54 @@ def task_to_json(task: Task) -> bytes:
     return dumps(_converter.unstructure(task))
 
 
-def unstructure_request(request: Any) -> dict[str, Any]:
-    """A request body: the attrs request class as JSON, ``None`` fields left out."""
-    return _unstructure_fn(type(request))(request)
+def unstructure_request(request: CreateRequest) -> dict[str, Any]:
+    """A request body: wire names, ``None`` fields left out (nested objects too)."""
+    body: dict[str, Any] = _converter.unstructure(request)
+    return body
 
 
-_unstructure_cache: dict[type, Callable[[Any], dict[str, Any]]] = {}
+def request_from_wire(kind: str, body: dict[str, Any]) -> CreateRequest:
+    """Rebuild a request from its body (as :func:`unstructure_request` made it), validating it
+    again: how a journal brings a request back after a crash."""
+    cls = REQUEST_TYPES.get(kind)
+    if cls is None:
+        raise RequestValidationError("kind", f"unknown request kind {kind!r}")
+    try:
+        request: CreateRequest = _converter.structure(body, cls)
+    except Exception as exc:
+        found = _first_validation_error(exc)
+        if found is not None:
+            raise found from exc
+        raise RequestValidationError("request", "; ".join(cattrs.transform_error(exc))) from exc
+    return request
 
 
-def _unstructure_fn(cls: type) -> Callable[[Any], dict[str, Any]]:
-    fn = _unstructure_cache.get(cls)
-    if fn is None:
-        renames: dict[str, str] = getattr(cls, "__wire_names__", {})
-        overrides: dict[str, Any] = {
-            a.name: override(omit_if_default=True, rename=renames.get(a.name))
-            for a in attrs.fields(cls)
-        }
-        fn = make_dict_unstructure_fn(cls, _converter, **overrides)
-        _unstructure_cache[cls] = fn
-    return fn
+def _first_validation_error(exc: BaseException) -> RequestValidationError | None:
+    """The field error inside cattrs' exception group, if a validator raised one."""
+    if isinstance(exc, RequestValidationError):
+        return exc
+    if isinstance(exc, BaseValidationError):
+        for inner in exc.exceptions:
+            found = _first_validation_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def _register_request(cls: type) -> None:
+    """Requests go out with ``None`` fields left out and wire names (``parent_task_id`` is the
+    relay's ``task_id``), and come back (from a journal) the same way."""
+    renames: dict[str, str] = getattr(cls, "__wire_names__", {})
+    out: dict[str, Any] = {
+        a.name: override(omit_if_default=True, rename=renames.get(a.name))
+        for a in attrs.fields(cls)
+    }
+    back: dict[str, Any] = {a.name: override(rename=renames.get(a.name)) for a in attrs.fields(cls)}
+    _converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, _converter, **out))
+    _converter.register_structure_hook(cls, make_dict_structure_fn(cls, _converter, **back))
+
+
+# Nested parts first: the request hooks capture theirs when they are made. CameraConfig and
+# Trajectory keep the default (every field, zeros included: one axis moves, the rest are 0).
+for _cls in (CameraControl, DynamicMask, LipSyncInput, *REQUEST_TYPES.values()):
+    _register_request(_cls)

@@ -25,6 +25,8 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import Literal, Protocol
 
+import attrs
+
 from .cadence import Cadence
 from .clock import Clock
 from .errors import (
@@ -203,6 +205,8 @@ class PollScheduler:
             if task.task_status == last.task_status:
                 tracked.covered = True  # callbacks do arrive for this task
             return False
+        if task.kind != tracked.kind.name:
+            task = attrs.evolve(task, kind=tracked.kind.name)  # a receiver set up for another kind
         if trusted:
             tracked.covered = True
             tracked.claim = None

@@ -19,6 +19,7 @@ from kling_async import (
 )
 from kling_async.batch import Batch, Outcome
 from kling_async.journal import Intent, Journal
+from kling_async.serde import unstructure_request
 from kling_async.testing import Durations, Fault, KlingEmulator
 
 from .conftest import MakeClient, MakeEmulator, created, requests_to
@@ -188,16 +189,10 @@ async def test_resume_finds_a_create_whose_answer_died_with_the_process(
     request = VideoExtendRequest(video_id=seed.video_id, prompt="crash", external_task_id="job-7")
     path = tmp_path / "crash.sqlite"
     async with await Journal.open(path) as journal:
-        await journal.record_intents(
-            [
-                Intent(
-                    "job-7",
-                    {"video_id": seed.video_id, "prompt": "crash", "external_task_id": "job-7"},
-                )
-            ]
-        )
+        body = {"kind": "video-extend", "body": unstructure_request(request)}
+        await journal.record_intents([Intent("job-7", body)])
         await journal.record_sent("job-7", clock.time())
-    await make_client(emu).submit(request)  # what the dead process's POST did on the server
+    await make_client(emu).create(request)  # what the dead process's POST did on the server
     kling = make_client(emu)
     outcomes = await run_batch(clock, kling, kling.extend_many([request], journal=path))
     assert [o.outcome for o in outcomes] == ["succeed"]
