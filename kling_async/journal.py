@@ -171,6 +171,30 @@ class _Job:
         self.writes = writes
 
 
+def _lock_exclusively(path: str) -> Any:
+    """Hold an advisory lock on ``<path>.lock`` for as long as the returned file is open.
+
+    Two batches writing one journal would each take the other's in-flight intents for lost
+    ones and could send them again: the second is refused instead. A side file, not the
+    database: closing any other descriptor of the database would drop SQLite's own locks.
+    ``Journal.read`` takes no lock (reading while a batch runs is fine). Where ``fcntl`` does
+    not exist (Windows) there is no lock.
+    """
+    handle = open(path + ".lock", "a+b")  # noqa: SIM115 (kept open: it is the lock)
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return handle
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise JournalError(
+            f"journal {path} is in use by another process (another batch still running?)"
+        ) from None
+    return handle
+
+
 class _Writer:
     """Owns the connection; runs batches of jobs, one transaction per drain of the queue."""
 
@@ -200,8 +224,15 @@ class _Writer:
 
     def _run(self) -> None:
         try:
+            lock = _lock_exclusively(self.path)
+        except BaseException as exc:
+            self.ready.set_exception(exc)
+            self.done.set_result(None)
+            return
+        try:
             conn = _connect(self.path, read_only=False, busy_timeout=self._busy_timeout)
         except BaseException as exc:
+            lock.close()
             self.ready.set_exception(exc)
             self.done.set_result(None)
             return
@@ -228,6 +259,7 @@ class _Writer:
         finally:
             try:
                 conn.close()  # the last connection to close checkpoints the WAL into the file
+                lock.close()
             finally:
                 if self.failure is not None:  # pragma: no cover
                     self._fail_queued()

@@ -532,3 +532,28 @@ async def test_the_loop_runs_during_a_large_batch(journal: Journal) -> None:
     assert len(entries) == 10_000
     assert ticker.max_gap < max(0.1, took / 3)
     assert len(ticker.times) >= 5
+
+
+async def test_a_second_process_cannot_open_a_journal_in_use(tmp_path: Path) -> None:
+    """Two batches on one journal would re-send each other's in-flight intents."""
+    path = tmp_path / "shared.sqlite"
+    async with await Journal.open(path):
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "import asyncio, sys\n"
+            "from kling_async.journal import Journal, JournalError\n"
+            "async def main():\n"
+            "    try:\n"
+            "        await Journal.open(sys.argv[1])\n"
+            "    except JournalError as e:\n"
+            "        print('refused:', e)\n"
+            "asyncio.run(main())\n",
+            str(path),
+            stdout=asyncio.subprocess.PIPE,
+        )
+        out, _ = await child.communicate()
+        assert b"refused:" in out and b"in use by another process" in out
+        assert len(Journal.read(path)) == 0  # reading is still allowed
+    async with await Journal.open(path):  # released on close
+        pass
