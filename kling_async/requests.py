@@ -8,6 +8,7 @@ is found again where the kind takes no ``external_task_id``.
 
 from __future__ import annotations
 
+import typing
 from typing import Any, ClassVar, Union
 
 import attrs
@@ -385,13 +386,5 @@ CreateRequest = Union[  # noqa: UP007 (a runtime alias; `|` of classes is fine o
 ]
 
 REQUEST_TYPES: dict[str, type[CreateRequest]] = {
-    cls.kind: cls
-    for cls in (
-        VideoExtendRequest,
-        TextToVideoRequest,
-        ImageToVideoRequest,
-        ImageGenerationRequest,
-        LipSyncRequest,
-        VirtualTryOnRequest,
-    )
+    cls.kind: cls for cls in typing.get_args(CreateRequest)
 }
