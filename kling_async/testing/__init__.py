@@ -6,10 +6,11 @@
 ...         task = await kling.extend_video(parent.video_id)
 ...     await emu.clock.advance(400)                             # the task has now succeeded
 
-It serves both flavours (official ``/v1`` with JWT or static keys, relay ``/kling/v1`` with
-``sk-`` keys), computes each task's life from its clock, enforces the account's task slots,
-balance and rate, injects planned or random faults (:class:`Fault`) and delivers signed
-callbacks. ``python -m kling_async.testing`` serves one standalone.
+It serves the task family (text2video, image2video, video-extend, lip-sync, image
+generation, virtual try-on) in both flavours (official ``/v1`` with JWT or static keys, relay
+``/kling/v1`` with ``sk-`` keys), computes each task's life from its clock, enforces the
+account's task slots, balance and rate, injects planned or random faults (:class:`Fault`) and
+delivers signed callbacks. ``python -m kling_async.testing`` serves one standalone.
 """
 
 from __future__ import annotations

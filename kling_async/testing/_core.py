@@ -1,4 +1,8 @@
-"""The emulated account's business rules, with no HTTP in them: create, query, list, seed."""
+"""The emulated account's business rules, with no HTTP in them: create, query, list, seed.
+
+Every kind goes through the same :meth:`EmulatorCore.create`; what differs per kind is in the
+table of :mod:`._kinds` (validator, output, external ids, slots).
+"""
 
 from __future__ import annotations
 
@@ -13,12 +17,12 @@ from kling_async.clock import Clock
 from kling_async.signing import WebhookSecret
 from kling_async.testing._callbacks import CallbackDispatcher
 from kling_async.testing._durations import Durations
-from kling_async.testing._kinds import CreateContext, Flavour, Kind
+from kling_async.testing._kinds import CreateContext, Flavour, Kind, Plan
 from kling_async.testing._limits import AccountLimits
 from kling_async.testing._replies import ApiError
-from kling_async.testing._tasks import Phase, TaskRecord, TaskStore, VideoRecord
+from kling_async.testing._tasks import ImageRecord, Phase, TaskRecord, TaskStore, VideoRecord
 from kling_async.testing._validation import optional_id, optional_url, optional_watermark
-from kling_async.testing._wire import created_object, task_object
+from kling_async.testing._wire import VIDEO_MEDIA_DIR, created_object, task_object
 
 __all__ = ["EmulatorCore", "EmulatorStats", "FailWhen"]
 
@@ -34,7 +38,8 @@ class EmulatorStats:
 
     ``requests`` is keyed ``(method, route, http_status)``: route is ``create``, ``get``,
     ``list``, ``media`` or ``other``; status ``0`` means the connection was dropped unanswered.
-    ``max_slots_in_use`` is the peak of tasks not yet terminal, measured at each create.
+    ``max_slots_in_use`` is the peak of task slots held (one per task, ``n`` per image
+    generation task), measured at each create.
     """
 
     created: int = 0
@@ -73,18 +78,21 @@ class EmulatorCore:
 
     def create(self, kind: Kind, flavour: Flavour, body: dict[str, Any]) -> dict[str, Any]:
         """Validate, check the limits, then create and charge; returns the create ``data``."""
-        assert kind.create is not None, f"{kind.name} is not creatable"
-        ctx = CreateContext(flavour, self._require_relay_parent, self.find_video)
-        parent = kind.create.validate(body, ctx)
+        assert kind.validate is not None, f"{kind.name} is not creatable"
+        ctx = CreateContext(flavour, self._require_relay_parent, self.find_video, self.video_at)
+        plan = kind.validate(body, ctx)
         callback_url = optional_url(body, "callback_url")
-        external_task_id = optional_id(body, "external_task_id")
+        external_task_id = (
+            optional_id(body, "external_task_id") if kind.takes_external_task_id else None
+        )
         if external_task_id is not None and self.store.has_external(external_task_id):
             raise ApiError.invalid("external_task_id already exists on this account")
         watermark = optional_watermark(body)
+        slots = kind.slots(plan)
         now = self.clock.time()
-        self.limits.check(now)
+        self.limits.check(now, slots)
 
-        queued, running = self._durations.draw(body)
+        queued, running = self._durations.draw(body, kind.name)
         task = TaskRecord(
             task_id=self.store.new_task_id(),
             kind=kind.name,
@@ -94,19 +102,17 @@ class EmulatorCore:
             seq=self.store.next_seq(),
             failure=self._failure(body),
             external_task_id=external_task_id,
-            parent=parent,
+            parent=plan.parent,
+            output=kind.output,
+            slots=slots,
             watermark=watermark,
             callback_url=callback_url,
             units=self.limits.unit_cost,
             body=dict(body),
         )
-        seconds = kind.create.result_seconds(parent, self._outcomes)
-        if task.failure is None:
-            task.result = VideoRecord(
-                self.store.new_video_id(), task.task_id, seconds, task.ends_at
-            )
+        self._make_results(task, plan)
         self.store.add(task)
-        in_use = self.limits.commit(now, task.ends_at)
+        in_use = self.limits.commit(now, task.ends_at, slots)
         self.stats.created += 1
         self.stats.max_slots_in_use = max(self.stats.max_slots_in_use, in_use)
         if callback_url is not None:
@@ -162,15 +168,53 @@ class EmulatorCore:
     def render_now(self, task: TaskRecord) -> dict[str, Any]:
         return self.render(task, task.phase_at(self.clock.time()))
 
-    def find_video(self, video_id: str) -> VideoRecord:
-        """A video that exists now and is not purged; a 1201 :class:`ApiError` otherwise."""
+    def find_video(self, video_id: str, field: str = "video_id") -> VideoRecord:
+        """A video that exists now and is not purged; a 1201 :class:`ApiError` naming
+        ``field`` otherwise."""
         now = self.clock.time()
         video = self.store.videos.get(video_id)
         if video is None or video.ready_at > now:
-            raise ApiError.invalid("video_id does not name an existing video")
+            raise ApiError.invalid(f"{field} does not name an existing video")
         if now - video.ready_at > PURGE_AFTER:
-            raise ApiError.invalid("video_id names a video older than 30 days; it was purged")
+            raise ApiError.invalid(f"{field} names a video older than 30 days; it was purged")
         return video
+
+    def video_at(self, url: str, field: str) -> VideoRecord | None:
+        """The video one of this emulator's media URLs serves (a 1201 naming ``field`` if it
+        is gone); ``None`` for any other URL (a watermarked copy's included)."""
+        prefix = self.base_url + VIDEO_MEDIA_DIR
+        if not self.base_url or not url.startswith(prefix) or not url.endswith(".mp4"):
+            return None
+        stem = url[len(prefix) : -len(".mp4")]
+        if stem.endswith(".wm"):
+            return None
+        return self.find_video(stem, field)
+
+    def find_image(self, image_id: str) -> ImageRecord:
+        """An image that exists now and is not purged; a 1203 :class:`ApiError` otherwise."""
+        now = self.clock.time()
+        image = self.store.images.get(image_id)
+        if image is None or image.ready_at > now or now - image.ready_at > PURGE_AFTER:
+            raise ApiError.not_found("no such image")
+        return image
+
+    def _make_results(self, task: TaskRecord, plan: Plan) -> None:
+        """What a task will show once it succeeds (nothing, if it is to fail). The seeded
+        draw of a video's jitter happens even then, so outcomes do not depend on failures."""
+        seconds = plan.seconds
+        if plan.jitter:
+            seconds = round(seconds + self._outcomes.uniform(0.0, plan.jitter), 3)
+        if task.failure is not None:
+            return
+        if task.output == "images":
+            task.images = tuple(
+                ImageRecord(self.store.new_image_id(), task.task_id, index, task.ends_at)
+                for index in range(plan.images)
+            )
+        else:
+            task.result = VideoRecord(
+                self.store.new_video_id(), task.task_id, seconds, task.ends_at
+            )
 
     def _failure(self, body: dict[str, Any]) -> str | None:
         reason = self._fail_when(dict(body)) if self._fail_when is not None else None

@@ -45,6 +45,11 @@ class KlingEmulator:
     (``relay_keys``). Tasks live on ``clock`` (default ``ScaledClock(time_scale)``): pass a
     ``FakeClock`` to step through a task's life, or share a ``ScaledClock`` with a client.
 
+    Every kind of kling-api.md 5.1 the client knows is served: text2video, image2video,
+    video-extend, lip-sync, image-generation and virtual-try-on (``emu.tasks[id].kind``). By
+    default (``durations=None``) each kind takes its typical time (:meth:`Durations.typical`:
+    an extend 5 s queued + 315 s running).
+
     ``async with KlingEmulator() as emu:`` starts and stops it; see the package docs for the
     knobs (limits, faults, callbacks) and what it records (``stats``, ``tasks``, ``callbacks``).
     """
@@ -83,7 +88,7 @@ class KlingEmulator:
         )
         self._core = EmulatorCore(
             clock=self.clock,
-            durations=durations or Durations(),
+            durations=durations if durations is not None else Durations.typical(),
             failure_rate=failure_rate,
             fail_when=fail_when,
             limits=limits,
@@ -216,7 +221,8 @@ class KlingEmulator:
 
     @property
     def slots_in_use(self) -> int:
-        """Tasks not yet terminal at the clock's current time."""
+        """Task slots held by tasks not yet terminal at the clock's current time (one per
+        task, ``n`` per image generation task)."""
         return self._core.limits.slots_in_use(self.clock.time())
 
     @property

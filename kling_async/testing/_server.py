@@ -1,5 +1,12 @@
 """The HTTP side: routes built from the kind table, each mounted for both flavours.
 
+Per kind: ``POST {path}`` (create), ``GET {path}`` (list, or ``?external_task_id=``) and
+``GET {path}/{task_id or external_task_id}``, under ``/v1`` and again under ``/kling/v1``. The
+relay's generic poller ``GET /kling/v1/{action}/{action2}/{task_id}`` is exactly the relay
+copies of those single-task routes (``images/generations``, ``videos/text2video`` ...), so it
+answers as the kind's own GET does; any other pair is an unknown route. Generated files are
+served from ``/media/videos/{id}.mp4`` and ``/media/images/{id}.png`` (``.wm.`` copies too).
+
 Every API request goes: draw a fault -> authenticate -> parse and act -> spoil the answer as
 the fault says -> count it in ``stats.requests``. Unknown routes and wrong methods get JSON
 error envelopes too (1203 / 1202, HTTP 404), never aiohttp's text pages.
@@ -19,6 +26,7 @@ from kling_async.testing._core import EmulatorCore
 from kling_async.testing._faults import Fault, FaultPlan, Route, refusal, tampered
 from kling_async.testing._kinds import KINDS, Flavour, Kind
 from kling_async.testing._replies import ApiError, Reply, failure, success
+from kling_async.testing._wire import IMAGE_MEDIA_DIR, VIDEO_MEDIA_DIR
 
 __all__ = ["EmulatorServer"]
 
@@ -27,6 +35,7 @@ Action = Callable[[web.Request, Kind, Flavour], Awaitable[Reply]]
 
 PREFIXES: tuple[tuple[Flavour, str], ...] = (("official", ""), ("relay", "/kling"))
 _MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
+_PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
 
 class EmulatorServer:
@@ -43,7 +52,7 @@ class EmulatorServer:
         for kind in KINDS:
             for flavour, prefix in PREFIXES:
                 collection = prefix + kind.path
-                if kind.create is not None:
+                if kind.validate is not None:
                     add.add_post(collection, self._endpoint("create", kind, flavour, self._create))
                 add.add_get(
                     collection, self._endpoint("list", kind, flavour, self._list), allow_head=False
@@ -53,7 +62,8 @@ class EmulatorServer:
                     self._endpoint("get", kind, flavour, self._get),
                     allow_head=False,
                 )
-        add.add_get("/media/videos/{name}", self._media, allow_head=False)
+        add.add_get(VIDEO_MEDIA_DIR + "{name}", self._media, allow_head=False)
+        add.add_get(IMAGE_MEDIA_DIR + "{name}", self._image_media, allow_head=False)
         return app
 
     def _endpoint(self, route: Route, kind: Kind, flavour: Flavour, action: Action) -> Handler:
@@ -113,6 +123,22 @@ class EmulatorServer:
         else:
             body = _MP4_HEADER + f"kling_async emulator video {stem}\n".encode()
             response = web.Response(body=body, content_type="video/mp4")
+        self._count(request, "media", response.status)
+        return response
+
+    async def _image_media(self, request: web.Request) -> web.StreamResponse:
+        """Stand-in bytes for a generated image."""
+        name = request.match_info["name"]
+        stem = name.removesuffix(".png")
+        try:
+            if stem == name:
+                raise ApiError.not_found("not a .png")
+            self._core.find_image(stem.removesuffix(".wm"))
+        except ApiError:
+            response = web.Response(status=404, text="404 Not Found")
+        else:
+            body = _PNG_HEADER + f"kling_async emulator image {stem}\n".encode()
+            response = web.Response(body=body, content_type="image/png")
         self._count(request, "media", response.status)
         return response
 

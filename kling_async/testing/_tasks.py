@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-__all__ = ["Phase", "TaskRecord", "TaskStore", "VideoRecord"]
+__all__ = ["ImageRecord", "Phase", "TaskRecord", "TaskStore", "VideoRecord"]
 
 SUBMITTED = "submitted"
 PROCESSING = "processing"
@@ -41,11 +41,23 @@ class VideoRecord:
 
 
 @attrs.define(eq=False)
+class ImageRecord:
+    """A generated image: its own id (for its URL), its place in the task's result, its task."""
+
+    image_id: str
+    task_id: str
+    index: int
+    ready_at: float
+
+
+@attrs.define(eq=False)
 class TaskRecord:
     """What the emulator knows about one task. Times are clock seconds, not milliseconds.
 
     ``failure`` is the ``task_status_msg`` the task ends with (``None``: it succeeds).
-    ``result`` is the video it produces, visible once the task has succeeded.
+    ``output`` says what it produces: ``"videos"`` (``result``, one video) or ``"images"``
+    (``images``), shown once the task has succeeded. ``slots`` is how many of the account's
+    task slots it holds until it ends (kling-api.md 7.1: ``n`` for image generation).
     """
 
     task_id: str
@@ -58,6 +70,9 @@ class TaskRecord:
     external_task_id: str | None = None
     parent: VideoRecord | None = None
     result: VideoRecord | None = None
+    output: str = "videos"
+    images: tuple[ImageRecord, ...] = ()
+    slots: int = 1
     watermark: bool = False
     callback_url: str | None = None
     units: float = 0.0
@@ -93,6 +108,7 @@ class TaskStore:
         self._seq = 0
         self.tasks: dict[str, TaskRecord] = {}
         self.videos: dict[str, VideoRecord] = {}
+        self.images: dict[str, ImageRecord] = {}
         self._external: dict[str, TaskRecord] = {}
 
     def next_seq(self) -> int:
@@ -113,12 +129,21 @@ class TaskStore:
             if video_id not in self.videos:
                 return video_id
 
+    def new_image_id(self) -> str:
+        """An unused UUID-shaped image id."""
+        while True:
+            image_id = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+            if image_id not in self.images:
+                return image_id
+
     def add(self, task: TaskRecord) -> None:
         self.tasks[task.task_id] = task
         if task.external_task_id is not None:
             self._external[task.external_task_id] = task
         if task.result is not None:
             self.videos[task.result.video_id] = task.result
+        for image in task.images:
+            self.images[image.image_id] = image
 
     def has_external(self, external_task_id: str) -> bool:
         return external_task_id in self._external

@@ -8,9 +8,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from kling_async.testing._tasks import FAILED, SUBMITTED, SUCCEED, Phase, TaskRecord, VideoRecord
+from kling_async.testing._tasks import (
+    FAILED,
+    SUBMITTED,
+    SUCCEED,
+    ImageRecord,
+    Phase,
+    TaskRecord,
+    VideoRecord,
+)
 
-__all__ = ["created_object", "media_path", "task_object"]
+__all__ = [
+    "IMAGE_MEDIA_DIR",
+    "VIDEO_MEDIA_DIR",
+    "created_object",
+    "image_media_path",
+    "media_path",
+    "task_object",
+]
+
+VIDEO_MEDIA_DIR = "/media/videos/"
+IMAGE_MEDIA_DIR = "/media/images/"
 
 
 def millis(seconds: float) -> int:
@@ -24,7 +42,22 @@ def number_text(value: float) -> str:
 
 def media_path(video_id: str, *, watermarked: bool = False) -> str:
     """Where the emulator serves a video's bytes (see the media route)."""
-    return f"/media/videos/{video_id}{'.wm' if watermarked else ''}.mp4"
+    return f"{VIDEO_MEDIA_DIR}{video_id}{'.wm' if watermarked else ''}.mp4"
+
+
+def image_media_path(image_id: str, *, watermarked: bool = False) -> str:
+    """Where the emulator serves an image's bytes (see the media route)."""
+    return f"{IMAGE_MEDIA_DIR}{image_id}{'.wm' if watermarked else ''}.png"
+
+
+def _image(image: ImageRecord, base_url: str, *, watermark: bool) -> dict[str, Any]:
+    shown: dict[str, Any] = {
+        "index": image.index,
+        "url": base_url + image_media_path(image.image_id),
+    }
+    if watermark:
+        shown["watermark_url"] = base_url + image_media_path(image.image_id, watermarked=True)
+    return shown
 
 
 def _video(video: VideoRecord, base_url: str, *, watermark: bool) -> dict[str, Any]:
@@ -39,7 +72,11 @@ def _video(video: VideoRecord, base_url: str, *, watermark: bool) -> dict[str, A
 
 
 def _result(task: TaskRecord, phase: Phase, base_url: str) -> dict[str, Any]:
-    """``task_result``: the produced video once the task has succeeded, else an empty list."""
+    """``task_result``: what the task produced once it has succeeded, else an empty list;
+    ``videos`` or ``images`` as the kind makes (kling-api.md 2)."""
+    if task.output == "images":
+        made_images = task.images if phase.status == SUCCEED else ()
+        return {"images": [_image(i, base_url, watermark=task.watermark) for i in made_images]}
     made = task.result if phase.status == SUCCEED else None
     videos = [] if made is None else [_video(made, base_url, watermark=task.watermark)]
     return {"videos": videos}

@@ -27,7 +27,7 @@ async def test_wrong_methods_are_json_1202(api: Any) -> None:
     for method, path in [
         ("DELETE", "/v1/videos/video-extend"),
         ("POST", "/v1/videos/video-extend/123"),
-        ("POST", "/v1/videos/text2video"),  # queryable here, not creatable
+        ("POST", "/kling/v1/images/generations/123"),  # the generic poller only GETs
         ("PUT", "/kling/v1/videos/video-extend"),
     ]:
         status, answer = await api.call(method, path, json={})
