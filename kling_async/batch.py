@@ -357,8 +357,7 @@ class Batch:
             task = self._task_from(entry) or Task(
                 kind=request.kind, task_id=entry.task_id, task_status=TaskStatus.SUBMITTED
             )
-            self.gate.in_use += 1  # it holds an account slot until it ends
-            self.gate.max_in_use = max(self.gate.max_in_use, self.gate.in_use)
+            self.gate.hold()  # it holds an account slot until it ends
             self._track(key, task, watch)
             return True
         return False

@@ -62,11 +62,16 @@ class SlotGate:
                 await self._sleep_or_change(wait)
                 continue
             if self.in_use < self.allowed:
-                self.in_use += 1
-                self.max_in_use = max(self.max_in_use, self.in_use)
+                self.hold()
                 return True
             self._changed.clear()
             await self._changed.wait()
+
+    def hold(self) -> None:
+        """Count a slot that is already taken on the server (a task created by an earlier run
+        and still running), without waiting: it must be followed whatever the limit."""
+        self.in_use += 1
+        self.max_in_use = max(self.max_in_use, self.in_use)
 
     async def _sleep_or_change(self, seconds: float) -> None:
         self._changed.clear()
