@@ -58,10 +58,12 @@ class InputError:
 
     def __str__(self) -> str:
         where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {"file": self.path, "line": self.line, "field": self.field, "message": self.message}
+        return {"file": self.path, "line": self.line, "field": self.field, "reason": self.message}
 
 
 class InputErrors(Exception):
@@ -167,7 +169,7 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | _RowError]]:
             continue
         fields: dict[str, Any] = {}
         try:
-            for name, cell in zip(names, cells):
+            for name, cell in zip(names, cells, strict=False):
                 if name and cell.strip():
                     fields[name] = _from_text(name, cell)
         except _RowError as exc:
@@ -230,6 +232,8 @@ def _request(fields: Mapping[str, Any]) -> VideoExtendRequest:
         attribute = "watermark_info" if column == "watermark" else column
         kwargs[attribute] = value
         spelled[attribute] = name
+    if "video_id" not in kwargs:
+        raise _RowError("video_id", "is required")
     try:
         return VideoExtendRequest(**kwargs)
     except RequestValidationError as exc:

@@ -1,0 +1,445 @@
+"""``kling-async batch``: a journalled, resumable bulk run with live progress.
+
+``batch FILE`` validates every row first (exit 2 naming ``file:line: field``, nothing sent),
+then runs ``extend_many`` with a journal next to the input (``FILE.journal.sqlite``; with
+``--emulator`` ``FILE.emulator.journal.sqlite``, so a demo can never stand in for real work),
+writes one result line per request (``FILE.results.jsonl``), and ends with a summary. Running
+it again resumes: finished requests are reported from the journal without a request, created
+tasks are followed, and lost answers are looked up before anything is sent again. Ctrl-C
+stops it and says what is still running (exit 130).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import IO, Any
+
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, Task, TaskID, TextColumn
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from ._cli_input import InputErrors, Row, read_requests
+from ._cli_output import Output
+from ._cli_report import (
+    OUTCOME_STYLE,
+    SHOWN_FAILURES,
+    discard_journal,
+    read_journal,
+    summarize_journal,
+)
+from ._cli_session import (
+    EXIT_INCOMPLETE,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    Context,
+    UsageError,
+    check_credentials,
+    open_client,
+)
+from .batch import Batch, BatchReport, Outcome, request_key
+from .client import KlingClient
+from .errors import AccountError, APIError, AuthenticationError, InvalidRequestError
+from .journal import JournalEntry
+
+__all__ = ["batch_command"]
+
+_FINISHED = ("succeed", "failed", "rejected")  # reported from the journal without a request
+
+
+def default_path(source: Path, emulator: bool, suffix: str) -> Path:
+    return Path(f"{source}{'.emulator' if emulator else ''}.{suffix}")
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+class ResultsFile:
+    """``FILE.results.jsonl``: one JSON line per request, written as each one ends."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._file: IO[str] | None = None
+
+    def __enter__(self) -> ResultsFile:
+        self._file = self.path.open("w", encoding="utf-8")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._file is not None:
+            self._file.close()
+
+    def write(self, record: dict[str, Any]) -> None:
+        assert self._file is not None
+        self._file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self._file.flush()
+
+
+def result_record(row: Row, outcome: Outcome, earlier: JournalEntry | None) -> dict[str, Any]:
+    """The results-file line for one request."""
+    request, task = row.request, outcome.task
+    video = task.video if task is not None else None
+    error = outcome.error
+    detail = (earlier.detail or {}) if earlier is not None and outcome.from_journal else {}
+    message = outcome.message or str(detail.get("message") or detail.get("error") or "")
+    return {
+        "line": row.line,
+        "key": outcome.key,
+        "outcome": outcome.outcome,
+        "video_id": request.video_id,
+        "task_id": task.task_id if task is not None else detail.get("task_id"),
+        "status": task.task_status.value if task is not None else None,
+        "external_task_id": (task.external_task_id if task is not None else None)
+        or request.external_task_id,
+        "result_video_id": video.id if video is not None else None,
+        "result_url": video.url if video is not None else None,
+        "result_duration": video.duration if video is not None else None,
+        "units": task.units_deducted if task is not None else None,
+        "message": message,
+        "code": error.code if isinstance(error, APIError) else detail.get("code"),
+        "request_id": error.request_id if isinstance(error, APIError) else None,
+        "from_journal": outcome.from_journal,
+    }
+
+
+# -- the live view -------------------------------------------------------------------------------
+
+
+class _StyledBar(BarColumn):
+    """A bar coloured by its task's ``style`` field."""
+
+    def render(self, task: Task) -> ProgressBar:
+        self.complete_style = self.finished_style = task.fields.get("style", "bar.complete")
+        return super().render(task)
+
+
+class _BarsWithFooter(Progress):
+    footer: Text = Text()
+
+    def get_renderables(self) -> Iterator[Any]:
+        yield self.make_tasks_table(self.tasks)
+        yield self.footer
+
+
+class BatchView:
+    """Progress bars on a terminal, one line per outcome in a log, objects in JSON mode."""
+
+    _BARS = ("submitted", "processing", "succeed", "failed")
+
+    def __init__(self, out: Output, batch: Batch, total: int) -> None:
+        self.out = out
+        self.batch = batch
+        self.total = total
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.started = time.monotonic()
+        self._bars: _BarsWithFooter | None = None
+        self._ids: dict[str, TaskID] = {}
+        self._refresher: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> BatchView:
+        if self.out.live:
+            bars = _BarsWithFooter(
+                TextColumn("{task.description:>10}"),
+                _StyledBar(bar_width=None),
+                MofNCompleteColumn(),
+                console=self.out.console,
+                auto_refresh=False,
+                expand=True,
+            )
+            for name, style in zip(self._BARS, ("cyan", "yellow", "green", "red"), strict=True):
+                self._ids[name] = bars.add_task(name, total=self.total, style=style)
+            self._bars = bars
+            bars.start()
+            self._redraw()
+            self._refresher = asyncio.ensure_future(self._refresh())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
+        if self._bars is not None:
+            self._redraw()
+            self._bars.stop()
+
+    async def _refresh(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            self._redraw()
+
+    def _redraw(self) -> None:
+        bars = self._bars
+        if bars is None:
+            return
+        p = self.batch.progress
+        values = {
+            "submitted": p.submitted,
+            "processing": p.processing,
+            "succeed": self.counts["succeed"],
+            "failed": self.done - self.counts["succeed"],
+        }
+        for name, value in values.items():
+            bars.update(self._ids[name], completed=value)
+        bits = [f"{self.done}/{self.total} done"]
+        waiting = self.total - self.done - p.submitted - p.processing
+        if waiting > 0:
+            bits.append(f"{waiting} waiting")
+        if p.slot_limit:
+            bits.append(f"slots {p.slots_in_use}/{p.slot_limit}")
+        others = {k: v for k, v in self.counts.items() if k not in ("succeed", "failed")}
+        bits.extend(f"{v} {k}" for k, v in sorted(others.items()))
+        bits.append(_elapsed(time.monotonic() - self.started))
+        bars.footer = Text("  " + " · ".join(bits), style="dim")
+        bars.refresh()
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    def outcome(self, record: dict[str, Any], outcome: Outcome) -> None:
+        self.counts[outcome.outcome] += 1
+        self.out.emit("outcome", **record)
+        if self.out.json or (outcome.ok and (self.out.live or outcome.from_journal)):
+            return  # successes show in the bars, or were logged by the run that saw them
+        self.out.line(_outcome_line(record))
+        if self._bars is not None:
+            self._redraw()
+
+
+def _elapsed(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
+
+
+def _outcome_line(record: dict[str, Any]) -> Text:
+    outcome = record["outcome"]
+    line = Text(f"{outcome:>9}", style=OUTCOME_STYLE.get(outcome, "magenta"))
+    line.append(f"  line {record['line']:<4} video {record['video_id']}")
+    if record["task_id"]:
+        line.append(f"  task {record['task_id']}")
+    if record["result_video_id"]:
+        line.append(f"  -> video {record['result_video_id']}", style="green")
+    if record["message"]:
+        line.append(f"  {record['message']}", style="dim")
+    if record["from_journal"]:
+        line.append("  (earlier run)", style="dim")
+    return line
+
+
+# -- the summary ---------------------------------------------------------------------------------
+
+
+def _summary_table(counts: dict[str, int], total: int, units: float, elapsed: float) -> Table:
+    table = Table(show_footer=True)
+    table.add_column("outcome", footer="total")
+    table.add_column("requests", justify="right", footer=str(total))
+    for name in ("succeed", "failed", "rejected", "timed_out", "ambiguous", "not_sent"):
+        if counts.get(name):
+            table.add_row(Text(name, style=OUTCOME_STYLE.get(name, "magenta")), str(counts[name]))
+    table.caption = f"{units:g} units · {_elapsed(elapsed)}"
+    return table
+
+
+def _failures_table(records: Iterable[dict[str, Any]]) -> Table | None:
+    bad = [r for r in records if r["outcome"] != "succeed"]
+    if not bad:
+        return None
+    table = Table(title=f"not succeeded ({len(bad)})", title_justify="left")
+    for column in ("line", "video_id", "outcome", "task_id", "message"):
+        table.add_column(column, overflow="fold")
+    for r in sorted(bad, key=lambda r: r["line"])[:SHOWN_FAILURES]:
+        code = f"[{r['code']}] " if r.get("code") is not None else ""
+        table.add_row(
+            str(r["line"]), r["video_id"], r["outcome"], r["task_id"] or "", code + r["message"]
+        )
+    if len(bad) > SHOWN_FAILURES:
+        table.caption = f"and {len(bad) - SHOWN_FAILURES} more: see the results file"
+    return table
+
+
+def _exit_code(outcomes: Sequence[Outcome]) -> int:
+    if any(isinstance(o.error, (AuthenticationError, AccountError)) for o in outcomes):
+        return EXIT_REFUSED
+    return EXIT_OK if all(o.ok for o in outcomes) else EXIT_INCOMPLETE
+
+
+# -- batch ---------------------------------------------------------------------------------------
+
+
+async def _preflight(kling: KlingClient) -> None:
+    """One cheap read, so wrong credentials stop the run before any create is recorded."""
+    try:
+        async for _ in kling.list_tasks(page_size=1, max_pages=1):
+            pass
+    except InvalidRequestError:
+        pass  # a relay that cannot list: nothing to learn here
+
+
+def _input_errors(ctx: Context, error: InputErrors) -> int:
+    for item in error.errors:
+        ctx.out.error(str(item), exit_code=EXIT_USAGE, **item.to_json())
+    if error.more:
+        ctx.out.note(f"... and {error.more} more errors")
+    ctx.out.note("nothing was sent")
+    return EXIT_USAGE
+
+
+async def batch_command(ctx: Context) -> int:
+    args, out = ctx.args, ctx.out
+    source = Path(args.file)
+    try:
+        rows = read_requests(source)
+    except InputErrors as error:
+        return _input_errors(ctx, error)
+    if args.slots is not None and args.slots < 1:
+        raise UsageError("--slots must be >= 1")
+    journal = (
+        Path(args.journal)
+        if args.journal
+        else default_path(source, args.emulator, "journal.sqlite")
+    )
+    results = (
+        Path(args.results) if args.results else default_path(source, args.emulator, "results.jsonl")
+    )
+    check_credentials(args)
+    earlier = {e.key: e for e in read_journal(journal)}
+    if args.emulator and earlier:
+        left = summarize_journal(list(earlier.values()))
+        if left.running or left.unconfirmed:
+            # Those tasks lived in the emulator of the interrupted run, which ended with it.
+            out.note(
+                "the last --emulator run was interrupted and its emulator ended with it: "
+                "starting the batch over"
+            )
+            discard_journal(journal)
+            earlier = {}
+
+    seen: collections.Counter[str] = collections.Counter()
+    keys = [request_key(row.request, seen) for row in rows]
+    finished = sum(1 for k in keys if k in earlier and earlier[k].outcome in _FINISHED)
+    if earlier:
+        left = summarize_journal([earlier[k] for k in keys if k in earlier])
+        out.note(
+            f"resuming from {journal}: {finished} of {len(rows)} finished earlier, "
+            f"{len(left.running)} tasks to follow, {len(left.unconfirmed)} lost answers to look up"
+        )
+    by_request = {id(row.request): row for row in rows}
+    outcomes: list[Outcome] = []
+    records: list[dict[str, Any]] = []
+    videos = [(r.request.video_id, r.request.parent_task_id) for r in rows]
+    try:
+        async with open_client(ctx, videos=videos) as kling:
+            if finished < len(rows) and not args.emulator:
+                await _preflight(kling)
+            batch = kling.extend_many(
+                [r.request for r in rows], journal=journal, slots=args.slots, timeout=args.timeout
+            )
+            with ResultsFile(results) as results_file:
+                async with BatchView(out, batch, len(rows)) as view:
+                    async for outcome in batch:
+                        row = by_request[id(outcome.request)]
+                        record = result_record(row, outcome, earlier.get(outcome.key))
+                        results_file.write(record)
+                        outcomes.append(outcome)
+                        records.append(record)
+                        view.outcome(record, outcome)
+            report = batch.report()
+            code = _exit_code(outcomes)
+            if args.download:
+                from ._cli_tasks import show_downloads
+
+                tasks = [o.task for o in outcomes if o.ok and o.task is not None]
+                downloads = await kling.download(tasks, args.download, concurrency=4)
+                if show_downloads(ctx, downloads) and code == EXIT_OK:
+                    code = EXIT_INCOMPLETE
+    except asyncio.CancelledError:
+        if not ctx.interrupted:
+            raise
+        _interrupted(ctx, journal, results, len(rows))
+        return EXIT_INTERRUPTED
+    _summary(ctx, report, records, len(rows), results, journal, code)
+    return code
+
+
+def _summary(
+    ctx: Context,
+    report: BatchReport,
+    records: list[dict[str, Any]],
+    total: int,
+    results: Path,
+    journal: Path,
+    code: int,
+) -> None:
+    out = ctx.out
+    if records and all(r["from_journal"] for r in records):
+        out.note("nothing to send: every request finished in an earlier run")
+    out.emit(
+        "summary",
+        counts=report.counts,
+        total=total,
+        units=report.units,
+        elapsed=report.elapsed,
+        results=str(results),
+        journal=str(journal),
+        exit_code=code,
+    )
+    out.print(_summary_table(report.counts, total, report.units, report.elapsed))
+    failures = _failures_table(records)
+    if failures is not None:
+        out.print(failures)
+    out.line(Text(f"results: {results}\njournal: {journal}", style="dim"))
+
+
+def _interrupted(ctx: Context, journal: Path, results: Path, total: int) -> None:
+    """After Ctrl-C: what the journal says is still out there, and how to go on."""
+    summary = summarize_journal(read_journal(journal))
+    done = sum(summary.counts.values())
+    not_started = total - summary.entries
+    ctx.out.emit(
+        "interrupted",
+        finished=done,
+        total=total,
+        running=summary.running,
+        unconfirmed=summary.unconfirmed,
+        not_sent=len(summary.unsent) + max(0, total - summary.entries),
+        journal=str(journal),
+        results=str(results),
+        exit_code=EXIT_INTERRUPTED,
+    )
+    not_sent = len(summary.unsent) + max(0, not_started)
+    lines = [f"interrupted: {done} of {total} requests finished (results so far: {results})"]
+    if ctx.args.emulator:
+        lines.append(
+            f"  {len(summary.running)} tasks were running in the emulator, which ends with this "
+            "run: the next --emulator run starts over"
+        )
+        ctx.out.note("\n".join(lines))
+        return
+    lines.append(
+        f"  {len(summary.running)} tasks still running on Kling: the next run follows them "
+        "without creating them again"
+    )
+    if summary.running:
+        shown = ", ".join(summary.running[:5])
+        lines.append(f"    {shown}{' ...' if len(summary.running) > 5 else ''}")
+    if summary.unconfirmed:
+        lines.append(
+            f"  {len(summary.unconfirmed)} creates were sent without an answer: the next run "
+            "looks them up before sending anything"
+        )
+    lines.append(f"  {not_sent} not sent yet")
+    lines.append("run the same command again to resume")
+    ctx.out.note("\n".join(lines))

@@ -1,0 +1,243 @@
+"""``kling-async``: extend, follow, batch and download Kling videos from the command line.
+
+Parsing is argparse (stdlib); output uses rich, which is an extra (``pip install
+'kling-async[cli]'``): it is imported only once a command runs, so ``--help`` works without it.
+The commands live in ``_cli_tasks`` (extend, get, watch, download), ``_cli_batch`` (batch) and
+``_cli_report`` (report); ``_cli_session`` holds what they share (exit codes, the client or the
+emulator, Ctrl-C), ``_cli_input`` reads batch files, ``_cli_output`` writes text and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from . import __version__
+
+if TYPE_CHECKING:
+    from ._cli_session import Context
+
+__all__ = ["build_parser", "main"]
+
+RICH_HINT = "kling-async needs rich for its output: pip install 'kling-async[cli]'"
+
+DESCRIPTION = """\
+Extend Kling videos, follow tasks and run resumable bulk batches.
+
+Credentials come from --access-key/--secret-key or --api-key, else KLING_ACCESS_KEY and
+KLING_SECRET_KEY, or KLING_API_KEY (prefer the variables: flags show in the process list); the
+base URL from --base-url, else KLING_BASE_URL (default https://api-singapore.klingai.com; a
+relay's URL ends in /kling). --emulator runs any command against an in-process emulator instead
+(no account needed).
+"""
+
+EPILOG = """\
+output:
+  People get tables and, when stdout is a terminal, live progress. With --json, stdout carries
+  JSON Lines only: one object per line, each with a "type" ("task", "change", "outcome",
+  "summary", "report", "entry", "download", "missing", "interrupted", "error"); messages for
+  people go to stderr.
+
+exit codes:
+  0    everything asked for succeeded
+  1    some tasks failed, were rejected, timed out, were not found, not sent or not downloaded
+  2    usage or input error (bad flags, a bad input file: nothing sent; no credentials;
+       not a journal; rich not installed)
+  3    the API refused: credentials, account (balance, permission), policy or the request
+  4    the API could not be reached or gave no usable answer (network, 5xx, garbled JSON,
+       a create whose answer was lost)
+  130  interrupted (Ctrl-C); run a batch again to resume it
+"""
+
+
+def _client_options() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    api = parent.add_argument_group("API access (default: the KLING_* environment variables)")
+    api.add_argument("--access-key", metavar="AK", help="official AccessKey (KLING_ACCESS_KEY)")
+    api.add_argument("--secret-key", metavar="SK", help="official SecretKey (KLING_SECRET_KEY)")
+    api.add_argument(
+        "--api-key", metavar="KEY", help="console API key or relay key (KLING_API_KEY)"
+    )
+    api.add_argument("--base-url", metavar="URL", help="API base URL (KLING_BASE_URL)")
+    emu = parent.add_argument_group("emulator")
+    emu.add_argument(
+        "--emulator",
+        action="store_true",
+        help="run against an in-process emulator (seeded with the videos the command names)",
+    )
+    emu.add_argument(
+        "--time-scale",
+        type=float,
+        metavar="X",
+        help="clock speed-up: emulated seconds per real second (default 60 with --emulator; "
+        "against an external emulator on a scaled clock, give its scale)",
+    )
+    emu.add_argument(
+        "--time-origin",
+        type=float,
+        metavar="EPOCH",
+        help="Unix time at which that external emulator's scaled clock was started",
+    )
+    emu.add_argument(
+        "--emulator-slots",
+        type=int,
+        default=10,
+        metavar="N",
+        help="the emulated account's parallel task slots (default 10; 0: unlimited)",
+    )
+    emu.add_argument(
+        "--emulator-failure-rate",
+        type=float,
+        default=0.0,
+        metavar="P",
+        help="share of emulated tasks that end failed (default 0)",
+    )
+    emu.add_argument("--emulator-seed", type=int, default=0, metavar="N", help=argparse.SUPPRESS)
+    return parent
+
+
+def _json_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--json", action="store_true", help="JSON Lines on stdout (one object per line)"
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kling-async",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    client, json_out = _client_options(), _json_option()
+    both = [client, json_out]
+
+    def command(name: str, help: str, parents: list[argparse.ArgumentParser]) -> Any:
+        return commands.add_parser(
+            name,
+            help=help,
+            description=help,
+            parents=parents,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    p = command("extend", "create a video-extend task (4-5 more seconds of a video)", both)
+    p.add_argument("video_id", help="the video to extend (a video id, not a task id)")
+    p.add_argument(
+        "--parent-task-id",
+        "--task-id",
+        dest="parent_task_id",
+        metavar="ID",
+        help="the task that made the video (relays need it)",
+    )
+    p.add_argument("--prompt")
+    p.add_argument("--negative-prompt")
+    p.add_argument("--cfg-scale", type=float, metavar="0..1")
+    p.add_argument("--callback-url", metavar="URL")
+    p.add_argument("--external-task-id", metavar="ID")
+    p.add_argument("--watermark", action="store_true", default=None, help="also a watermarked copy")
+    p.add_argument("--wait", action="store_true", help="follow the task to its end")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: stop waiting")
+
+    p = command("get", "show tasks as they are now", both)
+    p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="task ids or external_task_ids")
+    p.add_argument("--kind", default="video-extend", help="task family (default video-extend)")
+
+    p = command("watch", "follow tasks live until they end", both)
+    p.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    p.add_argument("--kind", default="video-extend", help="task family (default video-extend)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting after this")
+
+    p = command("batch", "extend every video of a JSONL or CSV file, resumably", both)
+    p.add_argument(
+        "file",
+        help="JSON Lines or CSV; fields: video_id (required), parent_task_id (or task_id), "
+        "prompt, negative_prompt, cfg_scale, callback_url, external_task_id, watermark, "
+        "kind (only video-extend)",
+    )
+    p.add_argument(
+        "--journal",
+        metavar="FILE",
+        help="SQLite journal (default FILE.journal.sqlite, FILE.emulator.journal.sqlite with "
+        "--emulator); run again with the same journal to resume",
+    )
+    p.add_argument(
+        "--results",
+        metavar="FILE",
+        help="results JSONL, one line per request (default FILE.results.jsonl, "
+        "FILE.emulator.results.jsonl with --emulator)",
+    )
+    p.add_argument("--slots", type=int, metavar="N", help="parallel tasks (default: learned)")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting for a task")
+    p.add_argument("--download", metavar="DIR", help="then download the videos into DIR")
+
+    p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
+    p.add_argument("journal", help="the batch's .journal.sqlite file")
+    p.add_argument("--entries", action="store_true", help="with --json: every entry too")
+
+    p = command("download", "download the videos of finished tasks", both)
+    p.add_argument("task_ids", nargs="*", metavar="TASK_ID")
+    p.add_argument("--journal", metavar="FILE", help="every succeeded task of a batch journal")
+    p.add_argument("--dest", default="videos", metavar="DIR", help="folder (default ./videos)")
+    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="default 4")
+    p.add_argument("--watermarked", action="store_true", help="the watermarked copies")
+    p.add_argument("--kind", default="video-extend", help="task family (default video-extend)")
+
+    from .testing._standalone import add_arguments
+
+    p = commands.add_parser(
+        "emulator",
+        help="serve a Kling API emulator and print its URL and credentials",
+        description="Serve a Kling API emulator (official /v1 and relay /kling/v1 routes) "
+        "until Ctrl-C, and print its URL and credentials.",
+    )
+    add_arguments(p)
+    return parser
+
+
+def _command(name: str) -> Callable[[Context], Awaitable[int]]:
+    from . import _cli_batch, _cli_report, _cli_tasks
+
+    commands: dict[str, Callable[[Context], Awaitable[int]]] = {
+        "extend": _cli_tasks.extend_command,
+        "get": _cli_tasks.get_command,
+        "watch": _cli_tasks.watch_command,
+        "download": _cli_tasks.download_command,
+        "batch": _cli_batch.batch_command,
+        "report": _cli_report.report_command,
+    }
+    return commands[name]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``kling-async`` with ``argv`` (default: the process's); returns the exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
+    if args.command == "emulator":
+        from .testing._standalone import run
+
+        return run(args)
+    try:
+        import rich  # noqa: F401
+    except ImportError:
+        print(RICH_HINT, file=sys.stderr)
+        return 2
+    from ._cli_output import Output
+    from ._cli_session import Context, run_command
+
+    ctx = Context(args, Output(json_mode=getattr(args, "json", False)))
+    return run_command(ctx, _command(args.command))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
