@@ -1,12 +1,12 @@
 """``kling-async batch``: a journalled, resumable bulk run with live progress.
 
-``batch FILE`` validates every row first (exit 2 naming ``file:line: field``, nothing sent),
-then runs ``extend_many`` with a journal next to the input (``FILE.journal.sqlite``; with
-``--emulator`` ``FILE.emulator.journal.sqlite``, so a demo can never stand in for real work),
-writes one result line per request (``FILE.results.jsonl``), and ends with a summary. Running
-it again resumes: finished requests are reported from the journal without a request, created
-tasks are followed, and lost answers are looked up before anything is sent again. Ctrl-C
-stops it and says what is still running (exit 130).
+``batch FILE`` validates every row (a request of any kind) first (exit 2 naming
+``file:line: field``, nothing sent), then runs ``extend_many`` with a journal next to the input
+(``FILE.journal.sqlite``; with ``--emulator`` ``FILE.emulator.journal.sqlite``, so a demo can
+never stand in for real work), writes one result line per request (``FILE.results.jsonl``),
+and ends with a summary. Running it again resumes: finished requests are reported from the
+journal without a request, created tasks are followed, and lost answers are looked up before
+anything is sent again. Ctrl-C stops it and says what is still running (exit 130).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ._cli_input import InputErrors, Row, read_requests
-from ._cli_output import Output
+from ._cli_output import Output, makes_images
 from ._cli_report import (
     OUTCOME_STYLE,
     SHOWN_FAILURES,
@@ -89,30 +89,37 @@ class ResultsFile:
 
 
 def result_record(row: Row, outcome: Outcome, earlier: JournalEntry | None) -> dict[str, Any]:
-    """The results-file line for one request."""
+    """The results-file line for one request: ``video_id`` when it starts from a video, the
+    result video's ``result_*`` fields, or an image kind's ``result_urls``."""
     request, task = row.request, outcome.task
-    video = task.video if task is not None else None
     error = outcome.error
     detail = (earlier.detail or {}) if earlier is not None and outcome.from_journal else {}
-    message = outcome.message or str(detail.get("message") or detail.get("error") or "")
-    return {
+    record: dict[str, Any] = {
         "line": row.line,
         "key": outcome.key,
+        "kind": request.kind,
         "outcome": outcome.outcome,
-        "video_id": request.video_id,
-        "task_id": task.task_id if task is not None else detail.get("task_id"),
-        "status": task.task_status.value if task is not None else None,
-        "external_task_id": (task.external_task_id if task is not None else None)
-        or request.external_task_id,
-        "result_video_id": video.id if video is not None else None,
-        "result_url": video.url if video is not None else None,
-        "result_duration": video.duration if video is not None else None,
-        "units": task.units_deducted if task is not None else None,
-        "message": message,
-        "code": error.code if isinstance(error, APIError) else detail.get("code"),
-        "request_id": error.request_id if isinstance(error, APIError) else None,
-        "from_journal": outcome.from_journal,
     }
+    if request.parent_video_id is not None:
+        record["video_id"] = request.parent_video_id
+    record["task_id"] = task.task_id if task is not None else detail.get("task_id")
+    record["status"] = task.task_status.value if task is not None else None
+    record["external_task_id"] = (task.external_task_id if task is not None else None) or getattr(
+        request, "external_task_id", None
+    )
+    if makes_images(request.kind):
+        record["result_urls"] = [] if task is None else [i.url for i in task.task_result.images]
+    else:
+        video = task.video if task is not None else None
+        record["result_video_id"] = video.id if video is not None else None
+        record["result_url"] = video.url if video is not None else None
+        record["result_duration"] = video.duration if video is not None else None
+    record["units"] = task.units_deducted if task is not None else None
+    record["message"] = outcome.message or str(detail.get("message") or detail.get("error") or "")
+    record["code"] = error.code if isinstance(error, APIError) else detail.get("code")
+    record["request_id"] = error.request_id if isinstance(error, APIError) else None
+    record["from_journal"] = outcome.from_journal
+    return record
 
 
 # -- the live view -------------------------------------------------------------------------------
@@ -224,14 +231,21 @@ def _elapsed(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{seconds:.1f}s"
 
 
+def _source(record: dict[str, Any]) -> str:
+    """What a request was made from, for people: its video, else its kind."""
+    return f"video {record['video_id']}" if "video_id" in record else str(record["kind"])
+
+
 def _outcome_line(record: dict[str, Any]) -> Text:
     outcome = record["outcome"]
     line = Text(f"{outcome:>9}", style=OUTCOME_STYLE.get(outcome, "magenta"))
-    line.append(f"  line {record['line']:<4} video {record['video_id']}")
+    line.append(f"  line {record['line']:<4} {_source(record)}")
     if record["task_id"]:
         line.append(f"  task {record['task_id']}")
-    if record["result_video_id"]:
+    if record.get("result_video_id"):
         line.append(f"  -> video {record['result_video_id']}", style="green")
+    elif record.get("result_urls"):
+        line.append(f"  -> {len(record['result_urls'])} images", style="green")
     if record["message"]:
         line.append(f"  {record['message']}", style="dim")
     if record["from_journal"]:
@@ -258,12 +272,12 @@ def _failures_table(records: Iterable[dict[str, Any]]) -> Table | None:
     if not bad:
         return None
     table = Table(title=f"not succeeded ({len(bad)})", title_justify="left")
-    for column in ("line", "video_id", "outcome", "task_id", "message"):
+    for column in ("line", "request", "outcome", "task_id", "message"):
         table.add_column(column, overflow="fold")
     for r in sorted(bad, key=lambda r: r["line"])[:SHOWN_FAILURES]:
         code = f"[{r['code']}] " if r.get("code") is not None else ""
         table.add_row(
-            str(r["line"]), r["video_id"], r["outcome"], r["task_id"] or "", code + r["message"]
+            str(r["line"]), _source(r), r["outcome"], r["task_id"] or "", code + r["message"]
         )
     if len(bad) > SHOWN_FAILURES:
         table.caption = f"and {len(bad) - SHOWN_FAILURES} more: see the results file"
@@ -339,9 +353,8 @@ async def batch_command(ctx: Context) -> int:
     by_request = {id(row.request): row for row in rows}
     outcomes: list[Outcome] = []
     records: list[dict[str, Any]] = []
-    videos = [(r.request.video_id, r.request.parent_task_id) for r in rows]
     try:
-        async with open_client(ctx, videos=videos) as kling:
+        async with open_client(ctx, requests=[r.request for r in rows]) as kling:
             if finished < len(rows) and not args.emulator:
                 await _preflight(kling)
             batch = kling.extend_many(
@@ -361,7 +374,11 @@ async def batch_command(ctx: Context) -> int:
             if args.download:
                 from ._cli_tasks import show_downloads
 
-                tasks = [o.task for o in outcomes if o.ok and o.task is not None]
+                tasks = [
+                    o.task
+                    for o in outcomes
+                    if o.ok and o.task is not None and not makes_images(o.task.kind)
+                ]
                 downloads = await kling.download(tasks, args.download, concurrency=4)
                 if show_downloads(ctx, downloads) and code == EXIT_OK:
                     code = EXIT_INCOMPLETE

@@ -1,41 +1,28 @@
-"""Batch input files for ``kling-async batch``: JSON Lines or CSV rows of video-extend requests.
+"""Batch input files for ``kling-async batch``: JSON Lines or CSV rows of create requests.
 
-Every row is turned into a :class:`VideoExtendRequest` before anything is sent, so a typo on
-line 900 stops the run before line 1 costs money. Errors name the file, the line and the field.
+Each row is a request of its ``kind`` (``video-extend`` when it names none); every row is built
+(``_cli_fields.build_request``) before anything is sent, so a typo on line 900 stops the run
+before line 1 costs money. Errors name the file, the line and the field.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import attrs
 
+from ._cli_fields import all_field_names, build_request
 from .errors import RequestValidationError
-from .requests import VideoExtendRequest
+from .requests import CreateRequest
 
-__all__ = ["COLUMNS", "InputError", "InputErrors", "Row", "read_requests"]
+__all__ = ["InputError", "InputErrors", "Row", "read_requests"]
 
-#: The columns (JSON keys) a row may have; ``task_id`` is accepted for ``parent_task_id``.
-COLUMNS = (
-    "video_id",
-    "parent_task_id",
-    "prompt",
-    "negative_prompt",
-    "cfg_scale",
-    "callback_url",
-    "external_task_id",
-    "watermark",
-)
-_ALIASES = {"task_id": "parent_task_id"}
-_KIND = "kind"  # reserved: one file may one day mix task kinds
-_KINDS = ("video-extend",)
-_TRUE = ("true", "yes", "1", "on")
-_FALSE = ("false", "no", "0", "off")
+KIND = "kind"  # the column saying which kind of request a row is
+DEFAULT_KIND = "video-extend"
 MAX_ERRORS = 20
 
 
@@ -44,7 +31,7 @@ class Row:
     """One request of the input file and the line it starts on (1-based)."""
 
     line: int
-    request: VideoExtendRequest
+    request: CreateRequest
 
 
 @attrs.frozen
@@ -89,12 +76,13 @@ def read_requests(path: Path) -> list[Row]:
     """
     name = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        content = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise InputErrors([InputError(name, None, None, "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise InputErrors([InputError(name, None, None, f"cannot be read: {exc}")]) from None
-    rows = _csv_rows(text) if _is_csv(path, text) else _jsonl_rows(text)
+    csv_cells = _is_csv(path, content)  # text, read as what their fields take
+    rows = _csv_rows(content) if csv_cells else _jsonl_rows(content)
     good: list[Row] = []
     errors: list[InputError] = []
     more = 0
@@ -103,13 +91,13 @@ def read_requests(path: Path) -> list[Row]:
         try:
             if isinstance(fields, _RowError):
                 raise fields
-            request = _request(fields)
-            if request.external_task_id is not None:
-                first = external.setdefault(request.external_task_id, line)
+            request = _request(fields, text=csv_cells)
+            external_id = getattr(request, "external_task_id", None)
+            if external_id is not None:
+                first = external.setdefault(external_id, line)
                 if first != line:
                     raise _RowError(
-                        "external_task_id",
-                        f"{request.external_task_id!r} is already used on line {first}",
+                        "external_task_id", f"{external_id!r} is already used on line {first}"
                     )
             good.append(Row(line, request))
         except _RowError as exc:
@@ -155,9 +143,10 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | _RowError]]:
     except StopIteration:
         return
     names = [h.strip() for h in header]
+    known = (*all_field_names(), KIND)
     for name in names:
-        if name and _column(name) is None:
-            yield 1, _unknown(name)
+        if name and name not in known:
+            yield 1, _RowError(name, f"unknown field; expected one of: {', '.join(known)}")
             return
     start = reader.line_num + 1
     for cells in reader:
@@ -167,75 +156,14 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | _RowError]]:
         if len(cells) > len(names):
             yield line, _RowError(None, f"{len(cells)} cells but the header has {len(names)}")
             continue
-        fields: dict[str, Any] = {}
-        try:
-            for name, cell in zip(names, cells, strict=False):
-                if name and cell.strip():
-                    fields[name] = _from_text(name, cell)
-        except _RowError as exc:
-            yield line, exc
-            continue
-        yield line, fields
+        yield line, {n: c for n, c in zip(names, cells, strict=False) if n and c.strip()}
 
 
-def _column(name: str) -> str | None:
-    if name in COLUMNS or name == _KIND:
-        return name
-    return _ALIASES.get(name)
-
-
-def _unknown(name: str) -> _RowError:
-    known = ", ".join((*COLUMNS, *_ALIASES, _KIND))
-    return _RowError(name, f"unknown field; expected one of: {known}")
-
-
-def _from_text(name: str, cell: str) -> Any:
-    """A CSV cell as the value its column takes."""
-    column = _column(name)
-    if column == "cfg_scale":
-        try:
-            number = float(cell)
-        except ValueError:
-            raise _RowError(name, f"must be a number, got {cell!r}") from None
-        if not math.isfinite(number):
-            raise _RowError(name, f"must be a finite number, got {cell!r}")
-        return number
-    if column == "watermark":
-        word = cell.strip().lower()
-        if word in _TRUE:
-            return True
-        if word in _FALSE:
-            return False
-        raise _RowError(name, f"must be true or false, got {cell!r}")
-    if column in ("video_id", "parent_task_id", "external_task_id", "callback_url", _KIND):
-        return cell.strip()
-    return cell
-
-
-def _request(fields: Mapping[str, Any]) -> VideoExtendRequest:
-    kwargs: dict[str, Any] = {}
-    spelled: dict[str, str] = {}  # attribute -> the name the file used
-    for name, value in fields.items():
-        column = _column(name)
-        if column is None:
-            raise _unknown(name)
-        if column == _KIND:
-            if value not in _KINDS:
-                raise _RowError(
-                    _KIND,
-                    f"{value!r} is not supported: only 'video-extend' for now "
-                    "(the column is reserved for more task kinds)",
-                )
-            continue
-        if column in kwargs:
-            raise _RowError(name, "given twice (task_id is another name for parent_task_id)")
-        attribute = "watermark_info" if column == "watermark" else column
-        kwargs[attribute] = value
-        spelled[attribute] = name
-    if "video_id" not in kwargs:
-        raise _RowError("video_id", "is required")
+def _request(fields: dict[str, Any], *, text: bool) -> CreateRequest:
+    kind = fields.pop(KIND, DEFAULT_KIND)
+    if text:
+        kind = kind.strip()
     try:
-        return VideoExtendRequest(**kwargs)
+        return build_request(kind, fields, text=text)
     except RequestValidationError as exc:
-        field = "watermark" if exc.field == "watermark_info" else exc.field
-        raise _RowError(spelled.get(exc.field, field), exc.reason) from None
+        raise _RowError(exc.field, exc.reason) from None

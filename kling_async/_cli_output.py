@@ -14,10 +14,11 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from .kinds import kind_named
 from .models import StatusChange, Task, TaskStatus
 from .serde import task_to_json
 
-__all__ = ["STATUS_STYLE", "Output", "change_json", "status_text", "task_json"]
+__all__ = ["STATUS_STYLE", "Output", "change_json", "makes_images", "status_text", "task_json"]
 
 STATUS_STYLE = {
     TaskStatus.SUBMITTED: "cyan",
@@ -91,3 +92,9 @@ def status_text(status: TaskStatus | None) -> Text:
     if status is None:
         return Text("-", style="dim")
     return Text(status.value, style=STATUS_STYLE[status])
+
+
+def makes_images(kind: str) -> bool:
+    """Whether tasks of ``kind`` end with images (``task_result.images``), not videos: the
+    image families are the ones under ``/v1/images``."""
+    return kind_named(kind).path.startswith("/v1/images/")

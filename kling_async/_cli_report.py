@@ -19,7 +19,7 @@ from rich.text import Text
 
 from ._cli_session import EXIT_INCOMPLETE, EXIT_OK, Context, UsageError
 from .journal import Journal, JournalEntry
-from .serde import structure_task
+from .serde import request_from_wire, structure_task
 
 __all__ = [
     "OUTCOME_STYLE",
@@ -85,11 +85,14 @@ def summarize_journal(entries: Sequence[JournalEntry]) -> JournalSummary:
             counts[entry.outcome] += 1
             if entry.outcome != "succeed":
                 detail = entry.detail or {}
+                # The journal holds {"kind", "body"}: the request as it was sent.
+                request = request_from_wire(entry.request["kind"], entry.request["body"])
                 failures.append(
                     {
                         "key": entry.key,
+                        "kind": request.kind,
                         "outcome": entry.outcome,
-                        "video_id": entry.request.get("video_id"),
+                        "video_id": request.parent_video_id,
                         "task_id": entry.task_id,
                         "code": detail.get("code"),
                         "message": detail.get("message") or detail.get("error") or "",
@@ -140,12 +143,13 @@ async def report_command(ctx: Context) -> int:
     out.print(table)
     if summary.failures:
         failures = Table(title=f"not succeeded ({len(summary.failures)})", title_justify="left")
-        for column in ("key", "video_id", "outcome", "task_id", "message"):
+        for column in ("key", "request", "outcome", "task_id", "message"):
             failures.add_column(column, overflow="fold")
         for f in summary.failures[:SHOWN_FAILURES]:
             code = f"[{f['code']}] " if f.get("code") is not None else ""
+            source = f"video {f['video_id']}" if f["video_id"] else f["kind"]
             failures.add_row(
-                f["key"], str(f["video_id"]), f["outcome"], f["task_id"] or "", code + f["message"]
+                f["key"], source, f["outcome"], f["task_id"] or "", code + f["message"]
             )
         out.print(failures)
     return EXIT_OK if summary.all_succeeded else EXIT_INCOMPLETE

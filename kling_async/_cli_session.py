@@ -44,6 +44,7 @@ from .errors import (
     TransportError,
 )
 from .journal import JournalError
+from .requests import CreateRequest
 
 __all__ = [
     "EXIT_INCOMPLETE",
@@ -164,10 +165,10 @@ def check_credentials(args: argparse.Namespace) -> None:
 
 @contextlib.asynccontextmanager
 async def open_client(
-    ctx: Context, *, videos: Iterable[tuple[str, str | None]] = ()
+    ctx: Context, *, requests: Iterable[CreateRequest] = ()
 ) -> AsyncIterator[KlingClient]:
     """A client for the command: against an in-process emulator with ``--emulator`` (seeded
-    with ``videos``, ``(video_id, parent_task_id)`` pairs), else the real API."""
+    with the videos ``requests`` start from: extends' and lip-syncs'), else the real API."""
     args = ctx.args
     if not args.emulator:
         options = client_options(args)
@@ -188,9 +189,11 @@ async def open_client(
     )
     async with emulator as emu:
         seeded: set[str] = set()
-        for video_id, task_id in videos:
-            if video_id in seeded:
+        for request in requests:
+            video_id = request.parent_video_id
+            if video_id is None or video_id in seeded:
                 continue
+            task_id = getattr(request, "parent_task_id", None)
             seeded.add(video_id)
             if task_id is not None and task_id in emu.tasks:
                 task_id = None  # one parent task owns one seeded video here

@@ -1,8 +1,11 @@
-"""``kling-async extend``, ``get``, ``watch`` and ``download``: one task or a few at a time."""
+"""``kling-async extend``, ``text2video``, ``image2video``, ``get``, ``watch`` and ``download``:
+one task or a few at a time."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import base64
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +17,7 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
+from ._cli_fields import build_request, field_names
 from ._cli_output import Output, change_json, status_text, task_json
 from ._cli_session import (
     EXIT_INCOMPLETE,
@@ -28,16 +32,17 @@ from .download import DownloadResult
 from .errors import InvalidRequestError, KlingError
 from .journal import Journal
 from .models import StatusChange, Task, TaskStatus
-from .requests import VideoExtendRequest
 from .serde import structure_task
 
 __all__ = [
+    "create_command",
     "download_command",
-    "extend_command",
     "get_command",
     "show_downloads",
     "watch_command",
 ]
+
+_IMAGE_FLAGS = ("image", "image_tail", "static_mask")  # they take ``@path`` for a local file
 
 
 class LiveView:
@@ -100,6 +105,8 @@ def _change_line(change: StatusChange, elapsed: float) -> Text:
         line.append(f"  {change.error}", style="red")
     elif video is not None:
         line.append(f"  video {video.id} ({video.duration or '?'}s) {video.url}", style="green")
+    elif images := change.task.task_result.images:
+        line.append(f"  {len(images)} images {' '.join(i.url for i in images)}", style="green")
     elif change.task.task_status_msg:
         line.append(f"  {change.task.task_status_msg}", style="red")
     return line
@@ -171,29 +178,43 @@ def _outcome_code(changes: dict[str, StatusChange], ids: Sequence[str]) -> int:
     return EXIT_OK if ok else EXIT_INCOMPLETE
 
 
-# -- extend --------------------------------------------------------------------------------------
+# -- create: extend, text2video, image2video -----------------------------------------------------
 
 
-async def extend_command(ctx: Context) -> int:
+def _read_image(value: str) -> str:
+    """``@path``: the file's bytes as the raw base64 Kling takes (no ``data:`` prefix)."""
+    path = Path(value[1:])
+    try:
+        return base64.b64encode(path.read_bytes()).decode("ascii")
+    except OSError as exc:
+        raise UsageError(f"cannot read image {path}: {exc.strerror or exc}") from None
+
+
+def _request_fields(args: argparse.Namespace, kind: str) -> dict[str, Any]:
+    """The flags of a create command that name fields of ``kind`` (flags are named after
+    them), ``@path`` images read."""
+    fields = {n: getattr(args, n) for n in field_names(kind) if getattr(args, n, None) is not None}
+    for name in _IMAGE_FLAGS:
+        if isinstance(fields.get(name), str) and fields[name].startswith("@"):
+            fields[name] = _read_image(fields[name])
+    return fields
+
+
+async def create_command(ctx: Context) -> int:
+    """``extend``, ``text2video``, ``image2video``: create one task; ``--wait`` follows it."""
     args, out = ctx.args, ctx.out
-    fields: dict[str, Any] = {
-        "parent_task_id": args.parent_task_id,
-        "prompt": args.prompt,
-        "negative_prompt": args.negative_prompt,
-        "cfg_scale": args.cfg_scale,
-        "callback_url": args.callback_url,
-        "external_task_id": args.external_task_id,
-    }
     # Validate before anything else happens (exit 2 naming the field).
-    request = VideoExtendRequest(video_id=args.video_id, watermark_info=args.watermark, **fields)
+    request = build_request(args.create_kind, _request_fields(args, args.create_kind), text=True)
     check_credentials(args)
-    async with open_client(ctx, videos=[(request.video_id, request.parent_task_id)]) as kling:
-        task = await kling.extend_video(request.video_id, watermark=args.watermark, **fields)
+    async with open_client(ctx, requests=[request]) as kling:
+        task = await kling.create(request)
         out.emit("task", **task_json(task))
+        source = request.parent_video_id
+        what = request.kind if source is None else f"{request.kind} of video {source}"
         out.line(
             Text(f"created task {task.task_id} ")
             + status_text(task.task_status)
-            + Text(f"  (extending video {request.video_id})", style="dim")
+            + Text(f"  ({what})", style="dim")
         )
         if not args.wait:
             return EXIT_OK
@@ -227,6 +248,10 @@ async def _fetch(
     return found, missing
 
 
+def _image_urls(task: Task) -> str:
+    return "\n".join(image.url for image in task.task_result.images)
+
+
 def _task_table(tasks: Sequence[Task]) -> Table:
     table = Table(title_justify="left")
     for column in ("task", "status", "video", "seconds", "url / message"):
@@ -238,7 +263,7 @@ def _task_table(tasks: Sequence[Task]) -> Table:
             status_text(task.task_status),
             video.id if video else "",
             "" if video is None or video.duration is None else f"{video.duration:g}",
-            video.url if video else task.task_status_msg,
+            video.url if video else _image_urls(task) or task.task_status_msg,
         )
     return table
 

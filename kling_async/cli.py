@@ -1,20 +1,23 @@
-"""``kling-async``: extend, follow, batch and download Kling videos from the command line.
+"""``kling-async``: create, follow, batch and download Kling tasks from the command line.
 
 Parsing is argparse (stdlib); output uses rich, which is an extra (``pip install
 'kling-async[cli]'``): it is imported only once a command runs, so ``--help`` works without it.
-The commands live in ``_cli_tasks`` (extend, get, watch, download), ``_cli_batch`` (batch) and
-``_cli_report`` (report); ``_cli_session`` holds what they share (exit codes, the client or the
-emulator, Ctrl-C), ``_cli_input`` reads batch files, ``_cli_output`` writes text and JSON.
+The commands live in ``_cli_tasks`` (extend, text2video, image2video, get, watch, download),
+``_cli_batch`` (batch) and ``_cli_report`` (report); ``_cli_session`` holds what they share (exit
+codes, the client or the emulator, Ctrl-C), ``_cli_fields`` builds requests from flags and rows,
+``_cli_input`` reads batch files, ``_cli_output`` writes text and JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from . import __version__
+from .kinds import KINDS
 
 if TYPE_CHECKING:
     from ._cli_session import Context
@@ -24,7 +27,8 @@ __all__ = ["build_parser", "main"]
 RICH_HINT = "kling-async needs rich for its output: pip install 'kling-async[cli]'"
 
 DESCRIPTION = """\
-Extend Kling videos, follow tasks and run resumable bulk batches.
+Create Kling tasks (video-extend, text2video, image2video), follow them, and run resumable bulk
+batches of any kind.
 
 Credentials come from --access-key/--secret-key or --api-key, else KLING_ACCESS_KEY and
 KLING_SECRET_KEY, or KLING_API_KEY (prefer the variables: flags show in the process list); the
@@ -106,6 +110,53 @@ def _json_option() -> argparse.ArgumentParser:
     return parent
 
 
+def _prompt_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--negative-prompt")
+    p.add_argument("--cfg-scale", metavar="0..1", help="how closely to follow the prompt")
+
+
+def _video_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--mode", metavar="std|pro", help="std (default) or pro (better, costs more)")
+    p.add_argument("--duration", metavar="5|10", help="seconds (default 5)")
+    p.add_argument("--model-name", metavar="NAME", help="e.g. kling-v1 (default), kling-v1-6")
+    p.add_argument(
+        "--camera-control",
+        metavar="JSON",
+        help='a camera move: {"type": "simple", "config": {"zoom": 5}} (one axis non-zero, '
+        'in [-10, 10]) or a preset {"type": "down_back"}',
+    )
+
+
+def _create_flags(p: argparse.ArgumentParser) -> None:
+    """What every create command takes last: callbacks, ids, and following the task."""
+    p.add_argument("--callback-url", metavar="URL")
+    p.add_argument("--external-task-id", metavar="ID")
+    p.add_argument("--wait", action="store_true", help="follow the task to its end")
+    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: stop waiting")
+
+
+def _batch_fields() -> str:
+    """The batch file's fields by kind, for ``batch --help``."""
+    from ._cli_fields import KIND_NAMES, describe_fields
+
+    lines = ["fields by kind (JSON keys or CSV columns; a row's kind column picks one):"]
+    for name in KIND_NAMES:
+        lines += textwrap.wrap(
+            f"{name}: {describe_fields(name)}",
+            width=96,
+            initial_indent="  ",
+            subsequent_indent="      ",
+        )
+    lines += textwrap.wrap(
+        "Nested objects (camera_control, dynamic_masks, a lip-sync input) are JSON objects; "
+        "in CSV, a cell of JSON. CSV cells of numbers and true/false are read as such.",
+        width=96,
+        initial_indent="  ",
+        subsequent_indent="  ",
+    )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kling-async",
@@ -118,17 +169,20 @@ def build_parser() -> argparse.ArgumentParser:
     client, json_out = _client_options(), _json_option()
     both = [client, json_out]
 
-    def command(name: str, help: str, parents: list[argparse.ArgumentParser]) -> Any:
+    def command(
+        name: str, help: str, parents: list[argparse.ArgumentParser], *, more: str = ""
+    ) -> Any:
         return commands.add_parser(
             name,
             help=help,
             description=help,
             parents=parents,
-            epilog=EPILOG,
+            epilog=f"{more}\n{EPILOG}" if more else EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     p = command("extend", "create a video-extend task (4-5 more seconds of a video)", both)
+    p.set_defaults(create_kind="video-extend")
     p.add_argument("video_id", help="the video to extend (a video id, not a task id)")
     p.add_argument(
         "--parent-task-id",
@@ -138,29 +192,64 @@ def build_parser() -> argparse.ArgumentParser:
         help="the task that made the video (relays need it)",
     )
     p.add_argument("--prompt")
-    p.add_argument("--negative-prompt")
-    p.add_argument("--cfg-scale", type=float, metavar="0..1")
-    p.add_argument("--callback-url", metavar="URL")
-    p.add_argument("--external-task-id", metavar="ID")
+    _prompt_flags(p)
     p.add_argument("--watermark", action="store_true", default=None, help="also a watermarked copy")
-    p.add_argument("--wait", action="store_true", help="follow the task to its end")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: stop waiting")
+    _create_flags(p)
 
+    p = command("text2video", "create a text-to-video task", both)
+    p.set_defaults(create_kind="text2video")
+    p.add_argument("prompt", help="what the video shows (at most 2500 characters)")
+    _prompt_flags(p)
+    _video_flags(p)
+    p.add_argument("--aspect-ratio", metavar="16:9|9:16|1:1")
+    _create_flags(p)
+
+    p = command("image2video", "create an image-to-video task: animate an image", both)
+    p.set_defaults(create_kind="image2video")
+    image = "an http(s) URL, raw base64 (no data: prefix) or @path of a local file"
+    p.add_argument("--image", metavar="IMAGE", help=f"the first frame: {image}")
+    p.add_argument(
+        "--image-tail",
+        metavar="IMAGE",
+        help="the last frame (same forms; --image, --image-tail or both); not with masks or "
+        "--camera-control",
+    )
+    p.add_argument("--prompt")
+    _prompt_flags(p)
+    _video_flags(p)
+    p.add_argument("--static-mask", metavar="IMAGE", help="the area that stays still")
+    p.add_argument(
+        "--dynamic-masks",
+        metavar="JSON",
+        help='areas that move: [{"mask": IMAGE, "trajectories": [{"x": 0, "y": 0}, ...]}, ...]',
+    )
+    _create_flags(p)
+
+    kind = {
+        "default": "video-extend",
+        "choices": tuple(KINDS),
+        "metavar": "KIND",
+        "help": f"task family: {', '.join(KINDS)} (default video-extend)",
+    }
     p = command("get", "show tasks as they are now", both)
     p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="task ids or external_task_ids")
-    p.add_argument("--kind", default="video-extend", help="task family (default video-extend)")
+    p.add_argument("--kind", **kind)
 
     p = command("watch", "follow tasks live until they end", both)
     p.add_argument("task_ids", nargs="+", metavar="TASK_ID")
-    p.add_argument("--kind", default="video-extend", help="task family (default video-extend)")
+    p.add_argument("--kind", **kind)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting after this")
 
-    p = command("batch", "extend every video of a JSONL or CSV file, resumably", both)
+    p = command(
+        "batch",
+        "create a task for every row of a JSONL or CSV file, resumably",
+        both,
+        more=_batch_fields(),
+    )
     p.add_argument(
         "file",
-        help="JSON Lines or CSV; fields: video_id (required), parent_task_id (or task_id), "
-        "prompt, negative_prompt, cfg_scale, callback_url, external_task_id, watermark, "
-        "kind (only video-extend)",
+        help="JSON Lines or CSV, one request per row: its kind (default video-extend) and the "
+        "fields of that kind (below)",
     )
     p.add_argument(
         "--journal",
@@ -176,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--slots", type=int, metavar="N", help="parallel tasks (default: learned)")
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting for a task")
-    p.add_argument("--download", metavar="DIR", help="then download the videos into DIR")
+    p.add_argument("--download", metavar="DIR", help="then download the result videos into DIR")
 
     p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
     p.add_argument("journal", help="the batch's .journal.sqlite file")
@@ -188,7 +277,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dest", default="videos", metavar="DIR", help="folder (default ./videos)")
     p.add_argument("--concurrency", type=int, default=4, metavar="N", help="default 4")
     p.add_argument("--watermarked", action="store_true", help="the watermarked copies")
-    p.add_argument("--kind", default="video-extend", help="task family (default video-extend)")
+    p.add_argument("--kind", **kind)
 
     from .testing._standalone import add_arguments
 
@@ -206,7 +295,9 @@ def _command(name: str) -> Callable[[Context], Awaitable[int]]:
     from . import _cli_batch, _cli_report, _cli_tasks
 
     commands: dict[str, Callable[[Context], Awaitable[int]]] = {
-        "extend": _cli_tasks.extend_command,
+        "extend": _cli_tasks.create_command,
+        "text2video": _cli_tasks.create_command,
+        "image2video": _cli_tasks.create_command,
         "get": _cli_tasks.get_command,
         "watch": _cli_tasks.watch_command,
         "download": _cli_tasks.download_command,

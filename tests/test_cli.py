@@ -8,6 +8,7 @@ loop (its URL and keys passed through KLING_* variables, its scaled clock throug
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import os
 import select
@@ -25,8 +26,19 @@ import pytest
 
 from kling_async import ScaledClock
 from kling_async._cli_input import InputErrors, read_requests
-from kling_async.cli import main
-from kling_async.journal import Journal
+from kling_async.cli import build_parser, main
+from kling_async.journal import Journal, JournalEntry, JournalFormatError
+from kling_async.kinds import KINDS
+from kling_async.requests import (
+    REQUEST_TYPES,
+    CameraConfig,
+    CameraControl,
+    ImageGenerationRequest,
+    LipSyncRequest,
+    TextToVideoRequest,
+    VideoExtendRequest,
+    VirtualTryOnRequest,
+)
 from kling_async.testing import Durations, KlingEmulator, SeedVideo
 
 REPO = Path(__file__).resolve().parents[1]
@@ -108,6 +120,19 @@ def write_jsonl(path: Path, rows: Sequence[dict[str, Any] | str]) -> Path:
     return path
 
 
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def journal_entries(path: Path) -> list[JournalEntry]:
+    """A journal another process writes: [] until it exists and has been set up (between the
+    two, the file is an SQLite database without a journal's marks)."""
+    try:
+        return Journal.read(path) if path.exists() else []
+    except JournalFormatError:
+        return []
+
+
 def exists(path: Path | str) -> bool:
     return Path(path).exists()
 
@@ -182,7 +207,7 @@ async def test_bad_input_is_refused_with_file_line_and_field(
             "",
             {"video_id": "v3", "promt": "typo"},
             "{not json",
-            {"video_id": "v5", "kind": "text2video"},
+            {"video_id": "v5", "kind": "text-to-video"},
             {"prompt": "no video"},
         ],
     )
@@ -191,7 +216,7 @@ async def test_bad_input_is_refused_with_file_line_and_field(
     assert f"{source}:2: cfg_scale: must be in [0, 1]" in run.stderr
     assert f"{source}:4: promt: unknown field" in run.stderr
     assert f"{source}:5: not valid JSON" in run.stderr
-    assert f"{source}:6: kind: 'text2video' is not supported" in run.stderr
+    assert f"{source}:6: kind: unknown kind 'text-to-video'" in run.stderr
     assert f"{source}:7: video_id: is required" in run.stderr
     errors = run.of_type("error")
     assert [(e["line"], e["field"]) for e in errors] == [
@@ -265,7 +290,7 @@ def test_an_interrupted_emulator_batch_starts_over(tmp_path: Path) -> None:
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
-            if journal.exists() and any(e.state == "created" for e in Journal.read(journal)):
+            if any(e.state == "created" for e in journal_entries(journal)):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "the batch ended before it could be interrupted"
@@ -297,6 +322,124 @@ async def test_wrong_credentials_exit_3_before_any_create(remote: Remote, tmp_pa
     assert "1002" in run.stderr
     assert remote.emu.stats.created == 0
     assert not sqlite_files(tmp_path)  # nothing was recorded as rejected
+
+
+async def test_a_mixed_kind_batch_creates_each_kind_and_reports_its_results(
+    remote: Remote, tmp_path: Path
+) -> None:
+    videos = [remote.emu.add_video() for _ in range(2)]
+    seeds = set(remote.emu.tasks)
+    camera = {"type": "simple", "config": {"pan": -3}}
+    source = write_jsonl(
+        tmp_path / "mixed.jsonl",
+        [
+            *seeded_rows(videos),
+            {"kind": "text2video", "prompt": "a lighthouse", "camera_control": camera},
+            {"kind": "image-generation", "prompt": "a logo", "n": 2, "aspect_ratio": "1:1"},
+            {"kind": "text2video", "prompt": "fail me"},
+            {"video_id": videos[0].video_id, "prompt": "fail me"},
+        ],
+    )
+    run = await arun_cli("batch", str(source), "--json", *remote.clock_flags, env=remote.env)
+    assert run.code == 1, run.stderr  # the two "fail me" rows
+    made = {i: t for i, t in remote.emu.tasks.items() if i not in seeds}
+    kinds = sorted(t.kind for t in made.values())
+    assert kinds == ["image-generation", *["text2video"] * 2, *["video-extend"] * 3]
+    bodies = {t.kind: t.body for t in made.values() if t.body.get("prompt") != "fail me"}
+    assert bodies["text2video"]["camera_control"] == {
+        "type": "simple",
+        "config": {"horizontal": 0, "vertical": 0, "pan": -3, "tilt": 0, "roll": 0, "zoom": 0},
+    }
+    assert bodies["image-generation"]["n"] == 2
+
+    by_line = {o["line"]: o for o in run.of_type("outcome")}
+    assert sorted(by_line) == [1, 2, 3, 4, 5, 6]
+    assert all(o["task_id"] in made for o in by_line.values())
+    assert [by_line[n]["outcome"] for n in range(1, 7)] == [*["succeed"] * 4, *["failed"] * 2]
+    assert [by_line[n]["kind"] for n in (1, 2, 3, 4)] == [
+        "video-extend", "video-extend", "text2video", "image-generation"
+    ]  # fmt: skip
+    assert [by_line[n]["video_id"] for n in (1, 2)] == [v.video_id for v in videos]
+    assert "video_id" not in by_line[3] and "video_id" not in by_line[4]
+    assert by_line[3]["result_video_id"] and by_line[3]["result_url"]
+    images = by_line[4]["result_urls"]
+    assert len(images) == 2 and all(url.startswith("http") for url in images)
+    assert "result_video_id" not in by_line[4]
+    results = read_jsonl(Path(f"{source}.results.jsonl"))
+    assert sorted(r["line"] for r in results) == [1, 2, 3, 4, 5, 6]
+
+    report = await arun_cli("report", f"{source}.journal.sqlite", "--json", env=remote.env)
+    (data,) = report.of_type("report")
+    failures = sorted((f["kind"], f["video_id"]) for f in data["failures"])
+    assert failures == [("text2video", None), ("video-extend", videos[0].video_id)]
+
+
+async def test_bad_rows_of_other_kinds_are_refused_by_line_and_field(
+    remote: Remote, tmp_path: Path
+) -> None:
+    source = write_jsonl(
+        tmp_path / "bad-kinds.jsonl",
+        [
+            {"kind": "text2video", "prompt": "fine"},
+            {"kind": "text2video", "prompt": "x", "video_id": "v1"},
+            {"kind": "image-generation", "prompt": "x", "n": 12},
+            {"kind": "text2video", "prompt": "x", "camera_control": {"type": "simple",
+                                                                      "config": {"zom": 1}}},
+            {"kind": "image2video", "image": "data:image/png;base64,iVBORw0KGgo="},
+            {"kind": "lip-sync", "input": {"mode": "text2video", "video_id": "v9"}},
+            {"kind": "image-generation", "n": 2},
+            {"kind": "text-to-video", "prompt": "x"},
+            {"kind": "virtual-try-on", "human_image": "https://x.test/h.png", "prompt": "x"},
+        ],
+    )  # fmt: skip
+    run = await arun_cli("batch", str(source), "--json", *remote.clock_flags, env=remote.env)
+    assert run.code == 2
+    for where in (
+        ":2: video_id: unknown field; text2video takes: prompt,",
+        ":3: n: must be in [1, 9]",
+        ":4: camera_control.config.zom: unknown field",
+        ":5: image: must be raw base64 without a 'data:",
+        ":6: input.text: is required for text2video",
+        ":7: prompt: is required",
+        ":8: kind: unknown kind 'text-to-video'; expected one of: video-extend, text2video,",
+        ":9: prompt: unknown field; virtual-try-on takes",
+    ):
+        assert f"{source}{where}" in run.stderr
+    errors = run.of_type("error")
+    assert [(e["line"], e["field"]) for e in errors] == [
+        (2, "video_id"),
+        (3, "n"),
+        (4, "camera_control.config.zom"),
+        (5, "image"),
+        (6, "input.text"),
+        (7, "prompt"),
+        (8, "kind"),
+        (9, "prompt"),
+    ]
+    assert remote.requests() == 0
+    assert not exists(f"{source}.journal.sqlite")
+
+
+def test_an_emulator_batch_of_csv_rows_seeds_only_the_videos_rows_start_from(
+    tmp_path: Path,
+) -> None:
+    source = tmp_path / "mixed.csv"
+    source.write_text(
+        "kind,video_id,prompt,n,camera_control\n"
+        "video-extend,vid-a,more,,\n"
+        ",vid-b,,,\n"
+        'text2video,,a fox,,"{""type"": ""down_back""}"\n'
+        "image-generation,,a map,3,\n"
+    )
+    run = run_cli("batch", str(source), "--emulator", "--time-scale", "600", "--json")
+    assert run.code == 0, run.stderr
+    assert "2 videos seeded" in run.stderr
+    outcomes = {o["line"]: o for o in run.of_type("outcome")}
+    assert {o["outcome"] for o in outcomes.values()} == {"succeed"}
+    assert [outcomes[n]["kind"] for n in (2, 3, 4, 5)] == [
+        "video-extend", "video-extend", "text2video", "image-generation"
+    ]  # fmt: skip
+    assert len(outcomes[5]["result_urls"]) == 3
 
 
 # -- one task at a time --------------------------------------------------------------------------
@@ -346,6 +489,69 @@ async def test_extend_validates_before_anything_is_sent(remote: Remote) -> None:
     assert run.code == 2
     assert "cfg_scale" in run.stderr and "[0, 1]" in run.stderr
     assert remote.requests() == 0
+
+
+async def test_text2video_wait_then_get_by_kind(remote: Remote) -> None:
+    flags = ("--json", *remote.clock_flags)
+    camera = '{"type": "simple", "config": {"zoom": 4}}'
+    made = await arun_cli(
+        "text2video", "a red kite over the dunes", "--mode", "pro", "--duration", "10",
+        "--cfg-scale", "0.25", "--aspect-ratio", "9:16", "--camera-control", camera,
+        "--wait", *flags, env=remote.env,
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    first, *changes = made.objects()
+    assert first["type"] == "task" and first["kind"] == "text2video"
+    task_id = first["task_id"]
+    assert changes and changes[-1]["current"] == "succeed"
+    assert changes[-1]["task"]["task_result"]["videos"][0]["url"]
+    record = remote.emu.tasks[task_id]
+    assert record.kind == "text2video"
+    body = record.body
+    assert body["prompt"] == "a red kite over the dunes" and body["mode"] == "pro"
+    assert body["duration"] == "10" and body["cfg_scale"] == 0.25
+    assert body["aspect_ratio"] == "9:16" and body["camera_control"]["config"]["zoom"] == 4
+    assert remote.emu.stats.created == 1
+
+    got = await arun_cli("get", task_id, "--kind", "text2video", *flags, env=remote.env)
+    assert got.code == 0, got.stderr
+    assert [t["task_status"] for t in got.of_type("task")] == ["succeed"]
+    wrong = await arun_cli("get", task_id, *flags, env=remote.env)  # default: video-extend
+    assert wrong.code == 1 and [m["task_id"] for m in wrong.of_type("missing")] == [task_id]
+
+
+async def test_image2video_refuses_a_data_prefix_before_sending(remote: Remote) -> None:
+    run = await arun_cli(
+        "image2video", "--image", "data:image/png;base64,iVBORw0KGgo=", "--json",
+        *remote.clock_flags, env=remote.env,
+    )  # fmt: skip
+    assert run.code == 2
+    (error,) = run.of_type("error")
+    assert error["message"].startswith("image: must be raw base64 without a 'data:")
+    assert remote.requests() == 0
+
+
+async def test_image2video_reads_an_image_file_as_raw_base64(
+    remote: Remote, tmp_path: Path
+) -> None:
+    picture = tmp_path / "first.png"
+    picture.write_bytes(b"\x89PNG\r\n\x1a\n not really an image")
+    run = await arun_cli(
+        "image2video", "--image", f"@{picture}", "--prompt", "wave", "--json",
+        *remote.clock_flags, env=remote.env,
+    )  # fmt: skip
+    assert run.code == 0, run.stderr
+    (task,) = run.of_type("task")
+    body = remote.emu.tasks[task["task_id"]].body
+    assert body["image"] == base64.b64encode(picture.read_bytes()).decode()
+    assert body["prompt"] == "wave"
+
+    missing = await arun_cli(
+        "image2video", "--image", f"@{tmp_path / 'nope.png'}", *remote.clock_flags,
+        env=remote.env,
+    )  # fmt: skip
+    assert missing.code == 2 and "nope.png" in missing.stderr
+    assert remote.emu.stats.created == 1
 
 
 # -- set-up problems -----------------------------------------------------------------------------
@@ -398,6 +604,30 @@ def test_report_of_a_missing_or_foreign_file_is_a_usage_error(tmp_path: Path) ->
     assert run.code == 2
     (error,) = run.of_type("error")
     assert "not a kling_async journal" in error["message"]
+
+
+def test_kind_options_take_every_kind_and_refuse_others(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = build_parser()
+    for command in ("get", "watch", "download"):
+        for kind in KINDS:
+            assert parser.parse_args([command, "1", "--kind", kind]).kind == kind
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args([command, "1", "--kind", "text-to-video"])
+        assert stopped.value.code == 2
+        assert "invalid choice: 'text-to-video'" in capsys.readouterr().err
+
+
+def test_an_unknown_kind_in_a_batch_names_the_known_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = write_jsonl(tmp_path / "kinds.jsonl", [{"kind": "effects", "prompt": "x"}])
+    assert main(["batch", str(source), "--emulator"]) == 2
+    err = capsys.readouterr().err
+    assert f"{source}:1: kind: unknown kind 'effects'; expected one of: " in err
+    assert all(kind in err for kind in REQUEST_TYPES)
+    assert not sqlite_files(tmp_path)
 
 
 # -- live display and the emulator command -------------------------------------------------------
@@ -492,7 +722,12 @@ def test_csv_columns_aliases_and_types(tmp_path: Path) -> None:
         ("a.csv", "video_id,promt\nv1,x\n", ":1: promt: unknown field"),
         ("b.csv", "video_id,cfg_scale\nv1,high\n", ":2: cfg_scale: must be a number"),
         ("c.csv", "video_id,watermark\nv1,maybe\n", ":2: watermark: must be true or false"),
-        ("d.csv", "video_id,kind\nv1,lip-sync\n", ":2: kind: 'lip-sync' is not supported"),
+        ("d.csv", "video_id,kind\nv1,lip-sync\n", ":2: video_id: unknown field; lip-sync takes"),
+        ("d2.csv", "video_id,kind\nv1,effects\n", ":2: kind: unknown kind 'effects'"),
+        ("k.csv", "kind,prompt,n\nimage-generation,x,many\n", ":2: n: must be an integer"),
+        ("l.csv", "kind,prompt,n\nimage-generation,x,12\n", ":2: n: must be in [1, 9]"),
+        ("m.csv", "kind,prompt,camera_control\ntext2video,x,{bad\n", ":2: camera_control: must be"),
+        ("n.csv", "kind,prompt,video_id\ntext2video,x,v1\n", ":2: video_id: unknown field; text"),
         ("e.jsonl", '{"video_id": "v1", "task_id": "a", "parent_task_id": "b"}\n', ":1: "),
         ("f.jsonl", '["v1"]\n', ":1: expected a JSON object"),
         ("g.jsonl", '{"video_id": "v1", "task_id": " t"}\n', ":1: task_id: must not start"),
@@ -512,3 +747,26 @@ def test_bad_rows_name_the_line_and_field(tmp_path: Path, name: str, text: str, 
     with pytest.raises(InputErrors) as caught:
         read_requests(source)
     assert f"{source}{where}" in str(caught.value)
+
+
+def test_csv_rows_of_every_kind_read_numbers_and_json_cells(tmp_path: Path) -> None:
+    source = tmp_path / "kinds.csv"
+    lip = '{""mode"": ""text2video"", ""video_id"": ""v7"", ""text"": ""hi"", ""voice_id"": ""a""}'
+    source.write_text(
+        "kind,video_id,prompt,cfg_scale,n,image_fidelity,camera_control,input,human_image\n"
+        ",v1,keep going,0.5,,,,,\n"
+        'text2video,,  a fox  ,0.75,,,"{""type"": ""simple"", ""config"": {""roll"": 2}}",,\n'
+        "image-generation,,a map,,3,0.25,,,\n"
+        f'lip-sync,,,,,,,"{lip}",\n'
+        "virtual-try-on,,,,,,,, https://x.test/h.png \n"
+    )
+    extend, t2v, images, lip_sync, try_on = (r.request for r in read_requests(source))
+    assert isinstance(extend, VideoExtendRequest) and extend.cfg_scale == 0.5
+    assert isinstance(t2v, TextToVideoRequest)
+    assert t2v.prompt == "  a fox  " and t2v.cfg_scale == 0.75  # prompts kept as written
+    assert t2v.camera_control == CameraControl(type="simple", config=CameraConfig(roll=2))
+    assert isinstance(images, ImageGenerationRequest)
+    assert images.n == 3 and images.image_fidelity == 0.25
+    assert isinstance(lip_sync, LipSyncRequest) and lip_sync.parent_video_id == "v7"
+    assert isinstance(try_on, VirtualTryOnRequest)
+    assert try_on.human_image == "https://x.test/h.png"
