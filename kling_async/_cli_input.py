@@ -1,7 +1,7 @@
 """Batch input files for ``kling-async batch``: JSON Lines or CSV rows of create requests.
 
 Each row is a request of its ``kind`` (``video-extend`` when it names none); every row is built
-(``_cli_fields.build_request``) before anything is sent, so a typo on line 900 stops the run
+(``_fields.build_request``) before anything is sent, so a typo on line 900 stops the run
 before line 1 costs money. Errors name the file, the line and the field.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import attrs
 
-from ._cli_fields import all_field_names, build_request
+from ._fields import all_field_names, build_request
 from .errors import RequestValidationError
 from .requests import CreateRequest
 

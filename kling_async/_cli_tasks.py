@@ -17,7 +17,6 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_fields import build_request, field_names
 from ._cli_output import Output, change_json, status_text, task_json
 from ._cli_session import (
     EXIT_INCOMPLETE,
@@ -27,6 +26,7 @@ from ._cli_session import (
     check_credentials,
     open_client,
 )
+from ._fields import build_request, field_names
 from .client import KlingClient
 from .download import DownloadResult
 from .errors import InvalidRequestError, KlingError

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
+from ._fields import build_request
 from .errors import (
     AmbiguousSubmitError,
     APIError,
@@ -34,7 +35,6 @@ from .errors import (
     InsufficientBalanceError,
     KlingError,
     RateLimitError,
-    RequestValidationError,
     TransportError,
 )
 from .gate import SlotGate
@@ -175,13 +175,7 @@ def _as_request(item: RequestLike) -> CreateRequest:
         return item  # type: ignore[return-value]
     if isinstance(item, Mapping):
         fields = dict(item)
-        kind = fields.pop("kind", "video-extend")
-        cls = REQUEST_TYPES.get(kind)
-        if cls is None:
-            raise RequestValidationError(
-                "kind", f"unknown kind {kind!r}; known: {sorted(REQUEST_TYPES)}"
-            )
-        return cls(**fields)
+        return build_request(fields.pop("kind", "video-extend"), fields)
     raise TypeError(f"expected a request or a mapping, got {type(item).__name__}")
 
 

@@ -4,7 +4,7 @@ Parsing is argparse (stdlib); output uses rich, which is an extra (``pip install
 'kling-async[cli]'``): it is imported only once a command runs, so ``--help`` works without it.
 The commands live in ``_cli_tasks`` (extend, text2video, image2video, get, watch, download),
 ``_cli_batch`` (batch) and ``_cli_report`` (report); ``_cli_session`` holds what they share (exit
-codes, the client or the emulator, Ctrl-C), ``_cli_fields`` builds requests from flags and rows,
+codes, the client or the emulator, Ctrl-C), ``_fields`` builds requests from flags and rows,
 ``_cli_input`` reads batch files, ``_cli_output`` writes text and JSON.
 """
 
@@ -137,7 +137,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
 
 def _batch_fields() -> str:
     """The batch file's fields by kind, for ``batch --help``."""
-    from ._cli_fields import KIND_NAMES, describe_fields
+    from ._fields import KIND_NAMES, describe_fields
 
     lines = ["fields by kind (JSON keys or CSV columns; a row's kind column picks one):"]
     for name in KIND_NAMES:

@@ -14,6 +14,7 @@ from kling_async import (
     FakeClock,
     InvalidRequestError,
     KlingClient,
+    RequestValidationError,
     Task,
     TaskStatus,
 )
@@ -163,7 +164,76 @@ async def test_a_mixed_batch_with_a_kind_column(
         {"video_id": seed.video_id},  # video-extend by default
         ImageToVideoRequest(image=PNG),
     ]
-    batch = kling.extend_many(rows, slots=3)
+    outcomes = [o async for o in _drain(clock, kling, kling.extend_many(rows, slots=3))]
+    assert collections.Counter(o.outcome for o in outcomes) == {"succeed": 4}
+    assert sorted(o.request.kind for o in outcomes) == [
+        "image-generation",
+        "image2video",
+        "text2video",
+        "video-extend",
+    ]
+    assert created(emu) == 4
+
+
+async def test_mappings_are_built_strictly_with_their_nested_objects(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(durations=Durations(queued=2, running=30))
+    seed = emu.add_video()
+    kling = make_client(emu)
+    rows: list[Any] = [
+        {
+            "kind": "text2video",
+            "prompt": "pan",
+            "camera_control": {"type": "simple", "config": {"pan": 3}},
+        },
+        {"video_id": seed.video_id, "watermark_info": True},  # attribute names work too
+    ]
+    outcomes = [o async for o in _drain(clock, kling, kling.extend_many(rows))]
+    assert sorted(o.outcome for o in outcomes) == ["succeed", "succeed"]
+    by_kind = {o.request.kind: o.request for o in outcomes}
+    t2v = by_kind["text2video"]
+    assert isinstance(t2v, TextToVideoRequest)
+    assert t2v.camera_control == CameraControl(type="simple", config=CameraConfig(pan=3))
+    assert getattr(by_kind["video-extend"], "watermark_info", None) is not None
+    assert created(emu) == 2
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "says"),
+    [
+        ({"kind": "text2video", "prompt": "x", "camera": {}}, "camera", "unknown field"),
+        (
+            {
+                "kind": "text2video",
+                "prompt": "x",
+                "camera_control": {"type": "simple", "config": {"zom": 1}},
+            },
+            "camera_control.config.zom",
+            "unknown field",
+        ),
+        ({"kind": "text-to-video", "prompt": "x"}, "kind", "unknown kind"),
+        ({"kind": "image-generation", "prompt": "x", "n": 10}, "n", ""),
+    ],
+)
+async def test_a_bad_mapping_stops_the_batch_naming_the_field_before_any_create(
+    make_emulator: MakeEmulator,
+    make_client: MakeClient,
+    row: dict[str, Any],
+    field: str,
+    says: str,
+) -> None:
+    emu = await make_emulator()
+    kling = make_client(emu)
+    with pytest.raises(RequestValidationError) as caught:
+        async for _ in kling.extend_many([row]):
+            pass
+    assert caught.value.field == field
+    assert says in str(caught.value)
+    assert requests_to(emu, "create") == 0
+
+
+async def _drain(clock: FakeClock, kling: KlingClient, batch: Any) -> Any:
     outcomes: list[Any] = []
 
     async def consume() -> None:
@@ -173,14 +243,8 @@ async def test_a_mixed_batch_with_a_kind_column(
     consumer = asyncio.ensure_future(consume())
     await run_clock(clock, kling, consumer.done, step=2.0)
     await consumer
-    assert collections.Counter(o.outcome for o in outcomes) == {"succeed": 4}
-    assert sorted(o.request.kind for o in outcomes) == [
-        "image-generation",
-        "image2video",
-        "text2video",
-        "video-extend",
-    ]
-    assert created(emu) == 4
+    for outcome in outcomes:
+        yield outcome
 
 
 async def test_a_chain_can_start_from_text_to_video(

@@ -1,11 +1,13 @@
-"""Create requests from named fields, for command-line flags and batch-file rows.
+"""Create requests from named fields: mappings given to ``extend_many``, command-line flags and
+batch-file rows.
 
 ``build_request(kind, fields)`` builds the request class of ``kind`` field by field. serde's
 converter is not used for this: it reads journals and API answers and is made to be lenient
 (``n: 2.5`` would become 2, a prompt ``5`` the text "5", unknown keys are dropped). Here a value
 is taken as given, so a wrong type, an unknown field or an unknown key of a nested object
 (``camera_control``, ``dynamic_masks``, a lip-sync ``input``) is a :class:`RequestValidationError`
-naming it. ``text=True`` first reads string values as what their field takes (CSV cells and
+naming it, and nested objects given as mappings become their request classes (validated like
+the rest). ``text=True`` first reads string values as what their field takes (CSV cells and
 flags are text): numbers, ``true``/``false``, JSON for nested objects.
 """
 
@@ -72,9 +74,13 @@ def _fields(cls: type) -> dict[str, _Field]:
 
 
 def _aliases(cls: type) -> dict[str, str]:
-    """Wire names accepted for fields named otherwise (video-extend's ``task_id``)."""
+    """Other names accepted for fields: wire names (video-extend's ``task_id``) and attribute
+    names where files and flags use another (``watermark_info``)."""
     renames: dict[str, str] = getattr(cls, "__wire_names__", {})
-    return {wire: _NAMES.get(attribute, attribute) for attribute, wire in renames.items()}
+    aliases = {wire: _NAMES.get(attribute, attribute) for attribute, wire in renames.items()}
+    names = attrs.fields_dict(cls)
+    aliases.update({a: name for a, name in _NAMES.items() if a in names})
+    return aliases
 
 
 def field_names(kind: str) -> tuple[str, ...]:
