@@ -224,6 +224,7 @@ class Batch:
         self._status: dict[str, TaskStatus] = {}  # live tasks only
         self._done: collections.Counter[str] = collections.Counter()
         self._stop_reason: KlingError | None = None
+        self._input_error: Exception | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._started_at = time.monotonic()
         self._total = 0
@@ -288,6 +289,8 @@ class Batch:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
+            if self._input_error is not None:
+                raise self._input_error
         finally:
             watch.close()
             for worker in workers:
@@ -316,22 +319,30 @@ class Batch:
         submits: set[asyncio.Task[None]] = set()
         seen: collections.Counter[str] = collections.Counter()
         try:
-            async for item in _each(self._requests):
-                request = _as_request(item)
-                key = request_key(request, seen)
-                if key in self._by_key:
-                    raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
-                self._by_key[key] = request
-                self._total += 1
-                entry = journalled.get(key)
-                if entry is not None and self._resume_without_sending(key, request, entry, watch):
-                    continue
-                if not await self.gate.acquire():
-                    self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
-                    continue
-                job = asyncio.ensure_future(self._submit(key, request, entry, watch))
-                submits.add(job)
-                job.add_done_callback(submits.discard)
+            try:
+                async for item in _each(self._requests):
+                    request = _as_request(item)
+                    key = request_key(request, seen)
+                    if key in self._by_key:
+                        raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
+                    self._by_key[key] = request
+                    self._total += 1
+                    entry = journalled.get(key)
+                    if entry is not None and self._resume_without_sending(
+                        key, request, entry, watch
+                    ):
+                        continue
+                    if not await self.gate.acquire():
+                        self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+                        continue
+                    job = asyncio.ensure_future(self._submit(key, request, entry, watch))
+                    submits.add(job)
+                    job.add_done_callback(submits.discard)
+            except Exception as exc:
+                # A bad request (or the caller's iterable failing) stops new creates, but the
+                # tasks already created are followed to their end and yielded before the error
+                # is raised: raising at once would abandon paid tasks the caller never saw.
+                self._input_error = exc
             if submits:
                 await asyncio.gather(*submits)
             watch.seal()

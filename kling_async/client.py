@@ -550,6 +550,12 @@ class KlingClient:
         ``slots`` is the account's parallel-task limit if you know it (else it is learned from
         1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash;
         ``timeout`` a per-task deadline in seconds.
+
+        ``requests`` are read as they are needed. One that cannot be built (a mapping with an
+        unknown field, say: :class:`RequestValidationError`), or an error of the iterable
+        itself, stops new creates; the tasks already created are still followed and yielded,
+        then that error is raised. Build a list of request objects first to refuse bad input
+        before anything is sent.
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")

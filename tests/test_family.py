@@ -233,6 +233,36 @@ async def test_a_bad_mapping_stops_the_batch_naming_the_field_before_any_create(
     assert requests_to(emu, "create") == 0
 
 
+async def test_a_bad_row_mid_batch_stops_creates_but_loses_no_created_task(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(durations=Durations(queued=2, running=30))
+    seed = emu.add_video()
+    kling = make_client(emu)
+    rows: list[Any] = [
+        {"video_id": seed.video_id},
+        {"video_id": seed.video_id, "prompt": "second"},
+        {"video_id": seed.video_id, "promt": "typo"},
+        {"video_id": seed.video_id, "prompt": "never sent"},
+    ]
+    batch = kling.extend_many(rows, slots=5)
+    outcomes: list[Any] = []
+
+    async def consume() -> None:
+        async for outcome in batch:
+            outcomes.append(outcome)
+
+    consumer = asyncio.ensure_future(consume())
+    await run_clock(clock, kling, consumer.done, step=2.0)
+    with pytest.raises(RequestValidationError) as caught:
+        await consumer
+    assert caught.value.field == "promt"
+    # Both tasks created before the bad row were followed to the end and yielded first.
+    assert [o.outcome for o in outcomes] == ["succeed", "succeed"]
+    assert {o.task.task_id for o in outcomes} == set(emu.tasks) - {seed.task_id}
+    assert created(emu) == 2
+
+
 async def _drain(clock: FakeClock, kling: KlingClient, batch: Any) -> Any:
     outcomes: list[Any] = []
 
