@@ -225,6 +225,7 @@ class Batch:
         self._done: collections.Counter[str] = collections.Counter()
         self._stop_reason: KlingError | None = None
         self._input_error: Exception | None = None
+        self._sending: dict[str, CreateRequest] = {}  # key -> prepared request, while POSTing
         self._background: set[asyncio.Task[Any]] = set()
         self._started_at = time.monotonic()
         self._total = 0
@@ -251,6 +252,21 @@ class Batch:
     @property
     def outcomes(self) -> list[Outcome]:
         return list(self._outcomes)
+
+    @property
+    def running(self) -> dict[str, str]:
+        """Request key -> task id of every task created and not yet ended. After leaving the
+        loop early these run on at Kling (and hold account slots): watch them again with
+        ``client.watch()``."""
+        return {self._keys[task_id]: task_id for task_id in self._status}
+
+    @property
+    def unsettled(self) -> dict[str, CreateRequest]:
+        """Request key -> the request as sent, for creates cut off after sending, when the loop
+        was left while their answer was awaited: a task may exist for each. Look one up by
+        its ``external_task_id`` (official API: always set) with ``client.find_task()``; a
+        journalled batch does this itself when it is run again."""
+        return dict(self._sending)
 
     def report(self) -> BatchReport:
         return BatchReport.from_outcomes(self._outcomes, time.monotonic() - self._started_at)
@@ -349,6 +365,13 @@ class Batch:
         except Exception as exc:  # surface in the consumer, not as a lost task exception
             self._outbox.put_nowait(exc)
             raise
+        finally:
+            # Left early (the consumer stopped): end the creates still in flight with us, so
+            # none runs on unseen; a cut-off one stays in `unsettled`.
+            for job in submits:
+                job.cancel()
+            if submits:
+                await asyncio.gather(*submits, return_exceptions=True)
 
     def _resume_without_sending(
         self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
@@ -399,7 +422,7 @@ class Batch:
             if journal is not None:
                 await journal.record_sent(key, client.clock.time())
             try:
-                task = await client.create(prepared, retry_throttled=False)
+                task = await self._create(key, prepared)
             except ConcurrencyLimitError:
                 wait = self.gate.refused()
                 log.info("batch: 1303, %d slots now, cooling down %.1fs", self.gate.allowed, wait)
@@ -435,6 +458,16 @@ class Batch:
                 return
             await self._created(key, task, watch)
             return
+
+    async def _create(self, key: str, prepared: CreateRequest) -> Task:
+        self._sending[key] = prepared
+        try:
+            task = await self._client.create(prepared, retry_throttled=False)
+        except Exception:
+            del self._sending[key]  # answered; only a cancellation leaves it in `unsettled`
+            raise
+        del self._sending[key]
+        return task
 
     async def _created(self, key: str, task: Task, watch: Any) -> None:
         if self._journal is not None:

@@ -231,3 +231,36 @@ async def test_chain_refuses_a_target_over_three_minutes(
     with pytest.raises(RequestValidationError, match="duration"):
         await kling.extend_until("v", 30)
     assert sum(emu.stats.requests.values()) == 0
+
+
+async def test_leaving_a_batch_early_says_what_runs_on_and_what_may_exist(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(durations=Durations(queued=2, running=60))
+    seeds = [emu.add_video() for _ in range(4)]
+    emu.fault(Fault.SLOW, route="create", delay=5.0)  # the first create: made, answer held
+    kling = make_client(emu)
+    # Three slots: the fourth request waits for one when the loop is left.
+    batch = kling.extend_many([VideoExtendRequest(video_id=s.video_id) for s in seeds], slots=3)
+    stream = batch.__aiter__()
+    first = asyncio.ensure_future(stream.__anext__())
+    for _ in range(2000):  # real time: until all three exist and two answers are in
+        if created(emu) == 3 and len(batch.running) == 2:
+            break
+        await asyncio.sleep(0.005)
+    first.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    await stream.aclose()  # type: ignore[attr-defined]
+
+    by_external = {r.external_task_id: r for r in emu.tasks.values()}
+    running = batch.running
+    assert len(running) == 2
+    assert set(running.values()) <= set(emu.tasks)
+    (cut_off,) = batch.unsettled.values()  # its POST was sent, its answer never read
+    assert cut_off.external_task_id in by_external  # so it can be found: the task exists
+    assert len(set(batch.unsettled) | set(running)) == 3  # the fourth was never sent
+    assert created(emu) == 3
+    # Nothing of the batch runs on: no submit, producer or follower left behind.
+    left = [t for t in asyncio.all_tasks() if not t.done() and "Batch." in repr(t.get_coro())]
+    assert left == []
