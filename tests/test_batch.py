@@ -13,30 +13,15 @@ import pytest
 from kling_async import (
     FakeClock,
     InsufficientBalanceError,
-    KlingClient,
     RequestValidationError,
     VideoExtendRequest,
 )
-from kling_async.batch import Batch, Outcome
 from kling_async.journal import Intent, Journal
 from kling_async.serde import unstructure_request
 from kling_async.testing import Durations, Fault, KlingEmulator
 
 from .conftest import MakeClient, MakeEmulator, created, requests_to
-from .watching import run_clock
-
-
-async def run_batch(clock: FakeClock, kling: KlingClient, batch: Batch) -> list[Outcome]:
-    outcomes: list[Outcome] = []
-
-    async def consume() -> None:
-        async for outcome in batch:
-            outcomes.append(outcome)
-
-    consumer = asyncio.ensure_future(consume())
-    await run_clock(clock, kling, consumer.done)
-    await consumer
-    return outcomes
+from .watching import run_batch, run_clock
 
 
 def refusals(emu: KlingEmulator, code_status: int = 429) -> int:

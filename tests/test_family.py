@@ -18,6 +18,7 @@ from kling_async import (
     Task,
     TaskStatus,
 )
+from kling_async.batch import Outcome
 from kling_async.requests import (
     CameraConfig,
     CameraControl,
@@ -32,7 +33,7 @@ from kling_async.requests import (
 from kling_async.testing import Durations, Fault, KlingEmulator
 
 from .conftest import MakeClient, MakeEmulator, created, requests_to
-from .watching import run_clock
+from .watching import run_batch, run_clock
 
 PNG = "https://img.example/person.png"
 
@@ -164,7 +165,7 @@ async def test_a_mixed_batch_with_a_kind_column(
         {"video_id": seed.video_id},  # video-extend by default
         ImageToVideoRequest(image=PNG),
     ]
-    outcomes = [o async for o in _drain(clock, kling, kling.extend_many(rows, slots=3))]
+    outcomes = await run_batch(clock, kling, kling.extend_many(rows, slots=3), step=2.0)
     assert collections.Counter(o.outcome for o in outcomes) == {"succeed": 4}
     assert sorted(o.request.kind for o in outcomes) == [
         "image-generation",
@@ -189,7 +190,7 @@ async def test_mappings_are_built_strictly_with_their_nested_objects(
         },
         {"video_id": seed.video_id, "watermark_info": True},  # attribute names work too
     ]
-    outcomes = [o async for o in _drain(clock, kling, kling.extend_many(rows))]
+    outcomes = await run_batch(clock, kling, kling.extend_many(rows), step=2.0)
     assert sorted(o.outcome for o in outcomes) == ["succeed", "succeed"]
     by_kind = {o.request.kind: o.request for o in outcomes}
     t2v = by_kind["text2video"]
@@ -245,36 +246,14 @@ async def test_a_bad_row_mid_batch_stops_creates_but_loses_no_created_task(
         {"video_id": seed.video_id, "promt": "typo"},
         {"video_id": seed.video_id, "prompt": "never sent"},
     ]
-    batch = kling.extend_many(rows, slots=5)
-    outcomes: list[Any] = []
-
-    async def consume() -> None:
-        async for outcome in batch:
-            outcomes.append(outcome)
-
-    consumer = asyncio.ensure_future(consume())
-    await run_clock(clock, kling, consumer.done, step=2.0)
+    outcomes: list[Outcome] = []
     with pytest.raises(RequestValidationError) as caught:
-        await consumer
+        await run_batch(clock, kling, kling.extend_many(rows, slots=5), into=outcomes, step=2.0)
     assert caught.value.field == "promt"
     # Both tasks created before the bad row were followed to the end and yielded first.
     assert [o.outcome for o in outcomes] == ["succeed", "succeed"]
     assert {o.task.task_id for o in outcomes} == set(emu.tasks) - {seed.task_id}
     assert created(emu) == 2
-
-
-async def _drain(clock: FakeClock, kling: KlingClient, batch: Any) -> Any:
-    outcomes: list[Any] = []
-
-    async def consume() -> None:
-        async for outcome in batch:
-            outcomes.append(outcome)
-
-    consumer = asyncio.ensure_future(consume())
-    await run_clock(clock, kling, consumer.done, step=2.0)
-    await consumer
-    for outcome in outcomes:
-        yield outcome
 
 
 async def test_a_chain_can_start_from_text_to_video(

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from kling_async import FakeClock, KlingClient
+from kling_async.batch import Batch, Outcome
 
 
 async def settle(kling: KlingClient) -> None:
@@ -45,3 +46,25 @@ def our_tasks() -> list[asyncio.Task[object]]:
     return [
         t for t in asyncio.all_tasks() if t.get_name().startswith("kling_async") and not t.done()
     ]
+
+
+async def run_batch(
+    clock: FakeClock,
+    kling: KlingClient,
+    batch: Batch,
+    *,
+    into: list[Outcome] | None = None,
+    step: float = 1.0,
+) -> list[Outcome]:
+    """Consume ``batch`` on ``clock`` to its end; its outcomes (also appended to ``into``, which
+    keeps them when the batch raises)."""
+    outcomes = [] if into is None else into
+
+    async def consume() -> None:
+        async for outcome in batch:
+            outcomes.append(outcome)
+
+    consumer = asyncio.ensure_future(consume())
+    await run_clock(clock, kling, consumer.done, step=step)
+    await consumer
+    return outcomes
