@@ -333,27 +333,9 @@ class Batch:
 
     async def _produce(self, journalled: dict[str, JournalEntry], watch: Any) -> None:
         submits: set[asyncio.Task[None]] = set()
-        seen: collections.Counter[str] = collections.Counter()
         try:
             try:
-                async for item in _each(self._requests):
-                    request = _as_request(item)
-                    key = request_key(request, seen)
-                    if key in self._by_key:
-                        raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
-                    self._by_key[key] = request
-                    self._total += 1
-                    entry = journalled.get(key)
-                    if entry is not None and self._resume_without_sending(
-                        key, request, entry, watch
-                    ):
-                        continue
-                    if not await self.gate.acquire():
-                        self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
-                        continue
-                    job = asyncio.ensure_future(self._submit(key, request, entry, watch))
-                    submits.add(job)
-                    job.add_done_callback(submits.discard)
+                await self._feed(journalled, watch, submits)
             except Exception as exc:
                 # A bad request (or the caller's iterable failing) stops new creates, but the
                 # tasks already created are followed to their end and yielded before the error
@@ -372,6 +354,28 @@ class Batch:
                 job.cancel()
             if submits:
                 await asyncio.gather(*submits, return_exceptions=True)
+
+    async def _feed(
+        self, journalled: dict[str, JournalEntry], watch: Any, submits: set[asyncio.Task[None]]
+    ) -> None:
+        """Read the requests and start a submit for each that needs a POST, as slots allow."""
+        seen: collections.Counter[str] = collections.Counter()
+        async for item in _each(self._requests):
+            request = _as_request(item)
+            key = request_key(request, seen)
+            if key in self._by_key:
+                raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
+            self._by_key[key] = request
+            self._total += 1
+            entry = journalled.get(key)
+            if entry is not None and self._resume_without_sending(key, request, entry, watch):
+                continue
+            if not await self.gate.acquire():
+                self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+                continue
+            job = asyncio.ensure_future(self._submit(key, request, entry, watch))
+            submits.add(job)
+            job.add_done_callback(submits.discard)
 
     def _resume_without_sending(
         self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
