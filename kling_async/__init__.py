@@ -7,8 +7,7 @@ from __future__ import annotations
 
 import logging
 
-__version__ = "0.1.0.dev0"
-
+from ._version import __version__
 from .auth import AccessKeyPair, StaticKey
 from .batch import Batch, BatchReport, Outcome, Progress
 from .cadence import Cadence

@@ -16,7 +16,7 @@ import textwrap
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from . import __version__
+from ._version import __version__
 from .kinds import KINDS
 
 if TYPE_CHECKING:

@@ -23,7 +23,7 @@ import aiohttp
 import attrs
 from yarl import URL
 
-from . import __version__
+from ._version import __version__
 from .auth import Credentials
 from .clock import Clock
 from .errors import (
