@@ -23,11 +23,12 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import attrs
 
 from ._fields import build_request
+from .creates import Creator
 from .errors import (
     AmbiguousSubmitError,
     APIError,
@@ -49,13 +50,21 @@ from .serde import (
     task_to_json,
     unstructure_request,
 )
-
-if TYPE_CHECKING:
-    from .client import KlingClient
+from .watch import TaskWatch
 
 __all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]
 
 log = logging.getLogger("kling_async")
+
+
+
+class WatchFactory(Protocol):
+    """What a batch needs to follow its tasks: ``KlingClient.watch``, open-ended."""
+
+    def __call__(
+        self, tasks: Iterable[Task | str], *, timeout: float | None, open_ended: bool
+    ) -> TaskWatch: ...
+
 
 OutcomeKind = Literal["succeed", "failed", "rejected", "timed_out", "ambiguous", "not_sent"]
 RequestLike = CreateRequest | Mapping[str, Any]
@@ -204,19 +213,21 @@ class Batch:
 
     def __init__(
         self,
-        client: KlingClient,
+        creator: Creator,
+        watch: WatchFactory,
         requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
         *,
         journal: str | os.PathLike[str] | Journal | None = None,
         slots: int | None = None,
         timeout: float | None = None,
     ) -> None:
-        self._client = client
+        self._client = creator
+        self._watch = watch
         self._requests = requests
         self._journal_arg = journal
         self._journal: Journal | None = None
         self._timeout = timeout
-        self.gate = SlotGate(client.clock, limit=slots)
+        self.gate = SlotGate(creator.clock, limit=slots)
         self._outcomes: list[Outcome] = []
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._keys: dict[str, str] = {}  # task id -> request key
@@ -286,13 +297,13 @@ class Batch:
             self._journal = self._journal_arg
         elif self._journal_arg is not None:
             self._journal = await Journal.open(self._journal_arg)
-        watch = self._client.watch((), timeout=self._timeout, open_ended=True)
+        watch = self._watch((), timeout=self._timeout, open_ended=True)
         workers: list[asyncio.Task[None]] = []
         try:
             entries = await self._journal.entries() if self._journal else []
             for entry in entries:
                 if entry.task_id is not None:  # never take a journalled task for a lost one
-                    self._client._remember(entry.task_id)
+                    self._client.remember(entry.task_id)
             journalled = {e.key: e for e in entries}
             workers = [
                 asyncio.ensure_future(self._produce(journalled, watch)),
@@ -412,7 +423,7 @@ class Batch:
         if entry is not None:
             prepared = request_from_wire(entry.request["kind"], entry.request["body"])
             if entry.sent_at is not None:
-                found = await client._find_lost(prepared, entry.sent_at)
+                found = await client.find_lost(prepared, entry.sent_at)
                 if found is not None:
                     log.info("batch: request %s was created before (task %s)", key, found.task_id)
                     await self._created(key, found, watch)
@@ -435,7 +446,7 @@ class Batch:
                     return
                 continue
             except RateLimitError as exc:
-                wait = client.retry_policy.delay(1, exc)
+                wait = client.policy.delay(1, exc)
                 self.gate.throttled(wait)
                 await client.clock.sleep(wait)
                 continue

@@ -8,19 +8,28 @@ is sent. The chain records its lineage, parent video -> child video, step by ste
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol
 
 import attrs
 
 from .errors import RequestValidationError
 from .models import Task, Video
 
-if TYPE_CHECKING:
-    from .client import KlingClient
-
-__all__ = ["MAX_VIDEO_SECONDS", "Chain", "ChainStep", "extend_until"]
+__all__ = ["MAX_VIDEO_SECONDS", "Chain", "ChainStep", "Extender", "extend_until"]
 
 MAX_VIDEO_SECONDS = 180.0
+
+
+class Extender(Protocol):
+    """What a chain needs: create an extend and wait for it (a ``KlingClient`` is one)."""
+
+    # Callables, not methods: a chain passes the caller's extend fields through as they are.
+    @property
+    def extend_video(self) -> Callable[..., Awaitable[Task]]: ...
+
+    @property
+    def wait(self) -> Callable[..., Awaitable[Task]]: ...
 
 
 @attrs.frozen
@@ -70,7 +79,7 @@ def _start(source: str | Video | Task, duration: float | None) -> tuple[str, flo
 
 
 async def extend_until(
-    client: KlingClient,
+    client: Extender,
     source: str | Video | Task,
     target_seconds: float,
     *,

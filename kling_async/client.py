@@ -2,38 +2,30 @@
 
 from __future__ import annotations
 
-import collections
 import logging
 import os
-import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Literal
 
 import aiohttp
-import attrs
 
 from .auth import AccessKeyPair, Credentials, StaticKey
 from .batch import Batch, RequestLike
 from .cadence import Cadence
 from .chain import Chain, extend_until
 from .clock import Clock, SystemClock
+from .creates import Creator, Flavour
 from .download import DownloadResult, download_videos
 from .errors import (
     AmbiguousSubmitError,
     ClientClosedError,
     ConfigurationError,
-    InvalidRequestError,
-    NotFoundError,
-    RequestValidationError,
-    ResponseFormatError,
-    ServerError,
     TaskFailedError,
     TaskTimeoutError,
-    TransportError,
 )
 from .journal import Journal
-from .kinds import Kind, kind_named
 from .models import Task, TaskStatus, Video
+from .reads import TaskReader
 from .requests import (
     CreateRequest,
     ImageGenerationRequest,
@@ -44,30 +36,14 @@ from .requests import (
     VideoExtendRequest,
     VirtualTryOnRequest,
 )
-from .retry import (
-    Retrier,
-    RetryPolicy,
-    retryable_create,
-    retryable_create_unthrottled,
-    retryable_read,
-)
-from .serde import structure_task, structure_tasks, unstructure_request
-from .transport import Timeouts, Transport, quote_id
+from .retry import Retrier, RetryPolicy, retryable_read
+from .transport import Timeouts, Transport
 from .watch import PollScheduler, TaskWatch
 
 __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
-Flavour = Literal["official", "relay"]
 log = logging.getLogger("kling_async")
-
-# How far back (seconds, server clock) a lost create is searched for in the task list when the
-# endpoint gives us no external_task_id to look it up by. Wide enough for modest clock skew;
-# tasks this client knows it created are never taken for the lost one.
-_SCAN_SLACK = 120.0
-_SCAN_PAGES = 5
-_KNOWN_IDS = 100_000
-
 
 def _credentials(
     api_key: str | None,
@@ -150,16 +126,20 @@ class KlingClient:
             session=session,
             max_connections=max_connections,
         )
-        self._read = Retrier(self.retry_policy, self.clock, retryable_read)
-        self._create = Retrier(self.retry_policy, self.clock, retryable_create)
-        self._create_unthrottled = Retrier(
-            self.retry_policy, self.clock, retryable_create_unthrottled
+        self._reader = TaskReader(
+            self._transport, Retrier(self.retry_policy, self.clock, retryable_read)
         )
-        # Ids of tasks this client created: a list scan for a lost create must not mistake one
-        # of them for the lost task.
-        self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._creator = Creator(
+            self._transport,
+            self._reader,
+            flavour=flavour,
+            policy=self.retry_policy,
+            clock=self.clock,
+            timeouts=self.create_timeouts,
+            lookup_delays=lookup_delays,
+        )
         self.scheduler = PollScheduler(
-            self._fetch,
+            self._reader.poll,
             clock=self.clock,
             cadence=cadence or Cadence(),
             retry_delay=self.retry_policy.delay,
@@ -248,28 +228,9 @@ class KlingClient:
         return await self.create(VirtualTryOnRequest(human_image=human_image, **fields))
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
-        """The request as it will be sent.
-
-        On the official API: with a generated ``external_task_id`` where the kind takes one and
-        none was given (so a lost answer can be looked up by it), and without the relay-only
-        parent ``task_id``. Relays document neither field as passed through, so nothing is
-        added for them; a lost answer there is found by scanning the task list.
-        """
-        if self.flavour == "relay":
-            return request
-        fields = attrs.fields_dict(type(request))
-        changes: dict[str, Any] = {}
-        if "parent_task_id" in fields and getattr(request, "parent_task_id", None) is not None:
-            changes["parent_task_id"] = None
-        if (
-            "external_task_id" in fields
-            and getattr(request, "external_task_id", None) is None
-            and kind_named(request.kind).takes_external_task_id
-        ):
-            changes["external_task_id"] = f"ka-{uuid.uuid4().hex}"
-        if changes:
-            request = attrs.evolve(request, **changes)
-        return request
+        """The request as it will be sent; see :meth:`Creator.prepare
+        <kling_async.creates.Creator.prepare>` (official API: an ``external_task_id`` is added)."""
+        return self._creator.prepare(request)
 
     async def create(
         self,
@@ -285,130 +246,16 @@ class KlingClient:
         ``retry_throttled=False`` raises 1302/1303 at once instead of backing off (for callers
         that schedule creates themselves, like :meth:`extend_many`).
         """
-        request = self.prepare(request)
-        retrier = self._create if retry_throttled else self._create_unthrottled
-        kind = kind_named(request.kind)
-        body = unstructure_request(request)
-        sent_at = self.clock.time()
-        operation = f"create {kind.name}"
-        try:
-            envelope = await retrier(
-                lambda: self._transport.request(
-                    "POST", kind.path, body=body, timeouts=timeouts or self.create_timeouts
-                ),
-                operation,
-            )
-            task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
-        except (TransportError, ServerError, ResponseFormatError) as lost:
-            if isinstance(lost, TransportError) and not lost.request_sent:
-                raise  # provably never sent: nothing to look for
-            log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
-            found = await self._find_lost(request, sent_at)
-            if found is None:
-                raise AmbiguousSubmitError(
-                    "the create was sent but its answer was lost, and no task was found for it",
-                    kind=kind.name,
-                    video_id=request.parent_video_id,
-                    external_task_id=getattr(request, "external_task_id", None),
-                    parent_task_id=getattr(request, "parent_task_id", None),
-                    sent_at=sent_at,
-                    cause=lost,
-                    request=request,
-                ) from lost
-            task = found
-        sent_external = getattr(request, "external_task_id", None)
-        if task.task_info.external_task_id is None and sent_external is not None:
-            # Older API versions do not echo it; we know what we sent.
-            task = attrs.evolve(
-                task, task_info=attrs.evolve(task.task_info, external_task_id=sent_external)
-            )
-        self._remember(task.task_id)
-        return task
-
-    def _remember(self, task_id: str) -> None:
-        self._created[task_id] = None
-        if len(self._created) > _KNOWN_IDS:
-            self._created.popitem(last=False)
+        return await self._creator.create(
+            request, timeouts=timeouts, retry_throttled=retry_throttled
+        )
 
     async def find_submitted(self, error: AmbiguousSubmitError) -> Task | None:
         """Look again for the task of an :class:`AmbiguousSubmitError` (say, minutes later).
 
         Returns the task if it exists, ``None`` if it still cannot be found.
         """
-        request = error.request
-        if request is None:
-            request = VideoExtendRequest(
-                video_id=error.video_id or "?",
-                parent_task_id=error.parent_task_id,
-                external_task_id=error.external_task_id,
-            )
-        task = await self._find_lost(request, error.sent_at, delays=(0.0,))
-        if task is not None:
-            self._remember(task.task_id)
-        return task
-
-    async def _find_lost(
-        self,
-        request: CreateRequest,
-        sent_at: float,
-        *,
-        delays: tuple[float, ...] | None = None,
-    ) -> Task | None:
-        """Find the task a create with a lost answer may have made, or ``None``.
-
-        By ``external_task_id`` where one was sent; else, for kinds that start from a video,
-        by scanning the list for the one unknown task of that video created since the send;
-        else there is nothing to look by.
-        """
-        kind = kind_named(request.kind)
-        external = getattr(request, "external_task_id", None)
-        parent = request.parent_video_id
-        if external is None and parent is None:
-            return None
-        for delay in self.lookup_delays if delays is None else delays:
-            if delay and self.retry_policy.wait:
-                await self.clock.sleep(delay)
-            if external is not None:
-                task = await self.find_task(external, kind=kind.name)
-            else:
-                assert parent is not None
-                task = await self._scan_for(kind, parent, sent_at)
-            if task is not None:
-                log.info("%s: found task %s after a lost answer", kind.name, task.task_id)
-                return task
-        return None
-
-    async def _scan_for(self, kind: Kind, video_id: str, sent_at: float) -> Task | None:
-        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet."""
-        since_ms = (sent_at - _SCAN_SLACK) * 1000
-        matches: list[Task] = []
-        pages = 0
-        try:
-            async for page in self.list_tasks(kind.name, page_size=100):
-                pages += 1
-                for task in page:
-                    parent = task.task_info.parent_video
-                    if (
-                        parent is not None
-                        and parent.id == video_id
-                        and task.created_at >= since_ms
-                        and task.task_id not in self._created
-                    ):
-                        matches.append(task)
-                if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
-                    break
-        except InvalidRequestError:
-            return None  # a relay without list queries: nothing to scan
-        if len(matches) == 1:
-            return matches[0]
-        if matches:
-            log.warning(
-                "%s: %d unknown tasks for video %s since the lost create; not guessing",
-                kind.name,
-                len(matches),
-                video_id,
-            )
-        return None
+        return await self._creator.find_submitted(error)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -423,32 +270,13 @@ class KlingClient:
 
         The id may also be the ``external_task_id`` given at creation.
         """
-        if isinstance(task, Task):
-            kind, task_id = task.kind, task.task_id
-        else:
-            task_id = task
-            if not isinstance(task_id, str) or not task_id.strip():
-                raise RequestValidationError("task_id", "must be a non-empty string")
-        spec = kind_named(kind)
-        path = f"{spec.path}/{quote_id(task_id)}"
-        envelope = await self._read(
-            lambda: self._transport.request("GET", path, timeouts=timeouts),
-            f"GET {spec.path}/{{id}}",
-        )
-        return structure_task(envelope.data, spec.name, request_id=envelope.request_id)
+        return await self._reader.get_task(task, kind=kind, timeouts=timeouts)
 
     async def find_task(self, external_task_id: str, *, kind: str = "video-extend") -> Task | None:
         """The task created with ``external_task_id``, or ``None`` if there is none."""
-        try:
-            return await self.get_task(external_task_id, kind=kind)
-        except NotFoundError:
-            return None
-        except InvalidRequestError as exc:
-            if exc.code == 1201 or exc.http_status == 404:
-                return None
-            raise
+        return await self._reader.find_task(external_task_id, kind=kind)
 
-    async def list_tasks(
+    def list_tasks(
         self,
         kind: str = "video-extend",
         *,
@@ -456,34 +284,13 @@ class KlingClient:
         max_pages: int | None = None,
         timeouts: Timeouts | None = None,
     ) -> AsyncIterator[list[Task]]:
-        """Pages of tasks of one kind, newest first, until the server has no more.
+        """Pages of tasks of one kind, in the server's order, until the server has no more.
 
         Pages are positional: tasks created while you iterate shift later pages.
         """
-        spec = kind_named(kind)
-        if isinstance(page_size, bool) or not isinstance(page_size, int):
-            raise RequestValidationError("page_size", "must be an integer")
-        if not 1 <= page_size <= 500:
-            raise RequestValidationError("page_size", f"must be in [1, 500], got {page_size}")
-        last = 1000 if max_pages is None else min(1000, max_pages)
-        for page_num in range(1, last + 1):
-            params = {"pageNum": page_num, "pageSize": page_size}
-            envelope = await self._read(
-                lambda params=params: self._transport.request(  # type: ignore[misc]
-                    "GET", spec.path, params=params, timeouts=timeouts
-                ),
-                f"GET {spec.path}",
-            )
-            page = structure_tasks(envelope.data, spec.name, request_id=envelope.request_id)
-            if page:
-                yield page
-            if len(page) < page_size:
-                return
-
-    async def _fetch(self, kind: Kind, task_id: str) -> Task:
-        """One GET for the scheduler, which does its own rescheduling instead of retrying."""
-        envelope = await self._transport.request("GET", f"{kind.path}/{quote_id(task_id)}")
-        return structure_task(envelope.data, kind.name, request_id=envelope.request_id)
+        return self._reader.list_tasks(
+            kind, page_size=page_size, max_pages=max_pages, timeouts=timeouts
+        )
 
     # -- following tasks ---------------------------------------------------------------------
 
@@ -559,7 +366,9 @@ class KlingClient:
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
-        return Batch(self, requests, journal=journal, slots=slots, timeout=timeout)
+        return Batch(
+            self._creator, self.watch, requests, journal=journal, slots=slots, timeout=timeout
+        )
 
     async def extend_until(
         self,
@@ -593,5 +402,10 @@ class KlingClient:
         """Download the videos of finished ``tasks`` into ``dest``; see
         :mod:`kling_async.download`."""
         return await download_videos(
-            self, tasks, dest, concurrency=concurrency, watermarked=watermarked
+            self._transport.stream,
+            self.clock,
+            tasks,
+            dest,
+            concurrency=concurrency,
+            watermarked=watermarked,
         )

@@ -11,21 +11,29 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Literal
+from typing import BinaryIO, Literal, Protocol
 
 import attrs
 
+from .clock import Clock
 from .errors import KlingError, ResponseFormatError
 from .models import Task, TaskStatus
 
-if TYPE_CHECKING:
-    from .client import KlingClient
-
-__all__ = ["PURGE_AFTER", "DownloadResult", "download_videos"]
+__all__ = ["PURGE_AFTER", "DownloadResult", "Stream", "download_videos"]
 
 PURGE_AFTER = 30 * 86_400.0
+
+
+
+class Stream(Protocol):
+    """GET a media URL, handing its body to ``write``: ``Transport.stream``."""
+
+    async def __call__(
+        self, url: str, write: Callable[[bytes], Awaitable[object]]
+    ) -> tuple[int, int | None]: ...
+
 
 DownloadStatus = Literal["downloaded", "skipped", "expired", "failed", "no_video"]
 
@@ -51,7 +59,7 @@ def _target(task: Task, dest: Path, watermarked: bool) -> tuple[str, str, Path] 
     return video.id, url, dest / f"{video.id}{suffix}.mp4"
 
 
-async def _fetch(client: KlingClient, url: str, path: Path) -> int:
+async def _fetch(stream: Stream, url: str, path: Path) -> int:
     part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
     handle: BinaryIO = await asyncio.to_thread(part.open, "wb")
     try:
@@ -59,7 +67,7 @@ async def _fetch(client: KlingClient, url: str, path: Path) -> int:
         async def write(chunk: bytes) -> None:
             await asyncio.to_thread(handle.write, chunk)
 
-        received, expected = await client._transport.stream(url, write)
+        received, expected = await stream(url, write)
         await asyncio.to_thread(handle.close)
         if expected is not None and received != expected:
             raise ResponseFormatError(
@@ -76,7 +84,8 @@ async def _fetch(client: KlingClient, url: str, path: Path) -> int:
 
 
 async def download_videos(
-    client: KlingClient,
+    stream: Stream,
+    clock: Clock,
     tasks: Iterable[Task],
     dest: str | os.PathLike[str],
     *,
@@ -91,7 +100,7 @@ async def download_videos(
     folder = Path(dest)
     await asyncio.to_thread(folder.mkdir, parents=True, exist_ok=True)
     limit = asyncio.Semaphore(concurrency)
-    now = client.clock.time()
+    now = clock.time()
 
     async def one(task: Task) -> DownloadResult:
         target = _target(task, folder, watermarked)
@@ -105,7 +114,7 @@ async def download_videos(
             return DownloadResult(task.task_id, video_id, path, "skipped", size)
         async with limit:
             try:
-                size = await _fetch(client, url, path)
+                size = await _fetch(stream, url, path)
             except KlingError as error:
                 return DownloadResult(task.task_id, video_id, path, "failed", error=error)
         return DownloadResult(task.task_id, video_id, path, "downloaded", size)
