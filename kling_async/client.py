@@ -37,8 +37,9 @@ from .requests import (
     VirtualTryOnRequest,
 )
 from .retry import Retrier, RetryPolicy, retryable_read
+from .scheduler import PollScheduler
 from .transport import Timeouts, Transport
-from .watch import PollScheduler, TaskWatch
+from .watch import TaskWatch
 
 __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 

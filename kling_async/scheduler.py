@@ -1,0 +1,429 @@
+"""The poll scheduler: one per client, following every task anyone watches.
+
+The :class:`PollScheduler` keeps a heap of next-poll times for every task anyone is following,
+and runs one loop that starts the polls that are due, never more than ``max_in_flight`` at once
+and never faster than the ``max_polls_per_second`` budget that all tasks share. Ten thousand
+tasks are ten thousand heap entries, not ten thousand sleeping coroutines. A task followed by
+several subscribers is polled once for all of them. Callbacks feed the same scheduler
+(:meth:`PollScheduler.hint`): a verified one is taken as an observation, an unverified one
+triggers one confirming poll; either way tasks that callbacks cover are then polled only on a
+long safety interval.
+
+Subscribers (:class:`~kling_async.watch.TaskWatch`) implement :class:`Listener`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import attrs
+
+from .cadence import Cadence
+from .clock import Clock
+from .errors import (
+    AccountError,
+    AuthenticationError,
+    KlingError,
+    PolicyError,
+)
+from .kinds import Kind
+from .models import Task, TaskStatus
+from .retry import retryable_read
+
+__all__ = ["Fetch", "Listener", "PollScheduler"]
+
+log = logging.getLogger("kling_async")
+
+Fetch = Callable[[Kind, str], Awaitable[Task]]
+
+# Statuses only move forward; a late callback must not move a task back.
+_RANK = {
+    TaskStatus.SUBMITTED: 0,
+    TaskStatus.PROCESSING: 1,
+    TaskStatus.UNKNOWN: 1,
+    TaskStatus.SUCCEED: 2,
+    TaskStatus.FAILED: 2,
+}
+
+
+class Listener(Protocol):
+    """What the scheduler tells a subscriber about a task it follows."""
+
+    def observe(self, task: Task) -> None: ...
+
+    def expire(self, task_id: str, last: Task | None) -> None: ...
+
+    def fail(self, task_id: str, error: KlingError) -> None: ...
+
+    def fatal(self, error: KlingError) -> None: ...
+
+
+class _Tracked:
+    __slots__ = (
+        "added",
+        "claim",
+        "covered",
+        "deadlines",
+        "due",
+        "failures",
+        "generation",
+        "interval",
+        "kind",
+        "last",
+        "poll",
+        "polls",
+        "recheck",
+        "task_id",
+    )
+
+    def __init__(self, task_id: str, kind: Kind, last: Task | None, added: float) -> None:
+        self.task_id = task_id
+        self.kind = kind
+        self.last = last
+        self.added = added
+        self.deadlines: dict[Listener, float | None] = {}
+        self.poll: asyncio.Task[None] | None = None
+        self.generation = 0
+        self.due = 0.0
+        self.interval = 0.0
+        self.failures = 0
+        self.covered = False
+        self.claim: TaskStatus | None = None
+        self.recheck = False
+        self.polls = 0
+
+
+def _fatal(error: KlingError) -> bool:
+    """Errors that no task of this account can get past: stop the whole watch."""
+    if isinstance(error, AuthenticationError):
+        return not error.token_stale
+    return isinstance(error, (AccountError, PolicyError))
+
+
+class PollScheduler:
+    """One loop that polls every followed task when it is due, within a shared budget."""
+
+    def __init__(
+        self,
+        fetch: Fetch,
+        *,
+        clock: Clock,
+        cadence: Cadence,
+        retry_delay: Callable[[int, BaseException], float],
+        max_polls_per_second: float | None = 50.0,
+        max_in_flight: int = 20,
+    ) -> None:
+        if max_polls_per_second is not None and max_polls_per_second <= 0:
+            raise ValueError("max_polls_per_second must be > 0 or None")
+        if max_in_flight < 1:
+            raise ValueError("max_in_flight must be >= 1")
+        self._fetch = fetch
+        self.clock = clock
+        self.cadence = cadence
+        self._retry_delay = retry_delay
+        self.rate = max_polls_per_second
+        self.max_in_flight = max_in_flight
+        self._tracked: dict[str, _Tracked] = {}
+        self._polls: list[tuple[float, int, str, int]] = []  # (due, seq, task_id, generation)
+        self._deadlines: list[tuple[float, int, str, Listener]] = []
+        self._seq = itertools.count()
+        self._in_flight = 0
+        self._tokens = 1.0
+        self._refilled = clock.monotonic()
+        self._loop: asyncio.Task[None] | None = None
+        self._wake: asyncio.Future[None] | None = None
+        self.polls_sent = 0
+
+    # -- subscriptions ----------------------------------------------------------------------
+
+    @property
+    def tracked(self) -> int:
+        """How many tasks are being followed."""
+        return len(self._tracked)
+
+    @property
+    def in_flight(self) -> int:
+        """How many polls are waiting for an answer."""
+        return self._in_flight
+
+    def track(
+        self,
+        task_id: str,
+        kind: Kind,
+        listener: Listener,
+        *,
+        last: Task | None = None,
+        deadline: float | None = None,
+    ) -> None:
+        """Follow ``task_id`` for ``listener`` until it is final or ``deadline`` (monotonic)."""
+        now = self.clock.monotonic()
+        tracked = self._tracked.get(task_id)
+        if tracked is None:
+            tracked = self._tracked[task_id] = _Tracked(task_id, kind, last, now)
+            delay = 0.0 if last is None else self.cadence.first_delay(kind.expected_seconds)
+            tracked.interval = delay
+            self._schedule(tracked, now + delay)
+        elif last is not None and tracked.last is None:
+            tracked.last = last
+        tracked.deadlines[listener] = deadline
+        if deadline is not None:
+            heapq.heappush(self._deadlines, (deadline, next(self._seq), task_id, listener))
+            self._clip_to_deadline(tracked, now)
+        self._ensure_running()
+        self._kick()
+
+    def untrack(self, task_id: str, listener: Listener) -> None:
+        tracked = self._tracked.get(task_id)
+        if tracked is None:
+            return
+        tracked.deadlines.pop(listener, None)
+        if not tracked.deadlines:
+            self._drop(tracked)
+
+    def hint(self, task: Task, *, trusted: bool) -> bool:
+        """A callback said ``task`` is in this state. Returns whether it was news.
+
+        A ``trusted`` (signature-verified) hint is taken as an observation; an untrusted one
+        makes the task due for a poll now, which confirms or refutes it. Repeats and hints that
+        would move a task backwards are dropped.
+        """
+        tracked = self._tracked.get(task.task_id)
+        if tracked is None:
+            return False
+        last = tracked.last
+        if last is not None and _RANK[task.task_status] <= _RANK[last.task_status]:
+            if task.task_status == last.task_status:
+                tracked.covered = True  # callbacks do arrive for this task
+            return False
+        if task.kind != tracked.kind.name:
+            task = attrs.evolve(task, kind=tracked.kind.name)  # a receiver set up for another kind
+        if trusted:
+            tracked.covered = True
+            tracked.claim = None
+            self._observed(tracked, task)
+        else:
+            tracked.claim = task.task_status
+            if tracked.poll is not None:
+                tracked.recheck = True  # that poll may have left before the change: ask again
+            else:
+                self._schedule(tracked, self.clock.monotonic())
+                self._kick()
+        return True
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _ensure_running(self) -> None:
+        if self._loop is None or self._loop.done():
+            self._loop = asyncio.get_running_loop().create_task(
+                self._run(), name="kling_async poll scheduler"
+            )
+
+    def _kick(self) -> None:
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        timer: asyncio.Task[None] | None = None
+        try:
+            while self._tracked:
+                now = self.clock.monotonic()
+                self._expire(now)
+                wake_in = self._launch_due(now)
+                if not self._tracked:
+                    break
+                self._wake = loop.create_future()
+                if wake_in is not None:
+                    timer = loop.create_task(self._alarm(wake_in, self._wake))
+                await self._wake
+                if timer is not None:
+                    timer.cancel()
+                    timer = None
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._wake = None
+
+    async def _alarm(self, delay: float, wake: asyncio.Future[None]) -> None:
+        await self.clock.sleep(delay)
+        if not wake.done():
+            wake.set_result(None)
+
+    def _launch_due(self, now: float) -> float | None:
+        """Start due polls; return seconds until the loop has something to do, or None."""
+        polls = self._polls
+        while polls and self._in_flight < self.max_in_flight:
+            due, _, task_id, generation = polls[0]
+            tracked = self._tracked.get(task_id)
+            if tracked is None or generation != tracked.generation or tracked.poll is not None:
+                heapq.heappop(polls)
+                continue
+            if due > now:
+                break
+            wait = self._take_token(now)
+            if wait > 0:
+                return wait
+            heapq.heappop(polls)
+            self._start_poll(tracked)
+        next_times = []
+        if polls and self._in_flight < self.max_in_flight:
+            next_times.append(polls[0][0] - now)
+        if self._deadlines:
+            next_times.append(self._deadlines[0][0] - now)
+        future = [t for t in next_times if t > 0]
+        return min(future) if future else None
+
+    def _take_token(self, now: float) -> float:
+        """0 if a poll may start now (and spend the token), else seconds until one may."""
+        if self.rate is None:
+            return 0.0
+        burst = max(1.0, self.rate)
+        self._tokens = min(burst, self._tokens + (now - self._refilled) * self.rate)
+        self._refilled = now
+        if self._tokens >= 1.0:
+            self._tokens -= 1.0
+            return 0.0
+        return (1.0 - self._tokens) / self.rate
+
+    def _start_poll(self, tracked: _Tracked) -> None:
+        self._in_flight += 1
+        self.polls_sent += 1
+        tracked.polls += 1
+        tracked.poll = asyncio.get_running_loop().create_task(
+            self._poll(tracked), name="kling_async poll"
+        )
+
+    async def _poll(self, tracked: _Tracked) -> None:
+        try:
+            task = await self._fetch(tracked.kind, tracked.task_id)
+        except KlingError as error:
+            tracked.poll = None
+            if self._tracked.get(tracked.task_id) is tracked:
+                self._poll_failed(tracked, error)
+        else:
+            tracked.poll = None
+            if self._tracked.get(tracked.task_id) is tracked:
+                self._observed(tracked, task)
+        finally:
+            tracked.poll = None
+            self._in_flight -= 1
+            self._kick()
+
+    # -- what polls and callbacks tell us ---------------------------------------------------
+
+    def _observed(self, tracked: _Tracked, task: Task) -> None:
+        last = tracked.last
+        if last is not None and _RANK[task.task_status] < _RANK[last.task_status]:
+            # An answer that left the server before a (verified) callback moved the task on:
+            # statuses only go forward, so keep what we know and just poll again later.
+            self._reschedule(tracked, last)
+            return
+        tracked.last = task
+        tracked.failures = 0
+        unconfirmed = tracked.claim is not None and task.task_status != tracked.claim
+        if tracked.claim is not None and not unconfirmed:
+            tracked.covered = True
+        # A claim that arrived while this poll was already under way is checked by one more
+        # poll at once; one this poll answered is settled either way.
+        recheck = unconfirmed and tracked.recheck
+        tracked.recheck = False
+        if not recheck:
+            tracked.claim = None
+        for listener in list(tracked.deadlines):
+            listener.observe(task)
+        if task.is_terminal:
+            self._drop(tracked)
+            return
+        if self._tracked.get(tracked.task_id) is not tracked:
+            return  # every listener left
+        if recheck:
+            self._schedule(tracked, self.clock.monotonic())
+            return
+        self._reschedule(tracked, task)
+
+    def _reschedule(self, tracked: _Tracked, task: Task) -> None:
+        now = self.clock.monotonic()
+        age = self._age(tracked, task, now)
+        tracked.interval = self.cadence.next_delay(
+            tracked.kind.expected_seconds, age, tracked.interval, tracked.covered
+        )
+        self._schedule(tracked, now + tracked.interval)
+        self._clip_to_deadline(tracked, now)
+
+    def _age(self, tracked: _Tracked, task: Task, now: float) -> float:
+        if task.created_at > 0:
+            return max(0.0, self.clock.time() - task.created_at / 1000)
+        return now - tracked.added
+
+    def _poll_failed(self, tracked: _Tracked, error: KlingError) -> None:
+        if _fatal(error):
+            log.error("watch stopped: %s", error)
+            for listener in list(tracked.deadlines):
+                listener.fatal(error)
+            return
+        if retryable_read(error):
+            tracked.failures += 1
+            delay = self._retry_delay(tracked.failures, error)
+            log.info("poll of %s failed (%s); again in %.2fs", tracked.task_id, error, delay)
+            now = self.clock.monotonic()
+            self._schedule(tracked, now + delay)
+            self._clip_to_deadline(tracked, now)
+            return
+        for listener in list(tracked.deadlines):
+            listener.fail(tracked.task_id, error)
+        self._drop(tracked)
+
+    def _expire(self, now: float) -> None:
+        deferred = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            entry = heapq.heappop(self._deadlines)
+            deadline, _, task_id, listener = entry
+            tracked = self._tracked.get(task_id)
+            if tracked is None or tracked.deadlines.get(listener) != deadline:
+                continue
+            if tracked.poll is not None:
+                deferred.append(entry)  # let the poll at the deadline answer first
+                continue
+            listener.expire(task_id, tracked.last)
+            self.untrack(task_id, listener)
+        for entry in deferred:
+            heapq.heappush(self._deadlines, entry)
+
+    # -- bookkeeping ------------------------------------------------------------------------
+
+    def _schedule(self, tracked: _Tracked, due: float) -> None:
+        tracked.generation += 1
+        tracked.due = due
+        heapq.heappush(self._polls, (due, next(self._seq), tracked.task_id, tracked.generation))
+
+    def _clip_to_deadline(self, tracked: _Tracked, now: float) -> None:
+        """Make sure a task is polled once more right at its earliest deadline."""
+        deadlines = [d for d in tracked.deadlines.values() if d is not None]
+        if not deadlines:
+            return
+        earliest = min(deadlines)
+        if tracked.poll is None and tracked.due > earliest:
+            self._schedule(tracked, max(now, earliest))
+
+    def _drop(self, tracked: _Tracked) -> None:
+        if self._tracked.get(tracked.task_id) is tracked:
+            del self._tracked[tracked.task_id]
+        if tracked.poll is not None:
+            tracked.poll.cancel()
+        self._kick()
+
+    async def aclose(self) -> None:
+        """Stop polling everything and wait until nothing of ours is left running."""
+        pending: list[asyncio.Task[None]] = [t.poll for t in self._tracked.values() if t.poll]
+        self._tracked.clear()
+        if self._loop is not None:
+            pending.append(self._loop)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        self._loop = None
