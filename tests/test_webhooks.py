@@ -20,7 +20,6 @@ from starlette.routing import Route
 
 from kling_async import FakeClock, KlingClient, ResponseFormatError, StatusChange, TaskStatus
 from kling_async.serde import structure_task
-from kling_async.signing import SignatureError, sign
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.webhooks import (
     CallbackEvent,
@@ -29,6 +28,7 @@ from kling_async.webhooks import (
     asgi_app,
     parse_callback,
 )
+from kling_async.webhooks.signing import SignatureError, sign
 
 from .conftest import MakeClient, MakeEmulator
 from .watching import settle

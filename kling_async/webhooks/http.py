@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from .errors import ResponseFormatError
+from ..errors import ResponseFormatError
 from .signing import SignatureError
 
 if TYPE_CHECKING:
-    from .webhooks import CallbackReceiver
+    from .receiver import CallbackReceiver
 
 __all__ = ["MAX_BODY", "CallbackApp", "aiohttp_handler", "asgi_app"]
 
