@@ -9,22 +9,40 @@ from __future__ import annotations
 import collections
 import inspect
 from collections.abc import Callable, Hashable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ..clock import Clock, SystemClock
 from ..errors import ResponseFormatError
 from ..kinds import kind_named
-from ..models import TaskStatus
+from ..models import Task, TaskStatus
 from .payload import CallbackEvent, parse_callback
 from .signing import DEFAULT_TOLERANCE, SignatureError, WebhookSecret, verify
 
-if TYPE_CHECKING:
-    from ..client import KlingClient
-
-__all__ = ["CallbackReceiver", "OnEvent"]
+__all__ = ["CallbackReceiver", "HintSink", "OnEvent", "WatchingClient"]
 
 
 OnEvent = Callable[[CallbackEvent], object]  # a plain function, or one returning an awaitable
+
+
+class HintSink(Protocol):
+    """What the receiver needs from a poll scheduler (:class:`kling_async.watch.PollScheduler`)."""
+
+    def hint(self, task: Task, *, trusted: bool) -> object: ...
+
+
+class WatchingClient(Protocol):
+    """What the receiver needs from a client (:class:`kling_async.KlingClient`).
+
+    Its poll scheduler, to hint each new event to, and its clock, the default for checking
+    signature timestamps.
+    """
+
+    @property
+    def scheduler(self) -> HintSink: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
 
 _WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
 
@@ -106,7 +124,7 @@ class CallbackReceiver:
         self,
         *,
         secret: str | bytes | WebhookSecret | None = None,
-        client: KlingClient | None = None,
+        client: WatchingClient | None = None,
         on_event: OnEvent | None = None,
         kind: str = "video-extend",
         clock: Clock | None = None,
