@@ -19,8 +19,8 @@ import httpx
 from aiohttp import web
 
 from kling_async import FakeClock, KlingClient, RetryPolicy, ScaledClock
-from kling_async.signing import sign
 from kling_async.testing import Durations, KlingEmulator
+from kling_async.webhooks.signing import sign
 
 from .conftest import requests_to
 

@@ -18,9 +18,9 @@ import aiohttp
 import attrs
 
 from kling_async.clock import Clock
-from kling_async.signing import WebhookSecret, sign
 from kling_async.testing._replies import encode
 from kling_async.testing._tasks import Phase, TaskRecord
+from kling_async.webhooks.signing import WebhookSecret, sign
 
 __all__ = ["CallbackDispatcher", "CallbackRecord"]
 

@@ -14,7 +14,6 @@ from typing import Any
 import attrs
 
 from kling_async.clock import Clock
-from kling_async.signing import WebhookSecret
 from kling_async.testing._callbacks import CallbackDispatcher
 from kling_async.testing._durations import Durations
 from kling_async.testing._kinds import CreateContext, Flavour, Kind, Plan
@@ -23,6 +22,7 @@ from kling_async.testing._replies import ApiError
 from kling_async.testing._tasks import ImageRecord, Phase, TaskRecord, TaskStore, VideoRecord
 from kling_async.testing._validation import optional_id, optional_url, optional_watermark
 from kling_async.testing._wire import VIDEO_MEDIA_DIR, created_object, task_object
+from kling_async.webhooks.signing import WebhookSecret
 
 __all__ = ["EmulatorCore", "EmulatorStats", "FailWhen"]
 

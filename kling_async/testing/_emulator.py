@@ -10,7 +10,6 @@ import attrs
 from aiohttp import web
 
 from kling_async.clock import Clock, ScaledClock
-from kling_async.signing import WebhookSecret
 from kling_async.testing._auth import Credentials
 from kling_async.testing._callbacks import CallbackRecord
 from kling_async.testing._core import EmulatorCore, EmulatorStats, FailWhen
@@ -20,6 +19,7 @@ from kling_async.testing._limits import AccountLimits
 from kling_async.testing._server import EmulatorServer
 from kling_async.testing._tasks import TaskRecord
 from kling_async.testing._wire import media_path
+from kling_async.webhooks.signing import WebhookSecret
 
 __all__ = ["KlingEmulator", "SeedVideo"]
 

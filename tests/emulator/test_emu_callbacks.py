@@ -11,8 +11,8 @@ import aiohttp
 import pytest
 
 from kling_async.clock import FakeClock, ScaledClock
-from kling_async.signing import SignatureError, sign, verify
 from kling_async.testing import Durations, KlingEmulator
+from kling_async.webhooks.signing import SignatureError, sign, verify
 
 SECRET = "whsec_dGVzdHNlY3JldHRlc3RzZWNyZXR0ZXN0c2VjcmV0MTI="
 EXTEND = "/v1/videos/video-extend"

@@ -21,9 +21,9 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import ResponseFormatError, excerpt
-from .models import Task
-from .serde import loads, structure_task
+from ..errors import ResponseFormatError, excerpt
+from ..models import Task
+from ..serde import loads, structure_task
 
 __all__ = ["CallbackEvent", "parse_callback"]
 

@@ -10,21 +10,30 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aiohttp import web
 
-from .errors import ResponseFormatError
+from ..errors import ResponseFormatError
 from .signing import SignatureError
 
-if TYPE_CHECKING:
-    from .webhooks import CallbackReceiver
-
-__all__ = ["MAX_BODY", "CallbackApp", "aiohttp_handler", "asgi_app"]
+__all__ = ["MAX_BODY", "CallbackApp", "Receiver", "aiohttp_handler", "asgi_app"]
 
 log = logging.getLogger("kling_async")
 
 MAX_BODY = 1 << 20  # a callback is a task object: a few kilobytes
+
+
+class Receiver(Protocol):
+    """What an adapter needs from a receiver (:class:`kling_async.webhooks.CallbackReceiver`).
+
+    ``receive`` takes the request's headers as ``(name, value)`` pairs and the raw body; it
+    raises :class:`SignatureError` (answered 401), :class:`~kling_async.ResponseFormatError`
+    (400) or anything else (500). What it returns is not used.
+    """
+
+    async def receive(self, headers: Iterable[tuple[str, str]], body: bytes) -> object: ...
+
 
 _OK = b'{"ok":true}'
 _ANSWERS = {
@@ -37,7 +46,7 @@ _ANSWERS = {
 
 
 async def _answer(
-    receiver: CallbackReceiver, headers: Iterable[tuple[str, str]], body: bytes
+    receiver: Receiver, headers: Iterable[tuple[str, str]], body: bytes
 ) -> tuple[int, bytes]:
     """The HTTP status and JSON body for one delivery."""
     try:
@@ -55,7 +64,7 @@ async def _answer(
 
 
 def aiohttp_handler(
-    receiver: CallbackReceiver,
+    receiver: Receiver,
 ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     """An aiohttp.web request handler for ``receiver``: ``router.add_post(path, handler)``.
 
@@ -81,13 +90,13 @@ class _Disconnected(Exception):
 
 
 class CallbackApp:
-    """A minimal ASGI 3 application serving one :class:`CallbackReceiver` on every path.
+    """A minimal ASGI 3 application serving one receiver on every path.
 
     Pure ASGI (no framework needed): mount it in FastAPI/Starlette, or serve it alone with any
     ASGI server. Only ``POST`` is accepted; the body is read raw, up to ``max_body`` bytes.
     """
 
-    def __init__(self, receiver: CallbackReceiver, *, max_body: int = MAX_BODY) -> None:
+    def __init__(self, receiver: Receiver, *, max_body: int = MAX_BODY) -> None:
         self.receiver = receiver
         self.max_body = max_body
 
@@ -158,6 +167,6 @@ class CallbackApp:
                 return
 
 
-def asgi_app(receiver: CallbackReceiver, *, max_body: int = MAX_BODY) -> CallbackApp:
+def asgi_app(receiver: Receiver, *, max_body: int = MAX_BODY) -> CallbackApp:
     """An ASGI app for ``receiver``: ``fastapi_app.mount("/kling-callback", asgi_app(r))``."""
     return CallbackApp(receiver, max_body=max_body)

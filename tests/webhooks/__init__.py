@@ -1,0 +1,1 @@
+"""Tests of kling_async.webhooks: signing, payloads, the receiver, the aiohttp and ASGI adapters."""
