@@ -9,7 +9,7 @@ import logging
 
 from ._version import __version__
 from .auth import AccessKeyPair, StaticKey
-from .batch import Batch, BatchReport, Outcome, Progress
+from .batch import Batch
 from .cadence import Cadence
 from .chain import Chain, ChainStep
 from .client import DEFAULT_BASE_URL, KlingClient
@@ -50,6 +50,7 @@ from .models import (
     Video,
     WatermarkInfo,
 )
+from .outcomes import BatchReport, Outcome, Progress
 from .requests import VideoExtendRequest
 from .retry import RetryEvent, RetryPolicy
 from .transport import Timeouts

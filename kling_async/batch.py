@@ -23,9 +23,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
-from typing import Any, Literal, Protocol
-
-import attrs
+from typing import Any, Protocol
 
 from ._fields import build_request
 from .creates import Creator
@@ -41,6 +39,7 @@ from .errors import (
 from .gate import SlotGate
 from .journal import Intent, Journal, JournalEntry
 from .models import StatusChange, Task, TaskStatus
+from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
 from .requests import REQUEST_TYPES, CreateRequest
 from .serde import (
     dumps,
@@ -66,101 +65,7 @@ class WatchFactory(Protocol):
     ) -> TaskWatch: ...
 
 
-OutcomeKind = Literal["succeed", "failed", "rejected", "timed_out", "ambiguous", "not_sent"]
 RequestLike = CreateRequest | Mapping[str, Any]
-
-
-@attrs.frozen
-class Outcome:
-    """How one request of a batch ended.
-
-    ``succeed``/``failed``: the task ended (``task`` has the result or ``task_status_msg``);
-    ``rejected``: the API refused the create (``error``); ``timed_out``: we stopped waiting,
-    the task (``task``) runs on; ``ambiguous``: the create may exist (``error`` is an
-    :class:`AmbiguousSubmitError`; a later run looks it up); ``not_sent``: never created (the
-    balance ran out, or the request could not be sent) — a later run sends it.
-    """
-
-    key: str
-    outcome: OutcomeKind
-    request: CreateRequest
-    task: Task | None = None
-    error: KlingError | None = None
-    from_journal: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome == "succeed"
-
-    @property
-    def message(self) -> str:
-        if self.task is not None and self.task.task_status_msg:
-            return self.task.task_status_msg
-        return str(self.error) if self.error is not None else ""
-
-
-@attrs.frozen
-class Progress:
-    """A snapshot for progress bars."""
-
-    total: int
-    waiting: int
-    submitted: int
-    processing: int
-    succeed: int
-    failed: int
-    other: int
-    slots_in_use: int
-    slot_limit: int
-
-    @property
-    def done(self) -> int:
-        return self.succeed + self.failed + self.other
-
-
-@attrs.frozen
-class BatchReport:
-    """Counts by outcome, units spent, elapsed time, and what needs a look."""
-
-    counts: dict[str, int]
-    units: float
-    elapsed: float
-    failures: list[dict[str, Any]]
-    not_sent: list[str]
-    ambiguous: list[dict[str, Any]]
-    timed_out: list[dict[str, Any]]
-
-    @classmethod
-    def from_outcomes(cls, outcomes: Iterable[Outcome], elapsed: float) -> BatchReport:
-        counts: collections.Counter[str] = collections.Counter()
-        units = 0.0
-        failures, not_sent, ambiguous, timed_out = [], [], [], []
-        for o in outcomes:
-            counts[o.outcome] += 1
-            if o.task is not None and o.task.units_deducted:
-                units += o.task.units_deducted
-            row: dict[str, Any] = {"key": o.key, "kind": o.request.kind}
-            if o.request.parent_video_id is not None:
-                row["video_id"] = o.request.parent_video_id
-            if o.task is not None:
-                row["task_id"] = o.task.task_id
-            if o.outcome in ("failed", "rejected"):
-                row["message"] = o.message
-                if isinstance(o.error, APIError):
-                    row["code"] = o.error.code
-                    row["request_id"] = o.error.request_id
-                failures.append(row)
-            elif o.outcome == "not_sent":
-                not_sent.append(o.key)
-            elif o.outcome == "ambiguous":
-                row["external_task_id"] = getattr(o.error, "external_task_id", None)
-                ambiguous.append(row)
-            elif o.outcome == "timed_out":
-                timed_out.append(row)
-        return cls(dict(counts), units, elapsed, failures, not_sent, ambiguous, timed_out)
-
-    def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
 
 
 def request_key(request: CreateRequest, seen: collections.Counter[str]) -> str:
