@@ -25,8 +25,8 @@ import attrs
 import pytest
 
 from kling_async import ScaledClock
-from kling_async._cli_input import InputErrors, read_requests
 from kling_async.cli import build_parser, main
+from kling_async.cli.input import InputErrors, read_requests
 from kling_async.journal import Journal, JournalEntry, JournalFormatError
 from kling_async.kinds import KINDS
 from kling_async.requests import (

@@ -25,16 +25,20 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_input import InputErrors, Row, read_requests
-from ._cli_output import Output, makes_images
-from ._cli_report import (
+from ..batch import Batch, BatchReport, Outcome, request_key
+from ..client import KlingClient
+from ..errors import AccountError, APIError, AuthenticationError, InvalidRequestError
+from ..journal import JournalEntry
+from .input import InputErrors, Row, read_requests
+from .output import Output, makes_images
+from .report import (
     OUTCOME_STYLE,
     SHOWN_FAILURES,
     discard_journal,
     read_journal,
     summarize_journal,
 )
-from ._cli_session import (
+from .session import (
     EXIT_INCOMPLETE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -45,10 +49,6 @@ from ._cli_session import (
     check_credentials,
     open_client,
 )
-from .batch import Batch, BatchReport, Outcome, request_key
-from .client import KlingClient
-from .errors import AccountError, APIError, AuthenticationError, InvalidRequestError
-from .journal import JournalEntry
 
 __all__ = ["batch_command"]
 
@@ -372,7 +372,7 @@ async def batch_command(ctx: Context) -> int:
             report = batch.report()
             code = _exit_code(outcomes)
             if args.download:
-                from ._cli_tasks import show_downloads
+                from .tasks import show_downloads
 
                 tasks = [
                     o.task
