@@ -14,9 +14,9 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
-from .kinds import kind_named
-from .models import StatusChange, Task, TaskStatus
-from .serde import task_to_json
+from ..kinds import kind_named
+from ..models import StatusChange, Task, TaskStatus
+from ..serde import task_to_json
 
 __all__ = ["STATUS_STYLE", "Output", "change_json", "makes_images", "status_text", "task_json"]
 

@@ -15,9 +15,9 @@ from typing import Any
 
 import attrs
 
-from ._fields import all_field_names, build_request
-from .errors import RequestValidationError
-from .requests import CreateRequest
+from .._fields import all_field_names, build_request
+from ..errors import RequestValidationError
+from ..requests import CreateRequest
 
 __all__ = ["InputError", "InputErrors", "Row", "read_requests"]
 

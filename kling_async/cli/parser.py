@@ -1,11 +1,11 @@
-"""``kling-async``: create, follow, batch and download Kling tasks from the command line.
+"""The ``kling-async`` argument parser (argparse, stdlib) and ``main``, which runs a command.
 
-Parsing is argparse (stdlib); output uses rich, which is an extra (``pip install
-'kling-async[cli]'``): it is imported only once a command runs, so ``--help`` works without it.
-The commands live in ``_cli_tasks`` (extend, text2video, image2video, get, watch, download),
-``_cli_batch`` (batch) and ``_cli_report`` (report); ``_cli_session`` holds what they share (exit
-codes, the client or the emulator, Ctrl-C), ``_fields`` builds requests from flags and rows,
-``_cli_input`` reads batch files, ``_cli_output`` writes text and JSON.
+Output uses rich, which is an extra (``pip install 'kling-async[cli]'``): it is imported only
+once a command runs, so ``--help`` works without it. The commands live in ``tasks`` (extend,
+text2video, image2video, get, watch, download), ``batch`` (batch; its live view in ``progress``)
+and ``report`` (report); ``session`` holds what they share (exit codes, the client or the
+emulator, Ctrl-C), ``kling_async._fields`` builds requests from flags and rows, ``input`` reads
+batch files, ``output`` writes text and JSON.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import textwrap
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._version import __version__
-from .kinds import KINDS
+from .._version import __version__
+from ..kinds import KINDS
 
 if TYPE_CHECKING:
-    from ._cli_session import Context
+    from .session import Context
 
 __all__ = ["build_parser", "main"]
 
@@ -137,7 +137,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
 
 def _batch_fields() -> str:
     """The batch file's fields by kind, for ``batch --help``."""
-    from ._fields import KIND_NAMES, describe_fields
+    from .._fields import KIND_NAMES, describe_fields
 
     lines = ["fields by kind (JSON keys or CSV columns; a row's kind column picks one):"]
     for name in KIND_NAMES:
@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--watermarked", action="store_true", help="the watermarked copies")
     p.add_argument("--kind", **kind)
 
-    from .testing._standalone import add_arguments
+    from ..testing._standalone import add_arguments
 
     p = commands.add_parser(
         "emulator",
@@ -292,17 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _command(name: str) -> Callable[[Context], Awaitable[int]]:
-    from . import _cli_batch, _cli_report, _cli_tasks
+    from . import batch, report, tasks
 
     commands: dict[str, Callable[[Context], Awaitable[int]]] = {
-        "extend": _cli_tasks.create_command,
-        "text2video": _cli_tasks.create_command,
-        "image2video": _cli_tasks.create_command,
-        "get": _cli_tasks.get_command,
-        "watch": _cli_tasks.watch_command,
-        "download": _cli_tasks.download_command,
-        "batch": _cli_batch.batch_command,
-        "report": _cli_report.report_command,
+        "extend": tasks.create_command,
+        "text2video": tasks.create_command,
+        "image2video": tasks.create_command,
+        "get": tasks.get_command,
+        "watch": tasks.watch_command,
+        "download": tasks.download_command,
+        "batch": batch.batch_command,
+        "report": report.report_command,
     }
     return commands[name]
 
@@ -315,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     if args.command == "emulator":
-        from .testing._standalone import run
+        from ..testing._standalone import run
 
         return run(args)
     try:
@@ -323,12 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportError:
         print(RICH_HINT, file=sys.stderr)
         return 2
-    from ._cli_output import Output
-    from ._cli_session import Context, run_command
+    from .output import Output
+    from .session import Context, run_command
 
     ctx = Context(args, Output(json_mode=getattr(args, "json", False)))
     return run_command(ctx, _command(args.command))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -17,9 +17,9 @@ import attrs
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_session import EXIT_INCOMPLETE, EXIT_OK, Context, UsageError
-from .journal import Journal, JournalEntry
-from .serde import request_from_wire, structure_task
+from ..journal import Journal, JournalEntry
+from ..serde import request_from_wire, structure_task
+from .session import EXIT_INCOMPLETE, EXIT_OK, Context, UsageError
 
 __all__ = [
     "OUTCOME_STYLE",

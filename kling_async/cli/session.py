@@ -28,10 +28,9 @@ from typing import Any
 
 import attrs
 
-from ._cli_output import Output
-from .client import KlingClient
-from .clock import Clock, ScaledClock
-from .errors import (
+from ..client import KlingClient
+from ..clock import Clock, ScaledClock
+from ..errors import (
     AmbiguousSubmitError,
     APIError,
     ConfigurationError,
@@ -43,8 +42,9 @@ from .errors import (
     TaskTimeoutError,
     TransportError,
 )
-from .journal import JournalError
-from .requests import CreateRequest
+from ..journal import JournalError
+from ..requests import CreateRequest
+from .output import Output
 
 __all__ = [
     "EXIT_INCOMPLETE",
@@ -177,7 +177,7 @@ async def open_client(
             yield client
         return
 
-    from .testing import Durations, KlingEmulator
+    from ..testing import Durations, KlingEmulator
 
     emu_clock = _scaled_clock(args, DEFAULT_EMULATOR_SCALE) or ScaledClock(1.0)
     emulator = KlingEmulator(

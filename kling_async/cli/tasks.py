@@ -17,8 +17,15 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from ._cli_output import Output, change_json, status_text, task_json
-from ._cli_session import (
+from .._fields import build_request, field_names
+from ..client import KlingClient
+from ..download import DownloadResult
+from ..errors import InvalidRequestError, KlingError
+from ..journal import Journal
+from ..models import StatusChange, Task, TaskStatus
+from ..serde import structure_task
+from .output import Output, change_json, status_text, task_json
+from .session import (
     EXIT_INCOMPLETE,
     EXIT_OK,
     Context,
@@ -26,13 +33,6 @@ from ._cli_session import (
     check_credentials,
     open_client,
 )
-from ._fields import build_request, field_names
-from .client import KlingClient
-from .download import DownloadResult
-from .errors import InvalidRequestError, KlingError
-from .journal import Journal
-from .models import StatusChange, Task, TaskStatus
-from .serde import structure_task
 
 __all__ = [
     "create_command",
