@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 import aiohttp
 
-from .auth import AccessKeyPair, Credentials, StaticKey
+from .auth import credentials_from
 from .batch import Batch, RequestLike
 from .cadence import Cadence
 from .chain import Chain, extend_until
@@ -45,29 +45,6 @@ __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 log = logging.getLogger("kling_async")
-
-def _credentials(
-    api_key: str | None,
-    access_key: str | None,
-    secret_key: str | None,
-    clock: Clock,
-) -> Credentials:
-    if api_key is not None and (access_key is not None or secret_key is not None):
-        raise ConfigurationError("pass either api_key= or access_key= + secret_key=, not both")
-    if api_key is None and access_key is None and secret_key is None:
-        api_key = os.environ.get("KLING_API_KEY") or None
-        if api_key is None:
-            access_key = os.environ.get("KLING_ACCESS_KEY") or None
-            secret_key = os.environ.get("KLING_SECRET_KEY") or None
-    if api_key is not None:
-        return StaticKey(api_key)
-    if access_key is None or secret_key is None:
-        raise ConfigurationError(
-            "no Kling credentials: pass api_key= (a relay or console API key) or access_key= "
-            "and secret_key=, or set KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
-        )
-    return AccessKeyPair(access_key, secret_key, clock=clock)
-
 
 class KlingClient:
     """An asyncio client for the Kling task API, official or relay flavour.
@@ -107,7 +84,7 @@ class KlingClient:
         max_polls_in_flight: int = 20,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
-        credentials = _credentials(api_key, access_key, secret_key, self.clock)
+        credentials = credentials_from(api_key, access_key, secret_key, self.clock)
         base = (base_url or os.environ.get("KLING_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must be an http(s) URL, got {base!r}")

@@ -10,6 +10,10 @@ triggers one confirming poll; either way tasks that callbacks cover are then pol
 long safety interval.
 
 Subscribers (:class:`~kling_async.watch.TaskWatch`) implement :class:`Listener`.
+
+One module, though past 400 lines: the loop, the pacing and the bookkeeping of listeners
+share one heap and its invariants (a task is in the heap once, polled by one coroutine at a
+time); split, each half would need the other's invariants to be read.
 """
 
 from __future__ import annotations
