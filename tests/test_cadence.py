@@ -83,7 +83,7 @@ def test_a_sketch_survives_a_round_trip_and_refuses_garbage() -> None:
         {"counts": []},
         {"counts": {}, "observed": -1},
     ):
-        with pytest.raises(ValueError, match="bin|count|observed"):
+        with pytest.raises(ValueError, match=r"bin|count|observed"):
             DurationSketch.from_dict(bad)
 
 
