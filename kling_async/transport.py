@@ -110,11 +110,10 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
 
 def _raise_detached(error: KlingError, cause: BaseException) -> NoReturn:
     """Raise ``error`` caused by an aiohttp exception, without keeping a ``request_info``
-    (whose headers include ``Authorization``) reachable from it."""
+    (whose headers include ``Authorization``) reachable from it. Called outside the
+    ``except`` block, so that the cause is not kept as ``__context__`` either."""
     if getattr(cause, "request_info", None) is not None:
-        error.__cause__ = None
-        error.__suppress_context__ = True
-        raise error.with_traceback(None)
+        raise error
     raise error from cause
 
 
@@ -226,6 +225,7 @@ class Transport:
         if body is not None:
             data = dumps(body)
             headers["Content-Type"] = "application/json"
+        failure: TransportError | None = None
         url: URL | str
         if self._base is None or "/." in path:  # yarl would resolve "." and ".." segments
             url = self.base_url + path
@@ -270,15 +270,15 @@ class Transport:
             ) from exc
         except aiohttp.ClientError as exc:
             text = redact(str(exc), self._secrets(authorization))
-            _raise_detached(
-                TransportError(
-                    f"connection failed after sending: {type(exc).__name__}: {text}",
-                    request_sent=True,
-                    method=method,
-                    path=path,
-                ),
-                exc,
+            failure = TransportError(
+                f"connection failed after sending: {type(exc).__name__}: {text}",
+                request_sent=True,
+                method=method,
+                path=path,
             )
+            detach_from = exc
+        if failure is not None:
+            _raise_detached(failure, detach_from)
         envelope = self._decode(raw, status, retry_after, authorization)
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -409,15 +409,14 @@ class Transport:
                 path=_no_query(url),
             ) from exc
         except aiohttp.ClientError as exc:
-            _raise_detached(
-                TransportError(
-                    f"download failed: {type(exc).__name__}: {exc}",
-                    request_sent=True,
-                    method="GET",
-                    path=_no_query(url),
-                ),
-                exc,
+            failure = TransportError(
+                f"download failed: {type(exc).__name__}: {exc}",
+                request_sent=True,
+                method="GET",
+                path=_no_query(url),
             )
+            detach_from = exc
+        _raise_detached(failure, detach_from)
 
 
 def _no_query(url: str) -> str:

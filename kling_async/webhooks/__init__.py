@@ -54,12 +54,13 @@ and the scheduler never yields a status it has not confirmed with its own GET.
 
 from __future__ import annotations
 
-from .http import CallbackApp, aiohttp_handler, asgi_app
+from .http import MAX_BODY, CallbackApp, aiohttp_handler, asgi_app
 from .payload import CallbackEvent, parse_callback
 from .receiver import CallbackReceiver
 from .signing import SignatureError
 
 __all__ = [
+    "MAX_BODY",
     "CallbackApp",
     "CallbackEvent",
     "CallbackReceiver",
