@@ -33,7 +33,7 @@ async def server(make_server: Callable[[], Any]) -> HostileServer:
 
 
 @pytest.fixture
-async def make_client() -> AsyncIterator[Callable[..., KlingClient]]:
+async def client_for() -> AsyncIterator[Callable[..., KlingClient]]:
     """Clients (a static key by default) with no retry waits, closed at the end."""
     clients: list[KlingClient] = []
 

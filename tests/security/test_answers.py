@@ -39,7 +39,7 @@ from .hostile import (
     task_answer,
 )
 
-MakeClient = Callable[..., KlingClient]
+ClientFor = Callable[..., KlingClient]
 GET_1 = "/v1/videos/video-extend/1"
 MiB = 1 << 20
 
@@ -60,10 +60,10 @@ async def peak_during(work: Any) -> tuple[Any, int]:
 
 @pytest.mark.parametrize("declared", [True, False])
 async def test_a_huge_answer_is_refused_past_the_cap_without_being_held(
-    server: HostileServer, make_client: MakeClient, declared: bool
+    server: HostileServer, client_for: ClientFor, declared: bool
 ) -> None:
     server.on(GET_1, huge(48 * MiB, declared=declared))
-    kling = make_client(server.url)
+    kling = client_for(server.url)
     error, peak = await peak_during(lambda: kling.get_task("1"))
     assert isinstance(error, ResponseFormatError)
     assert "max_answer_bytes" in str(error)
@@ -71,46 +71,46 @@ async def test_a_huge_answer_is_refused_past_the_cap_without_being_held(
 
 
 async def test_a_gzip_bomb_is_stopped_after_the_cap_of_decompressed_bytes(
-    server: HostileServer, make_client: MakeClient
+    server: HostileServer, client_for: ClientFor
 ) -> None:
     server.on(GET_1, gzip_bomb(256 * MiB))
-    kling = make_client(server.url)
+    kling = client_for(server.url)
     error, peak = await peak_during(lambda: kling.get_task("1"))
     assert isinstance(error, ResponseFormatError)
     assert peak < 24 * MiB, f"client held {peak / MiB:.1f} MiB"
 
 
 async def test_the_answer_cap_is_configurable(
-    server: HostileServer, make_client: MakeClient
+    server: HostileServer, client_for: ClientFor
 ) -> None:
     server.on(GET_1, answer(task_answer("1", task_status_msg="x" * 5000)))
-    assert (await make_client(server.url).get_task("1")).task_id == "1"
+    assert (await client_for(server.url).get_task("1")).task_id == "1"
     with pytest.raises(ResponseFormatError):
-        await make_client(server.url, max_answer_bytes=4096).get_task("1")
+        await client_for(server.url, max_answer_bytes=4096).get_task("1")
     with pytest.raises(ValueError, match="max_answer_bytes"):
-        make_client(server.url, max_answer_bytes=0)
+        client_for(server.url, max_answer_bytes=0)
 
 
 async def test_a_redirect_on_a_read_is_an_error_and_not_followed(
-    make_server: Any, make_client: MakeClient
+    make_server: Any, client_for: ClientFor
 ) -> None:
     api, elsewhere = await make_server(), await make_server()
     elsewhere.on(GET_1, answer(task_answer("1", task_status="succeed")))
     api.on(GET_1, redirect(elsewhere.url + GET_1, 302))
     with pytest.raises(APIError) as caught:
-        await make_client(api.url).get_task("1")
+        await client_for(api.url).get_task("1")
     assert caught.value.http_status == 302
     assert not caught.value.retryable
     assert elsewhere.seen == []
 
 
 async def test_a_redirect_on_a_create_is_refused_not_ambiguous_and_the_body_stays(
-    make_server: Any, make_client: MakeClient
+    make_server: Any, client_for: ClientFor
 ) -> None:
     api, elsewhere = await make_server(), await make_server()
     elsewhere.on("/v1/videos/video-extend", answer(task_answer("stolen")))
     api.on("/v1/videos/video-extend", redirect(elsewhere.url + "/v1/videos/video-extend", 307))
-    kling = make_client(api.url)
+    kling = client_for(api.url)
     with pytest.raises(APIError) as caught:
         await kling.extend_video("v1", prompt="private prompt")
     assert not isinstance(caught.value, AmbiguousSubmitError)
@@ -121,17 +121,17 @@ async def test_a_redirect_on_a_create_is_refused_not_ambiguous_and_the_body_stay
 
 
 async def test_deeply_nested_json_without_orjson_is_a_format_error(
-    server: HostileServer, make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+    server: HostileServer, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(kling_async.transport, "loads", _stdlib_loads)
     server.on(GET_1, answer(deep_json(100_000)))
     with pytest.raises(ResponseFormatError):
-        await make_client(server.url).get_task("1")
+        await client_for(server.url).get_task("1")
 
 
 @pytest.mark.parametrize("depth", [1000, 100_000])
 async def test_deeply_nested_json_in_a_field_is_a_format_error(
-    server: HostileServer, make_client: MakeClient, depth: int
+    server: HostileServer, client_for: ClientFor, depth: int
 ) -> None:
     body = task_answer("1")
     raw = (
@@ -141,7 +141,7 @@ async def test_deeply_nested_json_in_a_field_is_a_format_error(
     assert body  # the shape above is task_answer's, with a nested video list
     server.on(GET_1, answer(raw))
     with pytest.raises(ResponseFormatError):
-        await make_client(server.url).get_task("1")
+        await client_for(server.url).get_task("1")
 
 
 def reachable(error: BaseException) -> Iterator[object]:
@@ -172,23 +172,23 @@ def assert_no_secret(error: BaseException, secrets: list[str], log_text: str) ->
 
 
 async def test_an_echoed_bearer_key_is_redacted_from_errors_and_logs(
-    server: HostileServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    server: HostileServer, client_for: ClientFor, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="kling_async")
     server.on(GET_1, echo_authorization(401))
     with pytest.raises(AuthenticationError) as caught:
-        await make_client(server.url).get_task("1")
+        await client_for(server.url).get_task("1")
     assert "Bearer ***" in caught.value.message
     assert_no_secret(caught.value, [API_KEY], caplog.text)
 
 
 async def test_an_html_page_echoing_headers_and_keys_is_redacted(
-    server: HostileServer, make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    server: HostileServer, client_for: ClientFor, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="kling_async")
     access, secret = "ak-test-access-0123", "sk-test-secret-0123456789abcdef"
     server.on(GET_1, echo_headers_html(502, extra=f"<p>{access} {secret}</p>"))
-    kling = make_client(server.url, access_key=access, secret_key=secret)
+    kling = client_for(server.url, access_key=access, secret_key=secret)
     with pytest.raises(ServerError) as caught:
         await kling.get_task("1")
     token = kling._transport.credentials.authorization().removeprefix("Bearer ")
@@ -197,7 +197,7 @@ async def test_an_html_page_echoing_headers_and_keys_is_redacted(
 
 
 async def test_a_garbled_answer_keeps_no_request_info_in_the_error(
-    make_client: MakeClient,
+    client_for: ClientFor,
 ) -> None:
     """aiohttp's error for an unparsable status line carries request_info (with our
     Authorization header); the TransportError raised for it must not."""
@@ -212,7 +212,7 @@ async def test_a_garbled_answer_keeps_no_request_info_in_the_error(
     port = tcp.sockets[0].getsockname()[1]
     try:
         with pytest.raises(TransportError) as caught:
-            await make_client(f"http://127.0.0.1:{port}").get_task("1")
+            await client_for(f"http://127.0.0.1:{port}").get_task("1")
         assert_no_secret(caught.value, [API_KEY], "")
     finally:
         tcp.close()
@@ -221,31 +221,31 @@ async def test_a_garbled_answer_keeps_no_request_info_in_the_error(
 
 @pytest.mark.parametrize("task_id", [".", "..", " .. "])
 async def test_dot_ids_are_refused_before_any_request(
-    server: HostileServer, make_client: MakeClient, task_id: str
+    server: HostileServer, client_for: ClientFor, task_id: str
 ) -> None:
     server.on("/v1/videos", answer(task_answer("list-route")))
     with pytest.raises(RequestValidationError):
-        await make_client(server.url).get_task(task_id)
+        await client_for(server.url).get_task(task_id)
     assert server.seen == []
 
 
 async def test_ids_with_slashes_stay_one_path_segment(
-    server: HostileServer, make_client: MakeClient
+    server: HostileServer, client_for: ClientFor
 ) -> None:
     server.on("/v1/videos/video-extend/a/../b", answer(task_answer("b")))
-    assert (await make_client(server.url).get_task("a/../b")).task_id == "b"
+    assert (await client_for(server.url).get_task("a/../b")).task_id == "b"
     assert server.seen[0].raw_path == "/v1/videos/video-extend/a%2F..%2Fb"
 
 
 async def test_a_plain_http_remote_base_url_warns_once(
-    make_client: MakeClient, caplog: pytest.LogCaptureFixture
+    client_for: ClientFor, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="kling_async")
-    make_client("http://api.example.invalid/warn-once")
-    make_client("http://api.example.invalid/warn-once")
-    make_client("https://api.example.invalid/warn-once")
-    make_client("http://127.0.0.1:9/warn-once")
-    make_client("http://localhost:9/warn-once")
+    client_for("http://api.example.invalid/warn-once")
+    client_for("http://api.example.invalid/warn-once")
+    client_for("https://api.example.invalid/warn-once")
+    client_for("http://127.0.0.1:9/warn-once")
+    client_for("http://localhost:9/warn-once")
     warnings = [r for r in caplog.records if "plain http" in r.getMessage()]
     assert len(warnings) == 1
     assert "api.example.invalid" in warnings[0].getMessage()
