@@ -14,7 +14,9 @@ import pytest
 from yarl import URL
 
 from kling_async import (
+    DownloadError,
     KlingClient,
+    MediaPolicy,
     RequestTimeoutError,
     ResponseFormatError,
     Task,
@@ -23,8 +25,6 @@ from kling_async import (
     Video,
 )
 from kling_async.download import file_stem
-from kling_async.errors import DownloadError
-from kling_async.media import MediaPolicy
 from kling_async.models import TaskResult
 
 from .hostile import HostileServer, media, redirect, slow_media
