@@ -96,8 +96,11 @@ async def _read_capped(response: aiohttp.ClientResponse, limit: int) -> bytes:
     bytes. Counting what the stream yields counts decompressed bytes, so a small gzip bomb is
     stopped after ``limit`` bytes of output, not after it has filled memory."""
     declared = response.content_length
-    if declared is not None and declared > limit and "Content-Encoding" not in response.headers:
-        raise _AnswerTooLarge
+    if declared is not None and "Content-Encoding" not in response.headers:
+        if declared > limit:
+            raise _AnswerTooLarge
+        # The parser stops at the declared length: one read is bounded, and cheaper per poll.
+        return await response.read()
     chunks: list[bytes] = []
     size = 0
     async for chunk in response.content.iter_chunked(1 << 16):
@@ -308,7 +311,6 @@ class Transport:
     def _decode(
         self, raw: bytes, status: int, retry_after_header: str | None, authorization: str
     ) -> Envelope:
-        secrets = self._secrets(authorization)
         try:
             payload = loads(raw)
         except ValueError:
@@ -321,7 +323,7 @@ class Transport:
                     message=f"HTTP {status} without a Kling error body",
                     request_id=None,
                     http_status=status,
-                    body_excerpt=excerpt(raw, secrets=secrets),
+                    body_excerpt=excerpt(raw, secrets=self._secrets(authorization)),
                     retry_after=_retry_after(retry_after_header, self.clock.time()),
                 )
             request_id = payload.get("request_id") if isinstance(payload, dict) else None
@@ -329,17 +331,17 @@ class Transport:
                 "the answer is not a Kling JSON envelope",
                 http_status=status,
                 request_id=request_id if isinstance(request_id, str) else None,
-                body_excerpt=excerpt(raw, secrets=secrets),
+                body_excerpt=excerpt(raw, secrets=self._secrets(authorization)),
                 path="$",
             )
         envelope = structure_envelope(payload, http_status=status)
         if envelope.code != 0 or status >= 400:
             error = api_error(
                 code=envelope.code if envelope.code != 0 else None,
-                message=redact(envelope.message, secrets) or f"HTTP {status}",
+                message=redact(envelope.message, self._secrets(authorization)) or f"HTTP {status}",
                 request_id=envelope.request_id or None,
                 http_status=status,
-                body_excerpt=excerpt(raw, secrets=secrets),
+                body_excerpt=excerpt(raw, secrets=self._secrets(authorization)),
                 retry_after=_retry_after(retry_after_header, self.clock.time()),
             )
             if error.code in (1003, 1004):
