@@ -25,6 +25,11 @@ class Credentials:
     def token_rejected(self, authorization: str, code: int | None) -> None:
         """The server said the token in ``authorization`` is not (yet) valid (1003/1004)."""
 
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret string these credentials hold or have sent, for redacting server
+        echoes of them (a key, an AK/SK, the current token)."""
+        return ()
+
 
 class StaticKey(Credentials):
     """A plain bearer key: a relay's ``sk-...`` key or a newer official console API key."""
@@ -38,6 +43,9 @@ class StaticKey(Credentials):
 
     def authorization(self) -> str:
         return self._header
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._header.removeprefix("Bearer "),)
 
     def __repr__(self) -> str:
         return "StaticKey(***)"
@@ -102,6 +110,10 @@ class AccessKeyPair(Credentials):
         if code == 1003:
             self.skew = min(self.skew * 2, 300.0)
         self._header = ""
+
+    def secrets(self) -> tuple[str, ...]:
+        token = self._header.removeprefix("Bearer ")
+        return (self._ak, self._sk, token) if token else (self._ak, self._sk)
 
     def __repr__(self) -> str:
         return "AccessKeyPair(access_key=***, secret_key=***)"
