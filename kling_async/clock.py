@@ -77,18 +77,40 @@ class ScaledClock:
         return f"ScaledClock(scale={self.scale})"
 
 
+# Autojump: a real-time timer of the event loop due this soon (a slow answer being served, a
+# request's read time-out, a real sleep) is work about to happen; fake time waits for it.
+_REAL_WORK_HORIZON = 1.0
+
+
 class FakeClock:
     """A clock that moves only when told to, for deterministic tests.
 
     ``await clock.advance(s)`` moves time forward and wakes, in deadline order, every sleeper
     whose deadline has come, letting each run before the next is woken.
+
+    ``FakeClock(autojump=0.005)`` also moves by itself, as trio's ``MockClock`` does with an
+    ``autojump_threshold``: when the event loop has had nothing to do for ``autojump`` real
+    seconds, time jumps to the next sleeper's deadline and wakes it. So ``await kling.wait(task)``
+    against an emulator on the same clock just returns, instantly and deterministically. Real
+    sockets are why the threshold is not zero: "nothing to do" means, for that long, no sleep
+    started or woke, no callback was ready, and no real-time timer of the loop was due within a
+    second (a slow answer being served, a request's read time-out). Work in other threads or
+    processes is not seen; give it a longer ``autojump`` if a test does slow I/O there.
     """
 
-    def __init__(self, *, start_time: float = 1_700_000_000.0) -> None:
+    def __init__(
+        self, *, start_time: float = 1_700_000_000.0, autojump: float | None = None
+    ) -> None:
+        if autojump is not None and not 0 < autojump < float("inf"):
+            raise ValueError(f"autojump must be a positive number of seconds, got {autojump!r}")
+        self.autojump = autojump
         self._now = 0.0
         self._epoch0 = start_time
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        self._events = 0  # sleeps started or woken, advances: what a quiet period must lack
+        self._jump_timer: asyncio.TimerHandle | None = None
+        self._advancing = False
 
     def monotonic(self) -> float:
         return self._now
@@ -105,25 +127,74 @@ class FakeClock:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), fut))
+        self._events += 1
+        if self.autojump is not None and self._jump_timer is None:
+            self._arm(loop)
         await fut
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking due sleepers in order."""
         if seconds < 0:
             raise ValueError("time does not go backwards")
-        target = self._now + seconds
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, fut = heapq.heappop(self._sleepers)
-            self._now = max(self._now, deadline)
-            if not fut.done():
-                fut.set_result(None)
-                # Let the woken coroutine (and what it starts) run before time moves on.
-                for _ in range(5):
-                    await asyncio.sleep(0)
-        self._now = target
+        self._advancing = True
+        try:
+            target = self._now + seconds
+            while self._sleepers and self._sleepers[0][0] <= target:
+                deadline, _, fut = heapq.heappop(self._sleepers)
+                self._now = max(self._now, deadline)
+                if not fut.done():
+                    fut.set_result(None)
+                    self._events += 1
+                    # Let the woken coroutine (and what it starts) run before time moves on.
+                    for _ in range(5):
+                        await asyncio.sleep(0)
+            self._now = target
+        finally:
+            self._advancing = False
         await asyncio.sleep(0)
 
+    # -- autojump ------------------------------------------------------------------------------
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._jump_timer = loop.call_later(
+            self.autojump or 0.0, self._maybe_jump, loop, self._events
+        )
+
+    def _maybe_jump(self, loop: asyncio.AbstractEventLoop, events_then: int) -> None:
+        """Run by the loop ``autojump`` real seconds after it was armed: jump if all was quiet,
+        else look again after another quiet period. Disarms when nobody sleeps."""
+        self._jump_timer = None
+        while self._sleepers and self._sleepers[0][2].done():  # cancelled sleeps
+            heapq.heappop(self._sleepers)
+        if not self._sleepers:
+            return  # the next sleep() arms it again
+        if self._events == events_then and not self._advancing and _loop_idle(loop):
+            self._now = max(self._now, self._sleepers[0][0])
+            # Wake everyone due now; later deadlines wait for the next quiet period, so each
+            # woken coroutine's work (polls, answers) finishes before time moves again.
+            while self._sleepers and self._sleepers[0][0] <= self._now:
+                fut = heapq.heappop(self._sleepers)[2]
+                if not fut.done():
+                    fut.set_result(None)
+            self._events += 1
+        self._arm(loop)
+
     def __repr__(self) -> str:
-        return f"FakeClock(now={self._now})"
+        jump = "" if self.autojump is None else f", autojump={self.autojump}"
+        return f"FakeClock(now={self._now}{jump})"
+
+
+def _loop_idle(loop: asyncio.AbstractEventLoop) -> bool:
+    """No callback ready to run and no real-time timer due soon, as far as the loop shows it.
+
+    Reads the ready queue and timer heap of asyncio's own loops (private, stable since 3.4);
+    for other loops only the quiet period counts.
+    """
+    if getattr(loop, "_ready", None):
+        return False
+    soon = loop.time() + _REAL_WORK_HORIZON
+    timers: list[asyncio.TimerHandle] = getattr(loop, "_scheduled", [])
+    return not any(t.when() <= soon and not t.cancelled() for t in timers)
