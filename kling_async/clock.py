@@ -95,7 +95,8 @@ class FakeClock:
     sockets are why the threshold is not zero: "nothing to do" means, for that long, no sleep
     started or woke, no callback was ready, and no real-time timer of the loop was due within a
     second (a slow answer being served, a request's read time-out). Work in other threads or
-    processes is not seen; give it a longer ``autojump`` if a test does slow I/O there.
+    processes is not seen; give it a longer ``autojump`` if a test does slow I/O there. A real
+    time-out of your own around an awaited call counts as such a timer in its last second.
     """
 
     def __init__(

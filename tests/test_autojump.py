@@ -1,0 +1,116 @@
+"""FakeClock(autojump=...): fake time that moves by itself when the event loop is idle, and
+never while real work (a slow answer being served) is pending."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from kling_async import FakeClock, KlingClient, TaskStatus
+from kling_async.testing import Durations, Fault, KlingEmulator
+
+QUIET = 0.005
+
+
+async def test_a_wait_ends_without_anyone_advancing_the_clock() -> None:
+    clock = FakeClock(autojump=QUIET)
+    async with KlingEmulator(clock=clock, durations=Durations(queued=5, running=315)) as emu:
+        seed = emu.add_video(duration=5.0)
+        async with KlingClient(**emu.client_kwargs("jwt"), clock=clock) as kling:
+            started = time.monotonic()
+            task = await kling.extend_video(seed.video_id)
+            done = await kling.wait(task, timeout=900)
+            real = time.monotonic() - started
+    assert done.task_status is TaskStatus.SUCCEED
+    assert 320 <= clock.monotonic() < 330  # it ended at its fake time, not at the timeout
+    assert real < 10  # (typically 0.2 s)
+
+
+async def test_a_sleep_on_its_own_is_woken_at_its_deadline() -> None:
+    clock = FakeClock(autojump=QUIET)
+    woke: list[float] = []
+
+    async def sleeper(seconds: float) -> None:
+        await clock.sleep(seconds)
+        woke.append(clock.monotonic())
+
+    await asyncio.gather(sleeper(30), sleeper(10), sleeper(10), sleeper(3600))
+    assert woke == [10, 10, 30, 3600]
+
+
+async def test_no_jump_while_an_answer_is_being_served() -> None:
+    """A slow answer holds real-time work in the loop: fake time must not jump past the
+    client's other sleepers (here one of 1000 s) while the request is in flight."""
+    clock = FakeClock(autojump=QUIET)
+    async with KlingEmulator(clock=clock) as emu:
+        seed = emu.add_video()
+        async with KlingClient(**emu.client_kwargs("jwt"), clock=clock) as kling:
+            task = await kling.extend_video(seed.video_id)
+            await clock.sleep(1000)  # nothing else going on: it jumps
+            assert clock.monotonic() == 1000
+            other = asyncio.ensure_future(clock.sleep(1000))
+            emu.fault(Fault.SLOW, route="get", delay=0.3)
+            before = clock.monotonic()
+            now = await kling.get_task(task)
+            assert clock.monotonic() == before  # 0.3 real seconds, 60 quiet periods: no jump
+            assert now.task_id == task.task_id
+            await other
+            assert clock.monotonic() == before + 1000
+
+
+async def test_a_cancelled_sleep_is_not_jumped_to() -> None:
+    clock = FakeClock(autojump=QUIET)
+    sleeping = asyncio.ensure_future(clock.sleep(50))
+    await asyncio.sleep(0)
+    sleeping.cancel()
+    await asyncio.gather(sleeping, return_exceptions=True)
+    await clock.sleep(7)
+    assert clock.monotonic() == 7 and clock.sleepers == 0
+
+
+async def test_a_real_timer_due_soon_holds_the_jump() -> None:
+    """Real-time work the loop knows of (here a real sleep of 0.1 s) comes first."""
+    clock = FakeClock(autojump=QUIET)
+    real = asyncio.ensure_future(asyncio.sleep(0.1))
+    fake = asyncio.ensure_future(clock.sleep(60))
+    await asyncio.wait([real, fake], return_when=asyncio.FIRST_COMPLETED)
+    assert real.done() and not fake.done() and clock.monotonic() == 0
+    await fake
+    assert clock.monotonic() == 60
+
+
+async def test_without_autojump_time_stands_still() -> None:
+    clock = FakeClock()
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(clock.sleep(1), 0.05)
+    assert clock.monotonic() == 0
+
+
+@pytest.mark.parametrize("autojump", [0, -1, float("inf"), float("nan")])
+def test_autojump_must_be_a_positive_time(autojump: float) -> None:
+    with pytest.raises(ValueError, match="autojump"):
+        FakeClock(autojump=autojump)
+
+
+async def _a_run() -> list[tuple[int, str, float]]:
+    """Three extends of different lengths watched together: the changes and when they came."""
+    clock = FakeClock(autojump=QUIET)
+    durations = Durations.per_task(lambda body: (2.0, float(len(body["prompt"]) * 40)))
+    async with KlingEmulator(clock=clock, durations=durations) as emu:
+        seed = emu.add_video()
+        async with KlingClient(**emu.client_kwargs("jwt"), clock=clock) as kling:
+            tasks = [await kling.extend_video(seed.video_id, prompt="p" * n) for n in (3, 1, 7)]
+            order = {t.task_id: i for i, t in enumerate(tasks)}
+            return [
+                (order[c.task_id], c.current.value, c.at)
+                async for c in kling.watch(tasks, timeout=3600)
+            ] + [(-1, "polls", float(sum(emu.stats.requests.values())))]
+
+
+async def test_runs_are_deterministic() -> None:
+    first, second = await _a_run(), await _a_run()
+    assert first == second
+    ends = [i for i, status, _ in first if status == "succeed"]
+    assert ends == [1, 0, 2]  # in the order of their lengths
