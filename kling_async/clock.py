@@ -82,6 +82,19 @@ class ScaledClock:
 _REAL_WORK_HORIZON = 1.0
 
 
+def _loop_idle(loop: asyncio.AbstractEventLoop) -> bool:
+    """No callback ready to run and no real-time timer due soon, as far as the loop shows it.
+
+    Reads the ready queue and timer heap of asyncio's own loops (private, stable since 3.4);
+    for other loops only the quiet period counts.
+    """
+    if getattr(loop, "_ready", None):
+        return False
+    soon = loop.time() + _REAL_WORK_HORIZON
+    timers: list[asyncio.TimerHandle] = getattr(loop, "_scheduled", [])
+    return not any(t.when() <= soon and not t.cancelled() for t in timers)
+
+
 class FakeClock:
     """A clock that moves only when told to, for deterministic tests.
 
@@ -109,8 +122,9 @@ class FakeClock:
         self._epoch0 = start_time
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
-        self._events = 0  # sleeps started or woken, advances: what a quiet period must lack
         self._jump_timer: asyncio.TimerHandle | None = None
+        self._jump_loop: asyncio.AbstractEventLoop | None = None
+        self._last_event = 0.0  # loop time of the last sleep started or woken: quiet since then
         self._advancing = False
 
     def monotonic(self) -> float:
@@ -131,9 +145,10 @@ class FakeClock:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[None] = loop.create_future()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), fut))
-        self._events += 1
-        if self.autojump is not None and self._jump_timer is None:
-            self._arm(loop)
+        if self.autojump is not None:
+            self._last_event = loop.time()
+            if self._jump_loop is not loop:  # first use, or a new loop (the old one is gone)
+                self._adopt(loop)
         await fut
 
     async def advance(self, seconds: float) -> None:
@@ -148,7 +163,6 @@ class FakeClock:
                 self._now = max(self._now, deadline)
                 if not fut.done():
                     fut.set_result(None)
-                    self._events += 1
                     # Let the woken coroutine (and what it starts) run before time moves on.
                     for _ in range(5):
                         await asyncio.sleep(0)
@@ -159,20 +173,34 @@ class FakeClock:
 
     # -- autojump ------------------------------------------------------------------------------
 
-    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._jump_timer = loop.call_later(
-            self.autojump or 0.0, self._maybe_jump, loop, self._events
-        )
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Jump on ``loop`` from now on; sleepers of an earlier loop can never be woken."""
+        if self._jump_timer is not None:
+            self._jump_timer.cancel()
+            self._jump_timer = None
+        self._sleepers = [s for s in self._sleepers if s[2].get_loop() is loop]
+        heapq.heapify(self._sleepers)
+        self._jump_loop = loop
+        self._arm(loop, self.autojump or 0.0)
 
-    def _maybe_jump(self, loop: asyncio.AbstractEventLoop, events_then: int) -> None:
-        """Run by the loop ``autojump`` real seconds after it was armed: jump if all was quiet,
-        else look again after another quiet period. Disarms when nobody sleeps."""
+    def _arm(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        self._jump_timer = loop.call_later(delay, self._maybe_jump, loop)
+
+    def _maybe_jump(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run by the loop: jump if it has been quiet for ``autojump`` seconds, else look again
+        when it will have been. Disarms when nobody sleeps; the next sleep() arms it again."""
         self._jump_timer = None
         while self._sleepers and self._sleepers[0][2].done():  # cancelled sleeps
             heapq.heappop(self._sleepers)
         if not self._sleepers:
-            return  # the next sleep() arms it again
-        if self._events == events_then and not self._advancing and _loop_idle(loop):
+            self._jump_loop = None
+            return
+        quiet_for = loop.time() - self._last_event
+        threshold = self.autojump or 0.0
+        if quiet_for < threshold:
+            self._arm(loop, threshold - quiet_for)
+            return
+        if not self._advancing and _loop_idle(loop):
             self._now = max(self._now, self._sleepers[0][0])
             # Wake everyone due now; later deadlines wait for the next quiet period, so each
             # woken coroutine's work (polls, answers) finishes before time moves again.
@@ -180,22 +208,9 @@ class FakeClock:
                 fut = heapq.heappop(self._sleepers)[2]
                 if not fut.done():
                     fut.set_result(None)
-            self._events += 1
-        self._arm(loop)
+        self._last_event = loop.time()
+        self._arm(loop, threshold)
 
     def __repr__(self) -> str:
         jump = "" if self.autojump is None else f", autojump={self.autojump}"
         return f"FakeClock(now={self._now}{jump})"
-
-
-def _loop_idle(loop: asyncio.AbstractEventLoop) -> bool:
-    """No callback ready to run and no real-time timer due soon, as far as the loop shows it.
-
-    Reads the ready queue and timer heap of asyncio's own loops (private, stable since 3.4);
-    for other loops only the quiet period counts.
-    """
-    if getattr(loop, "_ready", None):
-        return False
-    soon = loop.time() + _REAL_WORK_HORIZON
-    timers: list[asyncio.TimerHandle] = getattr(loop, "_scheduled", [])
-    return not any(t.when() <= soon and not t.cancelled() for t in timers)

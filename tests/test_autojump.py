@@ -114,3 +114,36 @@ async def test_runs_are_deterministic() -> None:
     assert first == second
     ends = [i for i, status, _ in first if status == "succeed"]
     assert ends == [1, 0, 2]  # in the order of their lengths
+
+
+def test_a_clock_moves_on_in_a_new_event_loop() -> None:
+    """One clock for two ``asyncio.run()`` calls: a sleeper left behind by the first loop (which
+    can never be woken) neither blocks nor confuses the second."""
+    clock = FakeClock(autojump=QUIET)
+
+    async def first() -> None:
+        asyncio.get_running_loop().create_task(clock.sleep(5))  # abandoned with its loop
+        await clock.sleep(1)
+
+    async def second() -> float:
+        await clock.sleep(60)
+        return clock.monotonic()
+
+    asyncio.run(first())
+    assert asyncio.run(second()) == 61
+
+
+async def test_a_ticker_gets_every_tick() -> None:
+    clock = FakeClock(autojump=QUIET)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await clock.sleep(1)
+            ticks += 1
+
+    running = asyncio.ensure_future(ticker())
+    await clock.sleep(30.5)
+    running.cancel()
+    assert ticks == 30 and clock.monotonic() == 30.5
