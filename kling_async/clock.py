@@ -80,6 +80,7 @@ class ScaledClock:
 # Autojump: a real-time timer of the event loop due this soon (a slow answer being served, a
 # request's read time-out, a real sleep) is work about to happen; fake time waits for it.
 _REAL_WORK_HORIZON = 1.0
+DEFAULT_AUTOJUMP = 0.005  # real seconds of quiet before a jump: FakeClock(autojump=True)
 
 
 def _loop_idle(loop: asyncio.AbstractEventLoop) -> bool:
@@ -104,7 +105,8 @@ class FakeClock:
     ``FakeClock(autojump=0.005)`` also moves by itself, as trio's ``MockClock`` does with an
     ``autojump_threshold``: when the event loop has had nothing to do for ``autojump`` real
     seconds, time jumps to the next sleeper's deadline and wakes it. So ``await kling.wait(task)``
-    against an emulator on the same clock just returns, instantly and deterministically. Real
+    against an emulator on the same clock just returns, instantly and deterministically
+    (``autojump=True`` is ``autojump=0.005``). Real
     sockets are why the threshold is not zero: "nothing to do" means, for that long, no sleep
     started or woke, no callback was ready, and no real-time timer of the loop was due within a
     second (a slow answer being served, a request's read time-out). Work in other threads or
@@ -113,11 +115,18 @@ class FakeClock:
     """
 
     def __init__(
-        self, *, start_time: float = 1_700_000_000.0, autojump: float | None = None
+        self, *, start_time: float = 1_700_000_000.0, autojump: float | bool | None = None
     ) -> None:
+        if autojump is True:
+            autojump = DEFAULT_AUTOJUMP
+        elif autojump is False:
+            autojump = None
         if autojump is not None and not 0 < autojump < float("inf"):
-            raise ValueError(f"autojump must be a positive number of seconds, got {autojump!r}")
-        self.autojump = autojump
+            raise ValueError(
+                f"autojump must be a positive number of real seconds (a quiet period; "
+                f"{DEFAULT_AUTOJUMP} is typical), got {autojump!r}"
+            )
+        self.autojump: float | None = autojump
         self._now = 0.0
         self._epoch0 = start_time
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []

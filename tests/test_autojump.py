@@ -94,6 +94,12 @@ def test_autojump_must_be_a_positive_time(autojump: float) -> None:
         FakeClock(autojump=autojump)
 
 
+def test_autojump_true_is_the_typical_quiet_period() -> None:
+    assert FakeClock(autojump=True).autojump == 0.005
+    assert FakeClock(autojump=False).autojump is None
+    assert FakeClock().autojump is None
+
+
 async def _a_run() -> list[tuple[int, str, float]]:
     """Three extends of different lengths watched together: the changes and when they came."""
     clock = FakeClock(autojump=QUIET)

@@ -190,6 +190,7 @@ async def bulk(kling: KlingClient, tasks: list[Task], dest: Path) -> None:
 async def clocks() -> None:
     fake = FakeClock(autojump=0.005)
     manual = FakeClock(start_time=0.0)
+    assert_type(FakeClock(autojump=True).autojump, float | None)
     await manual.advance(10)
     for clock in (fake, manual, ScaledClock(60), SystemClock()):
         assert isinstance(clock, Clock)
