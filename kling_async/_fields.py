@@ -1,5 +1,5 @@
-"""Create requests from named fields: mappings given to ``extend_many``, command-line flags and
-batch-file rows.
+"""Create requests from named fields: mappings given to ``extend_many``, the client's shortcuts
+(``text_to_video(prompt, **fields)``...), command-line flags and batch-file rows.
 
 ``build_request(kind, fields)`` builds the request class of ``kind`` field by field. serde's
 converter is not used for this: it reads journals and API answers and is made to be lenient
