@@ -18,6 +18,7 @@ import asyncio
 import base64
 import re
 import threading
+import traceback
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,8 @@ class Block:
 
     @property
     def where(self) -> str:
-        return f"{self.path.relative_to(ROOT)}:{self.line}"
+        path = self.path.relative_to(ROOT) if self.path.is_relative_to(ROOT) else self.path
+        return f"{path}:{self.line}"
 
 
 def blocks(path: Path) -> Iterator[Block]:
@@ -119,6 +121,28 @@ def test_a_not_run_marker_needs_a_reason(tmp_path: Path) -> None:
     ]
 
 
+def test_a_failing_example_is_named_by_file_and_line(tmp_path: Path) -> None:
+    doc = tmp_path / "guide.md"
+    doc.write_text("# A guide\n\n```python\nx = 1\nraise KeyError(x)\n```\n")
+    (block,) = blocks(doc)
+    with pytest.raises(AssertionError, match=r"guide\.md:4: the example fails: KeyError") as err:
+        run(block)
+    frames = traceback.extract_tb(err.value.__cause__.__traceback__)  # type: ignore[union-attr]
+    assert (frames[-1].filename, frames[-1].lineno) == (str(doc), 5)  # the Markdown line
+
+
+@pytest.mark.parametrize(("code", "fails"), [(0, False), (None, False), (1, True)])
+def test_an_example_may_exit_cleanly(tmp_path: Path, code: int | None, fails: bool) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text(f"```python\nraise SystemExit({code})\n```\n")
+    (block,) = blocks(doc)
+    if fails:
+        with pytest.raises(AssertionError, match="exits 1"):
+            run(block)
+    else:
+        run(block)
+
+
 @pytest.mark.parametrize("block", ALL, ids=[b.where for b in ALL])
 def test_example_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     if block.skip:
@@ -147,5 +171,8 @@ def run(block: Block) -> None:
         result = eval(code, namespace)
         if asyncio.iscoroutine(result):  # top-level await
             asyncio.run(result)
+    except SystemExit as done:  # `raise SystemExit(asyncio.run(main()))`: fine when it is 0
+        if done.code not in (None, 0):
+            raise AssertionError(f"{block.where}: the example exits {done.code!r}") from done
     except Exception as exc:
         raise AssertionError(f"{block.where}: the example fails: {exc!r}") from exc
