@@ -9,12 +9,13 @@ one :class:`ScaledClock` (a 320-second extend in a third of a second).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "ScaledClock", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "ScaledClock", "SystemClock", "io_in_flight"]
 
 
 @runtime_checkable
@@ -108,10 +109,12 @@ class FakeClock:
     against an emulator on the same clock just returns, instantly and deterministically
     (``autojump=True`` is ``autojump=0.005``). Real
     sockets are why the threshold is not zero: "nothing to do" means, for that long, no sleep
-    started or woke, no callback was ready, and no real-time timer of the loop was due within a
-    second (a slow answer being served, a request's read time-out). Work in other threads or
-    processes is not seen; give it a longer ``autojump`` if a test does slow I/O there. A real
-    time-out of your own around an awaited call counts as such a timer in its last second.
+    started or woke, no callback was ready, no request of a kling_async client was out (see
+    :func:`io_in_flight`; wherever the server runs), and no real-time timer of the loop was due
+    within a second (a slow answer an in-process emulator is serving). Other work in threads or
+    processes is not seen; give it a longer ``autojump`` or hold the clock with
+    :func:`io_in_flight`. A real time-out of your own around an awaited call counts as such a
+    timer in its last second.
     """
 
     def __init__(
@@ -135,6 +138,7 @@ class FakeClock:
         self._jump_loop: asyncio.AbstractEventLoop | None = None
         self._last_event = 0.0  # loop time of the last sleep started or woken: quiet since then
         self._advancing = False
+        self._io = 0  # requests in flight (io_in_flight): no jump while any is
 
     def monotonic(self) -> float:
         return self._now
@@ -209,7 +213,7 @@ class FakeClock:
         if quiet_for < threshold:
             self._arm(loop, threshold - quiet_for)
             return
-        if not self._advancing and _loop_idle(loop):
+        if not self._advancing and not self._io and _loop_idle(loop):
             self._now = max(self._now, self._sleepers[0][0])
             # Wake everyone due now; later deadlines wait for the next quiet period, so each
             # woken coroutine's work (polls, answers) finishes before time moves again.
@@ -220,6 +224,39 @@ class FakeClock:
         self._last_event = loop.time()
         self._arm(loop, threshold)
 
+    def io_in_flight(self) -> _InFlight:
+        """``async with clock.io_in_flight():`` around real I/O holds autojumps until it ends
+        (the client wraps each of its requests so)."""
+        return _InFlight(self)
+
     def __repr__(self) -> str:
         jump = "" if self.autojump is None else f", autojump={self.autojump}"
         return f"FakeClock(now={self._now}{jump})"
+
+
+class _InFlight:
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+
+    async def __aenter__(self) -> None:
+        self._clock._io += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        clock = self._clock
+        clock._io -= 1
+        if clock.autojump is not None:  # a full quiet period after the answer, before a jump
+            clock._last_event = asyncio.get_running_loop().time()
+
+
+_NOTHING_TO_HOLD = contextlib.nullcontext()
+
+
+def io_in_flight(clock: Clock) -> contextlib.AbstractAsyncContextManager[None]:
+    """``async with io_in_flight(clock):`` around a request: on a :class:`FakeClock`, no jump
+    while it is out, wherever the server runs (the loop sees only its own side of a socket);
+    on other clocks nothing."""
+    if isinstance(clock, FakeClock):
+        return clock.io_in_flight()
+    return _NOTHING_TO_HOLD

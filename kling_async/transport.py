@@ -25,7 +25,7 @@ from yarl import URL
 
 from ._version import __version__
 from .auth import Credentials
-from .clock import Clock
+from .clock import Clock, io_in_flight
 from .errors import (
     ClientClosedError,
     RequestTimeoutError,
@@ -166,7 +166,7 @@ class Transport:
         else:
             url = self._base.with_path(self._base_path + path, encoded=True)
         try:
-            async with session.request(
+            async with io_in_flight(self.clock), session.request(
                 method,
                 url,
                 data=data,
@@ -269,7 +269,10 @@ class Transport:
         """
         session = self._session_now()
         try:
-            async with session.get(url, timeout=self._client_timeout(timeouts)) as response:
+            async with (
+                io_in_flight(self.clock),
+                session.get(url, timeout=self._client_timeout(timeouts)) as response,
+            ):
                 if response.status >= 400:
                     raise api_error(
                         code=None,

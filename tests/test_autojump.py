@@ -4,14 +4,19 @@ never while real work (a slow answer being served) is pending."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 import time
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import pytest
 
-from kling_async import FakeClock, KlingClient, TaskStatus
+from kling_async import FakeClock, KlingClient, RetryPolicy, TaskStatus, TransportError
 from kling_async.testing import Durations, Fault, KlingEmulator
 
 QUIET = 0.005
+T = TypeVar("T")
 
 
 async def test_a_wait_ends_without_anyone_advancing_the_clock() -> None:
@@ -153,3 +158,51 @@ async def test_a_ticker_gets_every_tick() -> None:
     await clock.sleep(30.5)
     running.cancel()
     assert ticks == 30 and clock.monotonic() == 30.5
+
+
+async def test_no_jump_while_a_request_to_another_thread_is_in_flight() -> None:
+    """The loop cannot see a server in another thread (or process) working on an answer; the
+    client's own requests hold the clock still until they end."""
+    clock = FakeClock(autojump=QUIET)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def there(coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, loop).result(timeout=10)
+
+    async def start() -> KlingEmulator:
+        return await KlingEmulator().__aenter__()  # real time, in the other thread
+
+    emu = there(start())
+    try:
+        seed = emu.add_video()
+        emu.fault(Fault.SLOW, route="get", delay=0.3)
+        # a static key: the emulator runs on real time, the client on fake time (no JWT claims)
+        async with KlingClient(**emu.client_kwargs("key"), clock=clock) as kling:
+            other = asyncio.ensure_future(clock.sleep(1000))
+            task = await kling.get_task(seed.task_id, kind="text2video")
+            assert clock.monotonic() == 0  # 60 quiet periods of our loop, but a request was out
+            assert task.task_id == seed.task_id
+            await other
+            assert clock.monotonic() == 1000
+    finally:
+        there(emu.close())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
+
+
+async def test_a_failed_request_lets_time_move_again() -> None:
+    clock = FakeClock(autojump=QUIET)
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    base_url = f"http://127.0.0.1:{port}"  # nobody listens: connection refused
+    async with KlingClient(
+        api_key="k", base_url=base_url, clock=clock, retry=RetryPolicy.no_wait()
+    ) as kling:
+        with pytest.raises(TransportError):
+            await kling.get_task("t1")
+        await clock.sleep(10)  # the hold was released: this jumps
+    assert clock.monotonic() == 10
