@@ -14,9 +14,12 @@ from typing import Any
 from typing_extensions import assert_type
 
 from kling_async import (
+    KINDS,
+    AccessKeyPair,
     AmbiguousSubmitError,
     APIError,
     BatchReport,
+    Cadence,
     CameraConfig,
     CameraControl,
     Chain,
@@ -26,6 +29,8 @@ from kling_async import (
     FakeClock,
     ImageGenerationRequest,
     ImageToVideoRequest,
+    Journal,
+    Kind,
     KlingClient,
     LipSyncInput,
     LipSyncRequest,
@@ -35,6 +40,7 @@ from kling_async import (
     RetryEvent,
     RetryPolicy,
     ScaledClock,
+    StaticKey,
     StatusChange,
     SystemClock,
     Task,
@@ -48,7 +54,9 @@ from kling_async import (
     VideoExtendRequest,
     VirtualTryOnRequest,
 )
+from kling_async.clock import io_in_flight
 from kling_async.download import DownloadResult
+from kling_async.journal import JournalEntry
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.watch import TaskWatch
 from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler, asgi_app
@@ -57,6 +65,22 @@ from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handle
 def on_retry(event: RetryEvent) -> None:
     assert_type(event.attempt, int)
     assert_type(event.wait, float)
+
+
+def credentials_and_kinds() -> None:
+    StaticKey("key")
+    AccessKeyPair("ak", "sk")
+    assert_type(KINDS["video-extend"], Kind)
+    assert_type(Cadence().first, float)
+
+
+async def journals(path: Path) -> None:
+    journal = await Journal.open(path)
+    try:
+        assert_type(await journal.entries(), list[JournalEntry])
+    finally:
+        await journal.close()
+    assert_type(Journal.read(path), list[JournalEntry])
 
 
 def clients() -> list[KlingClient]:
@@ -192,6 +216,8 @@ async def clocks() -> None:
     manual = FakeClock(start_time=0.0)
     assert_type(FakeClock(autojump=True).autojump, float | None)
     await manual.advance(10)
+    async with io_in_flight(fake), io_in_flight(SystemClock()):
+        pass  # real I/O the clock cannot see: no autojump meanwhile
     for clock in (fake, manual, ScaledClock(60), SystemClock()):
         assert isinstance(clock, Clock)
         assert_type(clock.monotonic(), float)
