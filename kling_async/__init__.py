@@ -53,7 +53,25 @@ from .models import (
     WatermarkInfo,
 )
 from .outcomes import BatchReport, Outcome, Progress
-from .requests import VideoExtendRequest
+from .requests import (
+    ASPECT_RATIOS,
+    CAMERA_TYPES,
+    IMAGE_ASPECT_RATIOS,
+    MAX_PROMPT,
+    REQUEST_TYPES,
+    CameraConfig,
+    CameraControl,
+    CreateRequest,
+    DynamicMask,
+    ImageGenerationRequest,
+    ImageToVideoRequest,
+    LipSyncInput,
+    LipSyncRequest,
+    TextToVideoRequest,
+    Trajectory,
+    VideoExtendRequest,
+    VirtualTryOnRequest,
+)
 from .retry import RetryEvent, RetryPolicy
 from .transport import Timeouts
 
@@ -116,6 +134,22 @@ __all__ = [
     "TransportError",
     "Video",
     "VideoExtendRequest",
+    "CameraConfig",
+    "CameraControl",
+    "CreateRequest",
+    "DynamicMask",
+    "ImageGenerationRequest",
+    "ImageToVideoRequest",
+    "LipSyncInput",
+    "LipSyncRequest",
+    "TextToVideoRequest",
+    "Trajectory",
+    "VirtualTryOnRequest",
+    "ASPECT_RATIOS",
+    "CAMERA_TYPES",
+    "IMAGE_ASPECT_RATIOS",
+    "MAX_PROMPT",
+    "REQUEST_TYPES",
     "WatermarkInfo",
     "__version__",
 ]

@@ -5,11 +5,12 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Literal
 
 import aiohttp
 
+from ._fields import build_request
 from .auth import credentials_from
 from .batch import Batch, RequestLike
 from .cadence import Cadence
@@ -28,16 +29,7 @@ from .journal import Journal
 from .media import MediaPolicy, is_local_url
 from .models import Task, TaskStatus, Video
 from .reads import TaskReader
-from .requests import (
-    CreateRequest,
-    ImageGenerationRequest,
-    ImageToVideoRequest,
-    LipSyncInput,
-    LipSyncRequest,
-    TextToVideoRequest,
-    VideoExtendRequest,
-    VirtualTryOnRequest,
-)
+from .requests import CreateRequest, LipSyncInput, VideoExtendRequest
 from .retry import Retrier, RetryPolicy, retryable_read
 from .scheduler import PollScheduler
 from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, Timeouts, Transport
@@ -208,25 +200,35 @@ class KlingClient:
         request = VideoExtendRequest.from_source(video, **fields)
         return await self.create(request, timeouts=timeouts)
 
+    # The shortcuts build their request as ``extend_many`` builds a mapping: nested objects
+    # (``camera_control``, ``dynamic_masks``, a lip-sync ``input``) may be mappings, and an
+    # unknown field or key is a RequestValidationError naming it, before any I/O.
+
     async def text_to_video(self, prompt: str, **fields: Any) -> Task:
-        """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`."""
-        return await self.create(TextToVideoRequest(prompt=prompt, **fields))
+        """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`
+        (``camera_control`` a :class:`CameraControl` or a mapping of its fields)."""
+        return await self._create_kind("text2video", prompt=prompt, **fields)
 
     async def image_to_video(self, image: str | None = None, **fields: Any) -> Task:
-        """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`."""
-        return await self.create(ImageToVideoRequest(image=image, **fields))
+        """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`
+        (``dynamic_masks`` :class:`DynamicMask` objects or mappings)."""
+        return await self._create_kind("image2video", image=image, **fields)
 
     async def generate_images(self, prompt: str, **fields: Any) -> Task:
         """Create an image-generation task; ``fields`` as :class:`ImageGenerationRequest`."""
-        return await self.create(ImageGenerationRequest(prompt=prompt, **fields))
+        return await self._create_kind("image-generation", prompt=prompt, **fields)
 
-    async def lip_sync(self, input: LipSyncInput, **fields: Any) -> Task:
-        """Create a lip-sync task for ``input`` (a :class:`LipSyncInput`)."""
-        return await self.create(LipSyncRequest(input=input, **fields))
+    async def lip_sync(self, input: LipSyncInput | Mapping[str, Any], **fields: Any) -> Task:
+        """Create a lip-sync task for ``input`` (a :class:`LipSyncInput` or a mapping of its
+        fields)."""
+        return await self._create_kind("lip-sync", input=input, **fields)
 
     async def virtual_try_on(self, human_image: str, **fields: Any) -> Task:
         """Create a virtual try-on task; ``fields`` as :class:`VirtualTryOnRequest`."""
-        return await self.create(VirtualTryOnRequest(human_image=human_image, **fields))
+        return await self._create_kind("virtual-try-on", human_image=human_image, **fields)
+
+    async def _create_kind(self, kind: str, **fields: Any) -> Task:
+        return await self.create(build_request(kind, fields))
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent; see :meth:`Creator.prepare
@@ -267,7 +269,8 @@ class KlingClient:
         kind: str = "video-extend",
         timeouts: Timeouts | None = None,
     ) -> Task:
-        """The task as it is now. ``task`` is a :class:`Task` (its kind is used) or an id.
+        """The task as it is now. ``task`` is a :class:`Task` (its kind is used) or an id of
+        ``kind``.
 
         The id may also be the ``external_task_id`` given at creation.
         """
@@ -324,7 +327,8 @@ class KlingClient:
     async def wait(
         self, task: Task | str, *, kind: str = "video-extend", timeout: float | None = None
     ) -> Task:
-        """Wait until ``task`` ends and return it in ``succeed``.
+        """Wait until ``task`` ends and return it in ``succeed``. A :class:`Task` brings its
+        kind; ``kind`` is for a bare task id.
 
         Raises :class:`TaskFailedError` (with the task and its ``task_status_msg``) if it
         failed, :class:`TaskTimeoutError` after ``timeout`` seconds (the task keeps running on
@@ -338,9 +342,9 @@ class KlingClient:
                     return change.task
                 if change.current is TaskStatus.FAILED:
                     raise TaskFailedError(change.task)
-        raise TaskTimeoutError(  # unreachable unless the watch was closed from outside
-            task.task_id if isinstance(task, Task) else task, kind=kind, timeout=timeout, last=None
-        )
+        task_id, kind = (task.task_id, task.kind) if isinstance(task, Task) else (task, kind)
+        # unreachable unless the watch was closed from outside
+        raise TaskTimeoutError(task_id, kind=kind, timeout=timeout, last=None)
 
     # -- many at once ------------------------------------------------------------------------
 

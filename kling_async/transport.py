@@ -29,7 +29,7 @@ from yarl import URL
 
 from ._version import __version__
 from .auth import Credentials
-from .clock import Clock
+from .clock import Clock, io_in_flight
 from .errors import (
     ClientClosedError,
     DownloadError,
@@ -235,7 +235,7 @@ class Transport:
         else:
             url = self._base.with_path(self._base_path + path, encoded=True)
         try:
-            async with session.request(
+            async with io_in_flight(self.clock), session.request(
                 method,
                 url,
                 data=data,
@@ -389,9 +389,12 @@ class Transport:
         try:
             for _ in range(policy.max_redirects + 1):
                 policy.check(target)
-                async with session.get(
-                    target, timeout=self._client_timeout(timeouts), allow_redirects=False
-                ) as response:
+                async with (
+                    io_in_flight(self.clock),
+                    session.get(
+                        target, timeout=self._client_timeout(timeouts), allow_redirects=False
+                    ) as response,
+                ):
                     if 300 <= response.status < 400 and "Location" in response.headers:
                         target = target.join(URL(response.headers["Location"]))
                         continue
