@@ -23,6 +23,7 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
+from .gate import SlotGate
 from .journal import Journal
 from .models import Task, TaskStatus, Video
 from .reads import TaskReader
@@ -45,6 +46,7 @@ __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 log = logging.getLogger("kling_async")
+
 
 def _credentials(
     api_key: str | None,
@@ -85,6 +87,10 @@ class KlingClient:
     The flavour follows from ``base_url``: one ending in ``/kling`` is a relay, which also gets
     the parent ``task_id`` of an extend. Explicit arguments win over the ``KLING_*`` environment
     variables.
+
+    Every create waits its turn at one :class:`~kling_async.gate.SlotGate` (``client.gate``):
+    ``slots`` is the account's parallel-task limit if you know it (else it is learned from 1303
+    answers), ``slot_timeout`` the default bound on a create's wait for a slot.
     """
 
     def __init__(
@@ -105,6 +111,8 @@ class KlingClient:
         cadence: Cadence | None = None,
         max_polls_per_second: float | None = 50.0,
         max_polls_in_flight: int = 20,
+        slots: int | None = None,
+        slot_timeout: float | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         credentials = _credentials(api_key, access_key, secret_key, self.clock)
@@ -130,6 +138,22 @@ class KlingClient:
         self._reader = TaskReader(
             self._transport, Retrier(self.retry_policy, self.clock, retryable_read)
         )
+        self.scheduler = PollScheduler(
+            self._reader.poll,
+            clock=self.clock,
+            cadence=cadence or Cadence(),
+            retry_delay=self.retry_policy.delay,
+            max_polls_per_second=max_polls_per_second,
+            max_in_flight=max_polls_in_flight,
+        )
+        # One gate for every create of this client: the account's slots are shared by all.
+        self.gate = SlotGate(
+            self.clock,
+            limit=slots,
+            timeout=slot_timeout,
+            backoff=self.retry_policy.delay,
+            scheduler=self.scheduler,
+        )
         self._creator = Creator(
             self._transport,
             self._reader,
@@ -138,14 +162,7 @@ class KlingClient:
             clock=self.clock,
             timeouts=self.create_timeouts,
             lookup_delays=lookup_delays,
-        )
-        self.scheduler = PollScheduler(
-            self._reader.poll,
-            clock=self.clock,
-            cadence=cadence or Cadence(),
-            retry_delay=self.retry_policy.delay,
-            max_polls_per_second=max_polls_per_second,
-            max_in_flight=max_polls_in_flight,
+            gate=self.gate,
         )
 
     @property
@@ -171,6 +188,7 @@ class KlingClient:
     async def aclose(self) -> None:
         """Stop all watching and close the session (unless it was injected). Idempotent."""
         await self.scheduler.aclose()
+        await self.gate.aclose()
         await self._transport.aclose()
 
     # -- creates -----------------------------------------------------------------------------
@@ -187,6 +205,7 @@ class KlingClient:
         external_task_id: str | None = None,
         watermark: bool | None = None,
         timeouts: Timeouts | None = None,
+        slot_timeout: float | None = None,
     ) -> Task:
         """Create a video-extend task (4–5 more seconds of ``video``) and return it (``submitted``).
 
@@ -194,6 +213,10 @@ class KlingClient:
         is extended and which becomes the parent task). Raises :class:`RequestValidationError`
         before any I/O for bad input, an :class:`APIError` if refused, or
         :class:`AmbiguousSubmitError` if the answer was lost and the task could not be found.
+
+        While the account's slots are all held by this client's tasks, the create waits for
+        one to end (in order); ``slot_timeout`` (default: the client's) bounds that wait with
+        :class:`SlotTimeoutError` (nothing is sent).
         """
         fields: dict[str, Any] = {
             "prompt": prompt,
@@ -206,27 +229,45 @@ class KlingClient:
         if parent_task_id is not None:
             fields["parent_task_id"] = parent_task_id
         request = VideoExtendRequest.from_source(video, **fields)
-        return await self.create(request, timeouts=timeouts)
+        return await self.create(request, timeouts=timeouts, slot_timeout=slot_timeout)
 
-    async def text_to_video(self, prompt: str, **fields: Any) -> Task:
+    async def text_to_video(
+        self, prompt: str, *, slot_timeout: float | None = None, **fields: Any
+    ) -> Task:
         """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`."""
-        return await self.create(TextToVideoRequest(prompt=prompt, **fields))
+        return await self.create(
+            TextToVideoRequest(prompt=prompt, **fields), slot_timeout=slot_timeout
+        )
 
-    async def image_to_video(self, image: str | None = None, **fields: Any) -> Task:
+    async def image_to_video(
+        self, image: str | None = None, *, slot_timeout: float | None = None, **fields: Any
+    ) -> Task:
         """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`."""
-        return await self.create(ImageToVideoRequest(image=image, **fields))
+        return await self.create(
+            ImageToVideoRequest(image=image, **fields), slot_timeout=slot_timeout
+        )
 
-    async def generate_images(self, prompt: str, **fields: Any) -> Task:
+    async def generate_images(
+        self, prompt: str, *, slot_timeout: float | None = None, **fields: Any
+    ) -> Task:
         """Create an image-generation task; ``fields`` as :class:`ImageGenerationRequest`."""
-        return await self.create(ImageGenerationRequest(prompt=prompt, **fields))
+        return await self.create(
+            ImageGenerationRequest(prompt=prompt, **fields), slot_timeout=slot_timeout
+        )
 
-    async def lip_sync(self, input: LipSyncInput, **fields: Any) -> Task:
+    async def lip_sync(
+        self, input: LipSyncInput, *, slot_timeout: float | None = None, **fields: Any
+    ) -> Task:
         """Create a lip-sync task for ``input`` (a :class:`LipSyncInput`)."""
-        return await self.create(LipSyncRequest(input=input, **fields))
+        return await self.create(LipSyncRequest(input=input, **fields), slot_timeout=slot_timeout)
 
-    async def virtual_try_on(self, human_image: str, **fields: Any) -> Task:
+    async def virtual_try_on(
+        self, human_image: str, *, slot_timeout: float | None = None, **fields: Any
+    ) -> Task:
         """Create a virtual try-on task; ``fields`` as :class:`VirtualTryOnRequest`."""
-        return await self.create(VirtualTryOnRequest(human_image=human_image, **fields))
+        return await self.create(
+            VirtualTryOnRequest(human_image=human_image, **fields), slot_timeout=slot_timeout
+        )
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent; see :meth:`Creator.prepare
@@ -239,16 +280,17 @@ class KlingClient:
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
+        slot_timeout: float | None = None,
     ) -> Task:
         """Create the task described by ``request`` (any kind); see :meth:`extend_video`.
 
         Pass a request that went through :meth:`prepare` to know its ``external_task_id``
         before the POST (a journal records it); an unprepared one is prepared here.
-        ``retry_throttled=False`` raises 1302/1303 at once instead of backing off (for callers
-        that schedule creates themselves, like :meth:`extend_many`).
+        ``retry_throttled=False`` raises 1302/1303 at once instead of backing off or waiting
+        for a slot again (for callers that schedule creates themselves).
         """
         return await self._creator.create(
-            request, timeouts=timeouts, retry_throttled=retry_throttled
+            request, timeouts=timeouts, retry_throttled=retry_throttled, slot_timeout=slot_timeout
         )
 
     async def find_submitted(self, error: AmbiguousSubmitError) -> Task | None:
