@@ -182,7 +182,7 @@ class SlotGate:
         timeout = self.timeout if timeout is None else timeout
         expiry = None
         if timeout is not None:
-            expiry = asyncio.ensure_future(self._expire(fut, timeout))
+            expiry = asyncio.ensure_future(self._expire(fut, timeout, self.clock.monotonic()))
         try:
             await fut
         except BaseException:
@@ -276,7 +276,8 @@ class SlotGate:
         :meth:`settle` says what became of it, or for ``seconds`` (by then it has ended)."""
         if slot.released:
             return
-        timer = asyncio.ensure_future(self._release_after(key, slot, seconds))
+        until = self.clock.monotonic() + seconds
+        timer = asyncio.ensure_future(self._release_after(key, slot, until))
         self._unsettled[key] = (slot, timer)
 
     def settle(self, key: object, task: Task | None) -> None:
@@ -292,8 +293,8 @@ class SlotGate:
         else:
             slot.created(task)
 
-    async def _release_after(self, key: object, slot: Slot, seconds: float) -> None:
-        await self.clock.sleep(seconds)
+    async def _release_after(self, key: object, slot: Slot, until: float) -> None:
+        await self.clock.sleep(until - self.clock.monotonic())
         self._unsettled.pop(key, None)
         slot.release()
 
@@ -433,8 +434,8 @@ class SlotGate:
             self._waiters.remove(entry)
         self._dispatch()
 
-    async def _expire(self, fut: asyncio.Future[None], timeout: float) -> None:
-        await self.clock.sleep(timeout)
+    async def _expire(self, fut: asyncio.Future[None], timeout: float, since: float) -> None:
+        await self.clock.sleep(since + timeout - self.clock.monotonic())
         if not fut.done():
             fut.set_exception(SlotTimeoutError(timeout, in_use=self.in_use, limit=self.allowed))
 
@@ -445,10 +446,10 @@ class SlotGate:
         self._paused_until = until
         if self._timer is not None:
             self._timer.cancel()
-        self._timer = asyncio.ensure_future(self._resume(seconds))
+        self._timer = asyncio.ensure_future(self._resume(until))
 
-    async def _resume(self, seconds: float) -> None:
-        await self.clock.sleep(seconds)
+    async def _resume(self, until: float) -> None:
+        await self.clock.sleep(until - self.clock.monotonic())
         self._paused_until = min(self._paused_until, self.clock.monotonic())
         self._dispatch()
 

@@ -1,0 +1,238 @@
+"""The client's one slot gate: concurrent creates wait in order for a slot instead of failing
+on 1303, learn the limit fast, and never leak a slot (emulator on a fake clock)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+from kling_async import (
+    AmbiguousSubmitError,
+    ConcurrencyLimitError,
+    FakeClock,
+    KlingClient,
+    SlotTimeoutError,
+    Task,
+    TaskStatus,
+)
+from kling_async.testing import Durations, Fault, KlingEmulator
+
+from .conftest import MakeClient, MakeEmulator, created, requests_to
+from .watching import run_clock
+
+
+def refused(emu: KlingEmulator) -> int:
+    return emu.stats.requests[("POST", "create", 429)]
+
+
+def created_order(emu: KlingEmulator) -> list[str]:
+    records = sorted(emu.tasks.values(), key=lambda r: r.seq)
+    return [r.body["prompt"] for r in records if r.body.get("prompt")]
+
+
+async def until(predicate: object, *, rounds: int = 2_000) -> None:
+    """Let real loopback I/O run (the fake clock stands still) until ``predicate()``."""
+    for _ in range(rounds):
+        if predicate():  # type: ignore[operator]
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("condition never held")
+
+
+async def extend_and_wait(kling: KlingClient, video_id: str, prompt: str) -> Task:
+    task = await kling.extend_video(video_id, prompt=prompt)
+    return await kling.wait(task)
+
+
+@pytest.mark.parametrize("slots", [None, 5])
+async def test_gather_of_many_creates_under_a_limit_all_succeed_in_order(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock, slots: int | None
+) -> None:
+    emu = await make_emulator(slot_limit=5, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    kling = make_client(emu, slots=slots)
+    prompts = [f"p{i:02d}" for i in range(40)]
+    job = asyncio.ensure_future(
+        asyncio.gather(*(extend_and_wait(kling, seed.video_id, p) for p in prompts))
+    )
+    await run_clock(clock, kling, job.done)
+    done = await job
+    assert all(t.task_status is TaskStatus.SUCCEED for t in done)
+    assert created(emu) == 40
+    assert emu.stats.max_slots_in_use == 5
+    if slots is None:  # learned: a few probes, about one create per task
+        # (a refused probe goes back to the head of the line; one sent beside it may pass)
+        assert sorted(created_order(emu)) == prompts
+        assert refused(emu) <= 6
+        assert kling.gate.refusals == refused(emu)
+    else:
+        assert refused(emu) == 0
+        assert created_order(emu) == prompts  # first come, first served
+    assert requests_to(emu, "create") == 40 + refused(emu)
+    assert (kling.gate.in_use, kling.gate.waiting, kling.gate.running) == (0, 0, 0)
+
+
+async def test_a_limit_that_drops_mid_run_is_followed_without_losing_a_create(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    """A resource pack expires: the account goes from 6 slots to 3 while tasks run."""
+    emu = await make_emulator(slot_limit=6, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    kling = make_client(emu, slots=6)
+    job = asyncio.ensure_future(
+        asyncio.gather(*(extend_and_wait(kling, seed.video_id, f"d{i}") for i in range(30)))
+    )
+    await run_clock(clock, kling, lambda: clock.monotonic() >= 30)
+    assert refused(emu) == 0
+    emu.slot_limit = 3
+    await run_clock(clock, kling, job.done)
+    assert all(t.task_status is TaskStatus.SUCCEED for t in await job)
+    assert created(emu) == 30
+    assert kling.gate.allowed <= 4  # learned: at most what the account now holds, plus a probe
+    assert 1 <= refused(emu) <= 8  # one refused POST per step down, a few probes later
+
+
+async def test_slots_held_by_another_process_wait_with_backoff_logged_once(
+    make_emulator: MakeEmulator,
+    make_client: MakeClient,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    emu = await make_emulator(slot_limit=3, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    neighbour = make_client(emu)
+    for _ in range(3):
+        await neighbour.extend_video(seed.video_id)  # every slot is held elsewhere
+    kling = make_client(emu, slots=3)
+    caplog.set_level(logging.INFO, logger="kling_async")
+    job = asyncio.ensure_future(
+        asyncio.gather(*(extend_and_wait(kling, seed.video_id, f"o{i}") for i in range(4)))
+    )
+    await run_clock(clock, kling, job.done)
+    assert all(t.task_status is TaskStatus.SUCCEED for t in await job)
+    assert created(emu) == 7
+    assert refused(emu) >= 2  # it did have to wait...
+    held_elsewhere = [r for r in caplog.records if "another process" in r.getMessage()]
+    assert len(held_elsewhere) == 1  # ...and said so once for the episode, not per attempt
+    assert held_elsewhere[0].levelno == logging.WARNING
+
+
+async def test_cancelling_a_create_waiting_for_a_slot_creates_nothing_and_leaks_nothing(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(slot_limit=1, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    kling = make_client(emu, slots=1)
+    await kling.extend_video(seed.video_id, prompt="first")
+    waiting = asyncio.ensure_future(kling.extend_video(seed.video_id, prompt="cancelled"))
+    await until(lambda: kling.gate.waiting == 1)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert requests_to(emu, "create") == 1
+    assert (kling.gate.in_use, kling.gate.waiting) == (1, 0)
+    # The cancelled caller held nothing: the next create gets the slot as soon as the first
+    # task ends, without a refusal.
+    third = asyncio.ensure_future(kling.extend_video(seed.video_id, prompt="third"))
+    await run_clock(clock, kling, third.done)
+    await third
+    assert created_order(emu) == ["first", "third"]
+    assert refused(emu) == 0
+    assert kling.gate.in_use == 1
+
+
+async def test_slow_start_reaches_the_limit_in_logarithmic_refusals(
+    make_emulator: MakeEmulator, make_client: MakeClient
+) -> None:
+    for limit in (16, 64):
+        emu = await make_emulator(slot_limit=limit, durations=Durations(queued=1, running=900))
+        seed = emu.add_video()
+        kling = make_client(emu)
+        jobs = [
+            asyncio.ensure_future(kling.extend_video(seed.video_id, prompt=f"s{i}"))
+            for i in range(limit + 20)
+        ]
+        await until(lambda: kling.gate.running == limit and kling.gate.waiting == 20)  # noqa: B023
+        assert created(emu) == limit
+        assert 1 <= refused(emu) <= limit.bit_length()
+        assert kling.gate.allowed == limit
+        for job in jobs:
+            job.cancel()
+        await asyncio.gather(*jobs, return_exceptions=True)
+        assert created(emu) == limit  # the waiters cancelled created nothing
+
+
+async def test_slot_timeout_raises_and_says_nothing_was_created(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(slot_limit=1, durations=Durations(queued=1, running=200))
+    seed = emu.add_video()
+    kling = make_client(emu, slots=1, slot_timeout=50)
+    await kling.extend_video(seed.video_id)
+    per_call = asyncio.ensure_future(kling.extend_video(seed.video_id, slot_timeout=10))
+    per_client = asyncio.ensure_future(kling.extend_video(seed.video_id))
+    await run_clock(clock, kling, per_call.done)
+    with pytest.raises(SlotTimeoutError) as info:
+        await per_call
+    assert 10 <= clock.monotonic() < 50 and not per_client.done()
+    await run_clock(clock, kling, per_client.done)
+    with pytest.raises(SlotTimeoutError):
+        await per_client
+    error = info.value
+    assert isinstance(error, ConcurrencyLimitError) and error.timeout == 10
+    assert "no task was created" in str(error)
+    assert requests_to(emu, "create") == 1
+    assert (kling.gate.in_use, kling.gate.waiting) == (1, 0)
+    with pytest.raises(ValueError):
+        make_client(emu, slot_timeout=0)
+
+
+async def test_a_task_seen_ending_by_the_users_own_wait_frees_its_slot(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(slot_limit=1, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    kling = make_client(emu, slots=1)
+    task = await kling.extend_video(seed.video_id)
+    waited = asyncio.ensure_future(kling.wait(task))
+    await run_clock(clock, kling, waited.done)
+    await waited
+    assert (kling.gate.in_use, kling.gate.running) == (0, 0)
+    polls = kling.scheduler.polls_sent
+    await kling.extend_video(seed.video_id)  # at once: no poll needed to learn the slot is free
+    assert kling.scheduler.polls_sent == polls
+
+
+async def test_a_trusted_callback_for_an_unwatched_task_frees_its_slot(
+    make_emulator: MakeEmulator, make_client: MakeClient
+) -> None:
+    emu = await make_emulator(slot_limit=1)
+    seed = emu.add_video()
+    kling = make_client(emu, slots=1)
+    task = await kling.extend_video(seed.video_id)
+    ended = Task(kind=task.kind, task_id=task.task_id, task_status=TaskStatus.SUCCEED)
+    assert kling.scheduler.hint(ended, trusted=False) is False
+    assert kling.gate.in_use == 1  # an unverified claim is not enough
+    kling.scheduler.hint(ended, trusted=True)
+    assert (kling.gate.in_use, kling.gate.running) == (0, 0)
+    kling.scheduler.hint(ended, trusted=True)  # released once only
+    assert kling.gate.in_use == 0
+
+
+async def test_an_ambiguous_create_keeps_its_slot_until_its_task_would_have_ended(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(slot_limit=2)
+    seed = emu.add_video()
+    kling = make_client(emu, slots=2)
+    emu.fault(Fault.SERVER_5000, route="create", times=1)
+    with pytest.raises(AmbiguousSubmitError):
+        await kling.extend_video(seed.video_id)
+    assert kling.gate.in_use == 1  # it may exist and run: its slot stays taken
+    await clock.advance(2 * 320 - 10)
+    await asyncio.sleep(0.01)
+    assert kling.gate.in_use == 1
+    await clock.advance(11)
+    await until(lambda: kling.gate.in_use == 0)
