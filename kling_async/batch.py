@@ -136,6 +136,7 @@ class Batch:
         if slots is not None:
             self.gate.know(slots)
         self._stopped = asyncio.Event()
+        self._recorded_limit: int | None = None
         self._outcomes: list[Outcome] = []
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._keys: dict[str, str] = {}  # task id -> request key
@@ -213,6 +214,10 @@ class Batch:
                 if entry.task_id is not None:  # never take a journalled task for a lost one
                     self._client.remember(entry.task_id)
             journalled = {e.key: e for e in entries}
+            if self._journal is not None and not self.gate.known:
+                learned = await self._journal.slot_limit()
+                if learned is not None:
+                    self.gate.resume_at(learned)  # a resumed batch starts where it left off
             workers = [
                 asyncio.ensure_future(self._produce(journalled, watch)),
                 asyncio.ensure_future(self._follow(watch)),
@@ -429,10 +434,19 @@ class Batch:
         try:
             async for change in watch:
                 self._on_change(change)
+                if change.is_final:
+                    self._remember_limit()
             self._outbox.put_nowait(_DONE)
         except Exception as exc:
             self._outbox.put_nowait(exc)
             raise
+
+    def _remember_limit(self) -> None:
+        """Journal the limit the gate learned from a 1303, for a resumed run to start from."""
+        learned = self.gate.learned
+        if self._journal is not None and learned is not None and learned != self._recorded_limit:
+            self._recorded_limit = learned
+            self._write(self._journal.record_slot_limit(learned))
 
     def _on_change(self, change: StatusChange) -> None:
         key = self._keys[change.task_id]

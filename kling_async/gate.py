@@ -145,6 +145,14 @@ class SlotGate:
         """Slots held by tasks this client created and has not yet seen end."""
         return self._running_weight
 
+    @property
+    def learned(self) -> int | None:
+        """The limit learned from 1303 answers (without a probe not yet answered), or ``None``
+        while still in slow start or when the limit was given."""
+        if self.known or self.slow_start:
+            return None
+        return max(1, self.allowed - (1 if self._probed else 0))
+
     def know(self, limit: int) -> None:
         """The account's limit is ``limit`` (a batch was told ``slots=``, or a journal
         remembered it): use it from now on, shrinking again only on a 1303."""
@@ -154,6 +162,15 @@ class SlotGate:
         self.slow_start = False
         self.limit = float(limit)
         self.ceiling = limit
+        self._dispatch()
+
+    def resume_at(self, limit: int) -> None:
+        """Start from ``limit``, learned by an earlier run, instead of slow start; it still
+        shrinks on a 1303 and grows by probes, like any learned limit."""
+        if self.known or not self.slow_start or limit < 1:
+            return
+        self.slow_start = False
+        self.limit = min(float(self.ceiling), max(self.limit, float(limit)))
         self._dispatch()
 
     async def acquire(
@@ -359,6 +376,8 @@ class SlotGate:
             self._outside = 0
         if self._running_weight > self.limit:  # proven: we hold that many at once
             self.limit = min(float(self.ceiling), float(self._running_weight))
+        if self._running_weight >= self.allowed:
+            self._probed = False  # the probe passed: the limit is proven
         if self._following:
             self._track(slot)
         self._dispatch()

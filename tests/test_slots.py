@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -17,10 +18,11 @@ from kling_async import (
     Task,
     TaskStatus,
 )
+from kling_async.journal import Journal
 from kling_async.testing import Durations, Fault, KlingEmulator
 
 from .conftest import MakeClient, MakeEmulator, created, requests_to
-from .watching import run_clock
+from .watching import run_batch, run_clock
 
 
 def refused(emu: KlingEmulator) -> int:
@@ -185,7 +187,7 @@ async def test_slot_timeout_raises_and_says_nothing_was_created(
     assert "no task was created" in str(error)
     assert requests_to(emu, "create") == 1
     assert (kling.gate.in_use, kling.gate.waiting) == (1, 0)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="slot_timeout"):
         make_client(emu, slot_timeout=0)
 
 
@@ -236,3 +238,31 @@ async def test_an_ambiguous_create_keeps_its_slot_until_its_task_would_have_ende
     assert kling.gate.in_use == 1
     await clock.advance(11)
     await until(lambda: kling.gate.in_use == 0)
+
+
+async def test_a_resumed_batch_starts_from_the_limit_it_learned(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    emu = await make_emulator(slot_limit=8, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    journal = tmp_path / "batch.sqlite"
+    first = make_client(emu)
+    requests = [{"video_id": seed.video_id, "prompt": f"r{i}"} for i in range(30)]
+    outcomes = await run_batch(clock, first, first.extend_many(requests, journal=journal))
+    assert {o.outcome for o in outcomes} == {"succeed"}
+    assert refused(emu) >= 1  # it had to learn
+    async with await Journal.open(journal) as opened:
+        assert await opened.slot_limit() == 8
+    before = refused(emu)
+    again = make_client(emu)
+    more = [*requests, *({"video_id": seed.video_id, "prompt": f"m{i}"} for i in range(12))]
+    batch = again.extend_many(more, journal=journal)
+
+    async def consume() -> list[str]:
+        return [o.outcome async for o in batch]
+
+    consumer = asyncio.ensure_future(consume())
+    await until(lambda: again.gate.running == 8)  # the clock stands still: no task ends
+    assert refused(emu) == before  # no slow start: eight at once, none refused
+    await run_clock(clock, again, consumer.done)
+    assert (await consumer).count("succeed") == 42
