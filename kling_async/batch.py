@@ -37,7 +37,6 @@ from .errors import (
     RateLimitError,
     TransportError,
 )
-from .gate import Slot
 from .journal import Intent, Journal, JournalEntry
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
@@ -50,6 +49,7 @@ from .serde import (
     task_to_json,
     unstructure_request,
 )
+from .slots import Slot
 from .watch import TaskWatch
 
 __all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]

@@ -23,13 +23,14 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .gate import Slot, SlotGate, slot_weight
+from .gate import SlotGate
 from .kinds import Kind, kind_named
 from .models import Task
 from .reads import TaskReader
 from .requests import CreateRequest, VideoExtendRequest
 from .retry import Retrier, RetryPolicy, retryable_create_gated, retryable_create_unthrottled
 from .serde import structure_task, unstructure_request
+from .slots import Slot, slot_weight
 from .transport import Timeouts, Transport
 
 __all__ = ["Creator", "Flavour"]

@@ -1,22 +1,17 @@
 """``SlotGate``: the account's parallel-task slots, one gate per client, for every create.
 
-Kling counts *parallel tasks* per account: a task holds a slot from its create until it ends,
-and a create over the limit is refused with 1303, creating nothing (kling-api.md §7.1). Every
-create of a client (``create``, ``extend_video``, the shortcuts, ``extend_many``) takes a
-:class:`Slot` here before its POST and holds it until the task ends, so concurrent creates wait
-in order (FIFO) for a slot instead of failing on 1303 while the client's own tasks run.
+Every create of a client (``create``, ``extend_video``, the shortcuts, ``extend_many``) takes a
+:class:`~kling_async.slots.Slot` here before its POST and holds it until the task ends, as Kling
+counts it (kling-api.md §7.1), so concurrent creates wait in order (FIFO) for a slot instead of
+failing on 1303 while the client's own tasks run. How many may be held is the
+:class:`~kling_async.slots.SlotLimit`'s business (given, or learned from 1303 answers).
 
 The gate learns that a task ended from the client's one poll scheduler: every observation
-(anyone's ``watch()``/``wait()``, trusted callbacks) is passed to :meth:`SlotGate.observed`, and
-while creates are waiting the gate follows the running tasks itself (one poll stream for all of
-them, through the same scheduler; none when nobody waits).
-
-The limit is given (``KlingClient(slots=N)``) or learned. Slow start: each create that succeeds
-raises the limit to twice the slots held, so the window doubles per round trip, until the first
-1303. A 1303 while our own tasks run means the limit is at most what we hold (others may share
-the account): the limit drops to that and grows again by one per ``limit`` tasks that end
-(additive increase), which costs at most one refused POST per step. A 1303 while none of ours
-runs means others hold every slot: one probe at a time with backoff, one log line per episode.
+(anyone's ``watch()``/``wait()``, trusted callbacks) reaches :meth:`SlotGate.observed`, and while
+creates wait the gate follows its running tasks itself (through the same scheduler, so a task
+someone already watches is polled once for both; nothing is polled when nobody waits). A 1303
+while none of ours runs means others (another process, the web console) hold every slot: one
+probe at a time with backoff, and one log line per episode.
 """
 
 from __future__ import annotations
@@ -25,7 +20,6 @@ import asyncio
 import collections
 import contextlib
 import logging
-import math
 from collections.abc import Awaitable, Callable
 
 from .clock import Clock
@@ -33,49 +27,13 @@ from .errors import AmbiguousSubmitError, ConcurrencyLimitError, KlingError, Slo
 from .kinds import kind_named
 from .models import Task
 from .scheduler import PollScheduler
+from .slots import Slot, SlotLimit
 
-__all__ = ["Slot", "SlotGate"]
+__all__ = ["SlotGate"]
 
 log = logging.getLogger("kling_async")
 
 Backoff = Callable[[int, BaseException], float]
-
-
-class Slot:
-    """Slots held for one create (``weight``: 1, or ``n`` for image generation).
-
-    Given back exactly once: when its task ends, or at once when the create provably made
-    nothing. An ambiguous create keeps its slot: the task may exist and run.
-    """
-
-    __slots__ = ("gate", "released", "task", "weight")
-
-    def __init__(self, gate: SlotGate, weight: int) -> None:
-        self.gate = gate
-        self.weight = weight
-        self.task: Task | None = None  # set once the create succeeded
-        self.released = False
-
-    def created(self, task: Task) -> None:
-        """The create made ``task``: hold the slot until it ends."""
-        self.gate._created(self, task)
-
-    def release(self, *, ended: bool = False) -> None:
-        """Give the slot back (idempotent). ``ended``: its task finished (grows the limit)."""
-        self.gate._release(self, ended)
-
-    def refused(self, error: ConcurrencyLimitError) -> None:
-        """The create was refused with 1303: give the slot back and learn from it."""
-        self.gate._refused(self, error)
-
-    def __repr__(self) -> str:
-        task = self.task.task_id if self.task else None
-        return f"Slot(weight={self.weight}, task={task!r}, released={self.released})"
-
-
-def slot_weight(kind: str, n: int | None) -> int:
-    """Slots a create of ``kind`` holds: one, or one per image (kling-api.md §7.1)."""
-    return max(1, n or 1) if kind == "image-generation" else 1
 
 
 class SlotGate:
@@ -91,34 +49,23 @@ class SlotGate:
         scheduler: PollScheduler | None = None,
         timeout: float | None = None,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise ValueError("slots must be >= 1")
         if timeout is not None and not timeout > 0:
             raise ValueError("slot_timeout must be > 0 seconds or None")
         self.clock = clock
         self.timeout = timeout
-        self.ceiling = ceiling or limit or 1_000
-        self.known = limit is not None
-        self.limit = float(limit or 1)  # learning: the most slots proven at once so far
-        self.slow_start = limit is None
+        self.policy = SlotLimit(limit, ceiling=ceiling)
         self.in_use = 0
         self.max_in_use = 0
-        self.refusals = 0
-        self.closed = False
         self._backoff = backoff or (lambda attempt, _error: min(60.0, 2.0 ** (attempt - 1)))
         self._scheduler = scheduler
         self._waiters: collections.deque[tuple[asyncio.Future[None], Slot]] = collections.deque()
         self._running: dict[str, Slot] = {}  # task id -> slot of a task not yet seen ending
         self._running_weight = 0
         self._following = False
-        self._credit = 0.0
         self._outside = 0  # 1303s in a row while none of ours ran (slots held elsewhere)
         self._paused_until = 0.0
         self._timer: asyncio.Task[None] | None = None
         self._unsettled: dict[object, tuple[Slot, asyncio.Task[None]]] = {}
-        self._patience = 1  # AIMD: rounds between probes, doubled while probes keep failing
-        self._refused_at = 0
-        self._probed = False  # the limit was raised by one since the last 1303
         if scheduler is not None:
             scheduler.add_observer(self.observed)
 
@@ -126,14 +73,18 @@ class SlotGate:
 
     @property
     def allowed(self) -> int:
-        """Slots that may be held now. In slow start: those proven (held by running tasks)
-        plus a few probes, about log2 of them, so each round trip grows the window by that
-        much while a 1303 can refuse only those few."""
-        if self.slow_start:
-            running = self._running_weight
-            probes = running + max(1, running.bit_length())
-            return min(self.ceiling, max(math.floor(self.limit), probes))
-        return max(1, math.floor(self.limit))
+        """Slots that may be held now."""
+        return self.policy.allowed(self._running_weight)
+
+    @property
+    def known(self) -> bool:
+        """The limit was given (``slots=``), not learned."""
+        return self.policy.known
+
+    @property
+    def refusals(self) -> int:
+        """1303 answers seen so far."""
+        return self.policy.refusals
 
     @property
     def waiting(self) -> int:
@@ -147,30 +98,18 @@ class SlotGate:
 
     @property
     def learned(self) -> int | None:
-        """The limit learned from 1303 answers (without a probe not yet answered), or ``None``
-        while still in slow start or when the limit was given."""
-        if self.known or self.slow_start:
-            return None
-        return max(1, self.allowed - (1 if self._probed else 0))
+        """The limit learned from 1303 answers, or ``None`` (given, or not learned yet)."""
+        return self.policy.learned(self._running_weight)
 
     def know(self, limit: int) -> None:
-        """The account's limit is ``limit`` (a batch was told ``slots=``, or a journal
-        remembered it): use it from now on, shrinking again only on a 1303."""
-        if limit < 1:
-            raise ValueError("slots must be >= 1")
-        self.known = True
-        self.slow_start = False
-        self.limit = float(limit)
-        self.ceiling = limit
+        """The account's limit is ``limit`` (a batch was told ``slots=``): use it from now on,
+        shrinking again only on a 1303."""
+        self.policy.know(limit)
         self._dispatch()
 
     def resume_at(self, limit: int) -> None:
-        """Start from ``limit``, learned by an earlier run, instead of slow start; it still
-        shrinks on a 1303 and grows by probes, like any learned limit."""
-        if self.known or not self.slow_start or limit < 1:
-            return
-        self.slow_start = False
-        self.limit = min(float(self.ceiling), max(self.limit, float(limit)))
+        """Start from ``limit``, learned by an earlier run (a journal), not from slow start."""
+        self.policy.resume_at(limit)
         self._dispatch()
 
     async def acquire(
@@ -182,8 +121,6 @@ class SlotGate:
         ``front`` puts the caller first in line (a create that was refused goes back to where
         it stood). Cancelled while waiting: nothing is held.
         """
-        if self.closed:
-            raise RuntimeError("the slot gate is closed")
         slot = Slot(self, weight)
         if not self._waiters and self._fits(weight):
             self._take(slot)
@@ -224,15 +161,6 @@ class SlotGate:
     def throttled(self, seconds: float) -> None:
         """1302: no slot is handed out for ``seconds``."""
         self._pause(seconds)
-
-    def close(self) -> None:
-        """No more creates (the balance ran out): waiters get :class:`RuntimeError`."""
-        self.closed = True
-        while self._waiters:
-            fut, _ = self._waiters.popleft()
-            if not fut.done():
-                fut.set_exception(RuntimeError("the slot gate is closed"))
-        self._unfollow()
 
     def observed(self, task: Task) -> None:
         """Someone saw ``task`` (a poll, a callback): if it is ours and ended, free its slot."""
@@ -297,17 +225,12 @@ class SlotGate:
         timer = asyncio.ensure_future(self._release_after(key, slot, until))
         self._unsettled[key] = (slot, timer)
 
-    def settle(self, key: object, task: Task | None) -> None:
-        """The lost create ``key`` was found to have made ``task`` (held until it ends), or
-        provably made nothing (``None``: the slot is given back)."""
+    def settle(self, key: object, task: Task) -> None:
+        """The lost create ``key`` was found to have made ``task``: held until it ends."""
         entry = self._unsettled.pop(key, None)
-        if entry is None:
-            return
-        slot, timer = entry
-        timer.cancel()
-        if task is None:
-            slot.release()
-        else:
+        if entry is not None:
+            slot, timer = entry
+            timer.cancel()
             slot.created(task)
 
     async def _release_after(self, key: object, slot: Slot, until: float) -> None:
@@ -374,10 +297,7 @@ class SlotGate:
         if self._outside:
             log.info("slots: a create got a slot again after %d refusals", self._outside)
             self._outside = 0
-        if self._running_weight > self.limit:  # proven: we hold that many at once
-            self.limit = min(float(self.ceiling), float(self._running_weight))
-        if self._running_weight >= self.allowed:
-            self._probed = False  # the probe passed: the limit is proven
+        self.policy.created(self._running_weight)
         if self._following:
             self._track(slot)
         self._dispatch()
@@ -392,12 +312,8 @@ class SlotGate:
             self._running_weight -= slot.weight
             if self._following and self._scheduler is not None:
                 self._scheduler.untrack(slot.task.task_id, self)
-        if ended and not self.slow_start and self.limit < self.ceiling:
-            self._credit += slot.weight
-            if self._credit >= self.allowed * self._patience:
-                self._credit = 0
-                self.limit = min(float(self.ceiling), self.limit + 1)  # probe one more
-                self._probed = True
+        if ended:
+            self.policy.ended(slot.weight)
         self._dispatch()
 
     def _refused(self, slot: Slot, error: ConcurrencyLimitError) -> None:
@@ -405,22 +321,9 @@ class SlotGate:
             return
         slot.released = True
         self.in_use -= slot.weight
-        self.refusals += 1
-        self._credit = 0
-        running = self._running_weight
-        if running:
-            self.slow_start = False
-            # Our own tasks hold slots: the account has at most these (others may hold the
-            # rest); the refused create waits for one of ours to end. A probe refused at the
-            # same level as the last one waits twice as many rounds before the next.
-            if self._probed and running <= self._refused_at:
-                self._patience = min(8, self._patience * 2)
-            elif running > self._refused_at:
-                self._patience = 1
-            self._probed = False
-            self._refused_at = running
-            self.limit = float(max(1, min(self.allowed, running)))
-        else:
+        # With our own tasks running, the refused create waits for one of them to end.
+        self.policy.refused(self._running_weight)
+        if not self._running_weight:
             self._outside += 1
             wait = self._backoff(self._outside, error)
             if self._outside == 1:
