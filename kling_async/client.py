@@ -146,6 +146,14 @@ class KlingClient:
             max_polls_per_second=max_polls_per_second,
             max_in_flight=max_polls_in_flight,
         )
+        if slots is not None and (
+            isinstance(slots, bool) or not isinstance(slots, int) or slots < 1
+        ):
+            raise ConfigurationError(f"slots must be an int >= 1 or None, got {slots!r}")
+        if slot_timeout is not None and not slot_timeout > 0:
+            raise ConfigurationError(
+                f"slot_timeout must be > 0 seconds or None, got {slot_timeout!r}"
+            )
         # One gate for every create of this client: the account's slots are shared by all.
         self.gate = SlotGate(
             self.clock,

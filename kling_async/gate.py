@@ -186,6 +186,8 @@ class SlotGate:
         of the line; otherwise the error is raised. A create that provably made nothing gives
         its slot back; an ambiguous or cut-off one keeps it (see :meth:`unsettled`).
         """
+        if timeout is not None and not timeout > 0:
+            raise ValueError(f"slot_timeout must be > 0 seconds or None, got {timeout!r}")
         timeout = self.timeout if timeout is None else timeout
         deadline = None if timeout is None else self.clock.monotonic() + timeout
         if slot is None:

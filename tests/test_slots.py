@@ -12,12 +12,14 @@ import pytest
 from kling_async import (
     AmbiguousSubmitError,
     ConcurrencyLimitError,
+    ConfigurationError,
     FakeClock,
     KlingClient,
     SlotTimeoutError,
     Task,
     TaskStatus,
 )
+from kling_async.gate import SlotGate
 from kling_async.journal import Journal
 from kling_async.testing import Durations, Fault, KlingEmulator
 
@@ -266,3 +268,72 @@ async def test_a_resumed_batch_starts_from_the_limit_it_learned(
     assert refused(emu) == before  # no slow start: eight at once, none refused
     await run_clock(clock, again, consumer.done)
     assert (await consumer).count("succeed") == 42
+
+
+async def test_a_waiter_granted_a_slot_just_as_it_is_cancelled_gives_it_back() -> None:
+    gate = SlotGate(FakeClock(), limit=1)
+    first = await gate.acquire()
+    waiter = asyncio.ensure_future(gate.acquire())
+    await asyncio.sleep(0)
+    assert gate.waiting == 1
+    first.release()  # hands the slot to the waiter...
+    waiter.cancel()  # ...which is cancelled before it runs again
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    assert (gate.in_use, gate.waiting) == (0, 0)
+    first.release()  # releasing twice is a no-op
+    assert gate.in_use == 0
+    assert (await gate.acquire()).weight == 1
+
+
+async def test_a_batch_and_ad_hoc_creates_share_the_clients_slots(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(slot_limit=3, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    kling = make_client(emu, slots=3)
+    batch = kling.extend_many([{"video_id": seed.video_id, "prompt": f"b{i}"} for i in range(9)])
+
+    async def consume() -> list[str]:
+        return [o.outcome async for o in batch]
+
+    batch_job = asyncio.ensure_future(consume())
+    await until(lambda: kling.gate.in_use == 3)
+    ad_hoc = asyncio.ensure_future(
+        asyncio.gather(*(extend_and_wait(kling, seed.video_id, f"a{i}") for i in range(3)))
+    )
+    await until(lambda: kling.gate.waiting >= 3)
+    assert batch.progress.slot_limit == 3 and batch.progress.slots_in_use == 3
+    await run_clock(clock, kling, lambda: batch_job.done() and ad_hoc.done())
+    assert (await batch_job).count("succeed") == 9
+    assert all(t.task_status is TaskStatus.SUCCEED for t in await ad_hoc)
+    assert refused(emu) == 0 and emu.stats.max_slots_in_use == 3
+    order = created_order(emu)
+    # The ad-hoc creates were not starved behind the six batch requests still to come.
+    assert max(order.index(f"a{i}") for i in range(3)) < order.index("b8")
+
+
+async def test_an_image_task_holds_one_slot_per_image(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(slot_limit=4, durations=Durations(queued=1, running=20))
+    kling = make_client(emu, slots=4)
+    await kling.generate_images("a cat", n=3)
+    assert kling.gate.in_use == 3
+    second = asyncio.ensure_future(kling.generate_images("a dog", n=2))
+    await until(lambda: kling.gate.waiting == 1)
+    await run_clock(clock, kling, second.done)
+    await second
+    assert refused(emu) == 0 and emu.stats.max_slots_in_use == 3
+
+
+async def test_bad_slot_settings_are_refused_before_any_request(
+    emu: KlingEmulator, make_client: MakeClient
+) -> None:
+    for bad in ({"slots": 0}, {"slots": 2.5}, {"slot_timeout": -1}):
+        with pytest.raises(ConfigurationError):
+            make_client(emu, **bad)
+    kling = make_client(emu)
+    with pytest.raises(ValueError, match="slot_timeout"):
+        await kling.extend_video(emu.add_video().video_id, slot_timeout=0)
+    assert requests_to(emu, "create") == 0
