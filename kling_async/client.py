@@ -25,6 +25,7 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
+from .gate import SlotGate
 from .journal import Journal
 from .media import MediaPolicy, is_local_url
 from .models import Task, TaskStatus, Video
@@ -70,6 +71,10 @@ class KlingClient:
     The flavour follows from ``base_url``: one ending in ``/kling`` is a relay, which also gets
     the parent ``task_id`` of an extend. Explicit arguments win over the ``KLING_*`` environment
     variables.
+
+    Every create waits its turn at one :class:`~kling_async.gate.SlotGate` (``client.gate``):
+    ``slots`` is the account's parallel-task limit if you know it (else it is learned from 1303
+    answers), ``slot_timeout`` the default bound on a create's wait for a slot.
     """
 
     def __init__(
@@ -93,6 +98,8 @@ class KlingClient:
         max_answer_bytes: int = DEFAULT_MAX_ANSWER,
         media_policy: MediaPolicy | None = None,
         download_timeouts: Timeouts = DOWNLOAD_TIMEOUTS,
+        slots: int | None = None,
+        slot_timeout: float | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         credentials = credentials_from(api_key, access_key, secret_key, self.clock)
@@ -122,6 +129,30 @@ class KlingClient:
         self._reader = TaskReader(
             self._transport, Retrier(self.retry_policy, self.clock, retryable_read)
         )
+        self.scheduler = PollScheduler(
+            self._reader.poll,
+            clock=self.clock,
+            cadence=cadence or Cadence(),
+            retry_delay=self.retry_policy.delay,
+            max_polls_per_second=max_polls_per_second,
+            max_in_flight=max_polls_in_flight,
+        )
+        if slots is not None and (
+            isinstance(slots, bool) or not isinstance(slots, int) or slots < 1
+        ):
+            raise ConfigurationError(f"slots must be an int >= 1 or None, got {slots!r}")
+        if slot_timeout is not None and not slot_timeout > 0:
+            raise ConfigurationError(
+                f"slot_timeout must be > 0 seconds or None, got {slot_timeout!r}"
+            )
+        # One gate for every create of this client: the account's slots are shared by all.
+        self.gate = SlotGate(
+            self.clock,
+            limit=slots,
+            timeout=slot_timeout,
+            backoff=self.retry_policy.delay,
+            scheduler=self.scheduler,
+        )
         self._creator = Creator(
             self._transport,
             self._reader,
@@ -130,14 +161,7 @@ class KlingClient:
             clock=self.clock,
             timeouts=self.create_timeouts,
             lookup_delays=lookup_delays,
-        )
-        self.scheduler = PollScheduler(
-            self._reader.poll,
-            clock=self.clock,
-            cadence=cadence or Cadence(),
-            retry_delay=self.retry_policy.delay,
-            max_polls_per_second=max_polls_per_second,
-            max_in_flight=max_polls_in_flight,
+            gate=self.gate,
         )
 
     @property
@@ -162,6 +186,7 @@ class KlingClient:
 
     async def aclose(self) -> None:
         """Stop all watching and close the session (unless it was injected). Idempotent."""
+        await self.gate.aclose()
         await self.scheduler.aclose()
         await self._transport.aclose()
 
@@ -179,6 +204,7 @@ class KlingClient:
         external_task_id: str | None = None,
         watermark: bool | None = None,
         timeouts: Timeouts | None = None,
+        slot_timeout: float | None = None,
     ) -> Task:
         """Create a video-extend task (4–5 more seconds of ``video``) and return it (``submitted``).
 
@@ -186,6 +212,10 @@ class KlingClient:
         is extended and which becomes the parent task). Raises :class:`RequestValidationError`
         before any I/O for bad input, an :class:`APIError` if refused, or
         :class:`AmbiguousSubmitError` if the answer was lost and the task could not be found.
+
+        While the account's slots are all held by this client's tasks, the create waits for
+        one to end (in order); ``slot_timeout`` (default: the client's) bounds that wait with
+        :class:`SlotTimeoutError` (nothing is sent).
         """
         fields: dict[str, Any] = {
             "prompt": prompt,
@@ -198,11 +228,12 @@ class KlingClient:
         if parent_task_id is not None:
             fields["parent_task_id"] = parent_task_id
         request = VideoExtendRequest.from_source(video, **fields)
-        return await self.create(request, timeouts=timeouts)
+        return await self.create(request, timeouts=timeouts, slot_timeout=slot_timeout)
 
     # The shortcuts build their request as ``extend_many`` builds a mapping: nested objects
     # (``camera_control``, ``dynamic_masks``, a lip-sync ``input``) may be mappings, and an
-    # unknown field or key is a RequestValidationError naming it, before any I/O.
+    # unknown field or key is a RequestValidationError naming it, before any I/O. Each takes
+    # ``slot_timeout=`` as extend_video does.
 
     async def text_to_video(self, prompt: str, **fields: Any) -> Task:
         """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`
@@ -228,7 +259,8 @@ class KlingClient:
         return await self._create_kind("virtual-try-on", human_image=human_image, **fields)
 
     async def _create_kind(self, kind: str, **fields: Any) -> Task:
-        return await self.create(build_request(kind, fields))
+        slot_timeout = fields.pop("slot_timeout", None)
+        return await self.create(build_request(kind, fields), slot_timeout=slot_timeout)
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent; see :meth:`Creator.prepare
@@ -241,16 +273,17 @@ class KlingClient:
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
+        slot_timeout: float | None = None,
     ) -> Task:
         """Create the task described by ``request`` (any kind); see :meth:`extend_video`.
 
         Pass a request that went through :meth:`prepare` to know its ``external_task_id``
         before the POST (a journal records it); an unprepared one is prepared here.
-        ``retry_throttled=False`` raises 1302/1303 at once instead of backing off (for callers
-        that schedule creates themselves, like :meth:`extend_many`).
+        ``retry_throttled=False`` raises 1302/1303 at once instead of backing off or waiting
+        for a slot again (for callers that schedule creates themselves).
         """
         return await self._creator.create(
-            request, timeouts=timeouts, retry_throttled=retry_throttled
+            request, timeouts=timeouts, retry_throttled=retry_throttled, slot_timeout=slot_timeout
         )
 
     async def find_submitted(self, error: AmbiguousSubmitError) -> Task | None:

@@ -13,6 +13,7 @@
     │   ├── PolicyError               1300, 1301, 1304
     │   ├── RateLimitError            1302 (retryable)
     │   ├── ConcurrencyLimitError     1303 (retryable: the create was refused, no task exists)
+    │   │   └── SlotTimeoutError           no slot came free within ``slot_timeout``: nothing sent
     │   └── ServerError               5000–5002, or any HTTP 5xx without a code (retryable)
     ├── TransportError                no usable answer: connection failed, reset, timed out
     │   └── RequestTimeoutError
@@ -59,6 +60,7 @@ __all__ = [
     "RequestValidationError",
     "ResponseFormatError",
     "ServerError",
+    "SlotTimeoutError",
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",
@@ -190,6 +192,21 @@ class ConcurrencyLimitError(APIError):
     """1303: all task slots are busy. The create was refused: no task exists."""
 
     default_retryable = True
+
+
+class SlotTimeoutError(ConcurrencyLimitError):
+    """No task slot came free within ``slot_timeout`` seconds. No request was sent and no task
+    was created (a :class:`ConcurrencyLimitError` the client raises itself: ``code`` is
+    ``None``); create again later, or raise the time-out."""
+
+    def __init__(self, timeout: float, *, in_use: int, limit: int) -> None:
+        self.timeout = timeout
+        self.in_use = in_use
+        self.limit = limit
+        super().__init__(
+            f"no task slot came free within {timeout:g}s ({in_use} of {limit} held by this "
+            "client); no task was created"
+        )
 
 
 class ServerError(APIError):
