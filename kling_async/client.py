@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Literal
 
 import aiohttp
 
-from ._fields import build_request
 from .auth import credentials_from
 from .batch import Batch, RequestLike
 from .cadence import Cadence
@@ -30,9 +29,10 @@ from .journal import Journal
 from .media import MediaPolicy, is_local_url
 from .models import Task, TaskStatus, Video
 from .reads import TaskReader
-from .requests import CreateRequest, LipSyncInput, VideoExtendRequest
+from .requests import CreateRequest
 from .retry import Retrier, RetryPolicy, retryable_read
 from .scheduler import PollScheduler
+from .shortcuts import Shortcuts
 from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, Timeouts, Transport
 from .watch import TaskWatch
 
@@ -55,7 +55,7 @@ def _warn_plain_http(base: str) -> None:
         )
 
 
-class KlingClient:
+class KlingClient(Shortcuts):
     """An asyncio client for the Kling task API, official or relay flavour.
 
     ::
@@ -191,76 +191,6 @@ class KlingClient:
         await self._transport.aclose()
 
     # -- creates -----------------------------------------------------------------------------
-
-    async def extend_video(
-        self,
-        video: str | Video | Task,
-        *,
-        parent_task_id: str | None = None,
-        prompt: str | None = None,
-        negative_prompt: str | None = None,
-        cfg_scale: float | None = None,
-        callback_url: str | None = None,
-        external_task_id: str | None = None,
-        watermark: bool | None = None,
-        timeouts: Timeouts | None = None,
-        slot_timeout: float | None = None,
-    ) -> Task:
-        """Create a video-extend task (4–5 more seconds of ``video``) and return it (``submitted``).
-
-        ``video`` is a video id, a :class:`Video`, or a finished :class:`Task` (whose first video
-        is extended and which becomes the parent task). Raises :class:`RequestValidationError`
-        before any I/O for bad input, an :class:`APIError` if refused, or
-        :class:`AmbiguousSubmitError` if the answer was lost and the task could not be found.
-
-        While the account's slots are all held by this client's tasks, the create waits for
-        one to end (in order); ``slot_timeout`` (default: the client's) bounds that wait with
-        :class:`SlotTimeoutError` (nothing is sent).
-        """
-        fields: dict[str, Any] = {
-            "prompt": prompt,
-            "negative_prompt": negative_prompt,
-            "cfg_scale": cfg_scale,
-            "callback_url": callback_url,
-            "external_task_id": external_task_id,
-            "watermark_info": watermark,
-        }
-        if parent_task_id is not None:
-            fields["parent_task_id"] = parent_task_id
-        request = VideoExtendRequest.from_source(video, **fields)
-        return await self.create(request, timeouts=timeouts, slot_timeout=slot_timeout)
-
-    # The shortcuts build their request as ``extend_many`` builds a mapping: nested objects
-    # (``camera_control``, ``dynamic_masks``, a lip-sync ``input``) may be mappings, and an
-    # unknown field or key is a RequestValidationError naming it, before any I/O. Each takes
-    # ``slot_timeout=`` as extend_video does.
-
-    async def text_to_video(self, prompt: str, **fields: Any) -> Task:
-        """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`
-        (``camera_control`` a :class:`CameraControl` or a mapping of its fields)."""
-        return await self._create_kind("text2video", prompt=prompt, **fields)
-
-    async def image_to_video(self, image: str | None = None, **fields: Any) -> Task:
-        """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`
-        (``dynamic_masks`` :class:`DynamicMask` objects or mappings)."""
-        return await self._create_kind("image2video", image=image, **fields)
-
-    async def generate_images(self, prompt: str, **fields: Any) -> Task:
-        """Create an image-generation task; ``fields`` as :class:`ImageGenerationRequest`."""
-        return await self._create_kind("image-generation", prompt=prompt, **fields)
-
-    async def lip_sync(self, input: LipSyncInput | Mapping[str, Any], **fields: Any) -> Task:
-        """Create a lip-sync task for ``input`` (a :class:`LipSyncInput` or a mapping of its
-        fields)."""
-        return await self._create_kind("lip-sync", input=input, **fields)
-
-    async def virtual_try_on(self, human_image: str, **fields: Any) -> Task:
-        """Create a virtual try-on task; ``fields`` as :class:`VirtualTryOnRequest`."""
-        return await self._create_kind("virtual-try-on", human_image=human_image, **fields)
-
-    async def _create_kind(self, kind: str, **fields: Any) -> Task:
-        slot_timeout = fields.pop("slot_timeout", None)
-        return await self.create(build_request(kind, fields), slot_timeout=slot_timeout)
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent; see :meth:`Creator.prepare
