@@ -5,10 +5,11 @@ wastes requests and a fixed long one adds lag. The cadence asks the task's
 :class:`~kling_async.durations.DurationSketch` for the window in which tasks like it end (the
 0.5 % and 99.5 % quantiles, widened while few tasks have been seen), and:
 
-* polls **sparsely before the window**: two polls, at ages ``start / 16`` and ``start / 4``
-  (for a window starting at 240 s: 15 and 60 s), which see ``processing`` and early failures;
-* polls **densely inside it**: each poll ``lag`` (4.8 %) of the task's age after the last, so a
-  task's end is seen within 4.8 % of its duration — about ten polls for a 320-s extend;
+* polls **sparsely before the window**: once, at a quarter of the window's start (for a window
+  starting at 240 s: at 60 s), which sees ``processing`` and early failures;
+* polls **densely inside it**: each poll ``lag`` (4 %) of the task's age after the last, so a
+  task's end is seen within 4 % of its duration — about ten polls in all for a 320-s extend
+  whose durations spread +-25 %;
 * polls **less and less once the task is overdue** (past the window), growing by ``growth`` up
   to ``max_interval``.
 
@@ -39,11 +40,13 @@ class Cadence:
     """Poll placement; see the module doc. All values are seconds or fractions."""
 
     #: Dense polls inside the window are this fraction of the task's age apart.
-    lag: float = 0.048
+    lag: float = 0.04
     #: The quantiles of learned durations that bound the dense window.
     coverage: tuple[float, float] = (0.005, 0.995)
+    #: Widening of the window while few tasks are known: ``margin / sqrt(tasks seen)``.
+    margin: float = 0.25
     #: How many sparse polls before the window, each 4x later than the one before.
-    early_polls: int = 2
+    early_polls: int = 1
     #: Growth of the interval once a task is past the window.
     growth: float = 1.5
     min_interval: float = 1.0
@@ -58,7 +61,7 @@ class Cadence:
             return None
         # With few observations the extreme quantiles are close to the extreme samples: widen
         # by a margin that shrinks as 1/sqrt(n), so the first tasks outside them are not missed.
-        margin = 0.5 / math.sqrt(max(1.0, sketch.weight))
+        margin = self.margin / math.sqrt(max(1.0, sketch.weight))
         return low * (1 - margin), high * (1 + margin)
 
     def next_delay(

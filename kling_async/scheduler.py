@@ -307,8 +307,10 @@ class PollScheduler:
         burst = max(1.0, self.rate)
         self._tokens = min(burst, self._tokens + (now - self._refilled) * self.rate)
         self._refilled = now
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        # A hair's tolerance: a wait of 1e-12 s would add less than one float step to the
+        # clock, and the refill after it could never reach a whole token (a busy loop).
+        if self._tokens >= 1.0 - 1e-9:
+            self._tokens = max(0.0, self._tokens - 1.0)
             return 0.0
         return (1.0 - self._tokens) / self.rate
 
