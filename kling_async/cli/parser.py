@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..kinds import KINDS
+from .flags import fraction, integer, positive, unix_time
 
 if TYPE_CHECKING:
     from .session import Context
@@ -73,27 +74,28 @@ def _client_options() -> argparse.ArgumentParser:
     )
     emu.add_argument(
         "--time-scale",
-        type=float,
+        type=positive,
         metavar="X",
         help="clock speed-up: emulated seconds per real second (default 60 with --emulator; "
         "against an external emulator on a scaled clock, give its scale)",
     )
     emu.add_argument(
         "--time-origin",
-        type=float,
+        type=unix_time,
         metavar="EPOCH",
-        help="Unix time at which that external emulator's scaled clock was started",
+        help="Unix time at which that external emulator's scaled clock was started (the "
+        "emulator command prints both; also KLING_TIME_SCALE and KLING_TIME_ORIGIN)",
     )
     emu.add_argument(
         "--emulator-slots",
-        type=int,
+        type=integer(0),
         default=10,
         metavar="N",
         help="the emulated account's parallel task slots (default 10; 0: unlimited)",
     )
     emu.add_argument(
         "--emulator-failure-rate",
-        type=float,
+        type=fraction,
         default=0.0,
         metavar="P",
         help="share of emulated tasks that end failed (default 0)",
@@ -132,7 +134,9 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--callback-url", metavar="URL")
     p.add_argument("--external-task-id", metavar="ID")
     p.add_argument("--wait", action="store_true", help="follow the task to its end")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: stop waiting")
+    p.add_argument(
+        "--timeout", type=positive, metavar="SECONDS", help="with --wait: stop waiting (> 0)"
+    )
 
 
 def _batch_fields() -> str:
@@ -177,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
             help=help,
             description=help,
             parents=parents,
-            epilog=f"{more}\n{EPILOG}" if more else EPILOG,
+            epilog=f"{more}\n\n{EPILOG}" if more else EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
@@ -226,19 +230,23 @@ def build_parser() -> argparse.ArgumentParser:
     _create_flags(p)
 
     kind = {
-        "default": "video-extend",
+        "default": None,
         "choices": tuple(KINDS),
         "metavar": "KIND",
-        "help": f"task family: {', '.join(KINDS)} (default video-extend)",
+        "help": f"task family: {', '.join(KINDS)} (effects: tasks made elsewhere, there is no "
+        "command to create them); default: each family is tried, video-extend first",
     }
+    ids_help = "task ids or external_task_ids"
     p = command("get", "show tasks as they are now", both)
-    p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="task ids or external_task_ids")
+    p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help=ids_help)
     p.add_argument("--kind", **kind)
 
     p = command("watch", "follow tasks live until they end", both)
-    p.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help=ids_help)
     p.add_argument("--kind", **kind)
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting after this")
+    p.add_argument(
+        "--timeout", type=positive, metavar="SECONDS", help="stop waiting after this (> 0)"
+    )
 
     p = command(
         "batch",
@@ -263,8 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="results JSONL, one line per request (default FILE.results.jsonl, "
         "FILE.emulator.results.jsonl with --emulator)",
     )
-    p.add_argument("--slots", type=int, metavar="N", help="parallel tasks (default: learned)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting for a task")
+    p.add_argument(
+        "--slots", type=integer(1), metavar="N", help="parallel tasks (default: learned)"
+    )
+    p.add_argument(
+        "--timeout", type=positive, metavar="SECONDS", help="stop waiting for a task (> 0)"
+    )
     p.add_argument("--download", metavar="DIR", help="then download the result videos into DIR")
 
     p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
@@ -272,10 +284,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--entries", action="store_true", help="with --json: every entry too")
 
     p = command("download", "download the videos of finished tasks", both)
-    p.add_argument("task_ids", nargs="*", metavar="TASK_ID")
+    p.add_argument("task_ids", nargs="*", metavar="TASK_ID", help=ids_help)
     p.add_argument("--journal", metavar="FILE", help="every succeeded task of a batch journal")
     p.add_argument("--dest", default="videos", metavar="DIR", help="folder (default ./videos)")
-    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="default 4")
+    p.add_argument(
+        "--concurrency",
+        type=integer(1),
+        default=4,
+        metavar="N",
+        help="downloads at once (default 4)",
+    )
     p.add_argument("--watermarked", action="store_true", help="the watermarked copies")
     p.add_argument("--kind", **kind)
 
@@ -283,16 +301,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "emulator",
-        help="serve a Kling API emulator and print its URL and credentials",
+        help="serve a Kling API emulator (for testing only) and print how to use it",
         description="Serve a Kling API emulator (official /v1 and relay /kling/v1 routes) "
-        "until Ctrl-C, and print its URL and credentials.",
+        "until Ctrl-C, for testing only, and print its URL, credentials and clock: a line to "
+        "paste into another shell puts every kling-async command on its clock.",
     )
     add_arguments(p)
     return parser
 
 
 def _command(name: str) -> Callable[[Context], Awaitable[int]]:
-    from . import batch, report, tasks
+    from . import batch, downloads, report, tasks
 
     commands: dict[str, Callable[[Context], Awaitable[int]]] = {
         "extend": tasks.create_command,
@@ -300,7 +319,7 @@ def _command(name: str) -> Callable[[Context], Awaitable[int]]:
         "image2video": tasks.create_command,
         "get": tasks.get_command,
         "watch": tasks.watch_command,
-        "download": tasks.download_command,
+        "download": downloads.download_command,
         "batch": batch.batch_command,
         "report": report.report_command,
     }

@@ -102,7 +102,9 @@ def summarize_journal(entries: Sequence[JournalEntry]) -> JournalSummary:
 
 
 def discard_journal(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".lock"):
+    """Delete a journal's files, but not its lock files: a lock is its file's inode, and a new
+    one would let a second process in beside one that still holds the old."""
+    for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
