@@ -293,7 +293,8 @@ def _summary(
     failures = failures_table(records)
     if failures is not None:
         out.print(failures)
-    out.line(Text(f"results: {results}\njournal: {journal}", style="dim"))
+    out.line(Text(f"results: {results}", style="dim"))
+    out.line(Text(f"journal: {journal}", style="dim"))
 
 
 def _interrupted(ctx: Context, journal: Path, results: Path, total: int) -> None:

@@ -38,6 +38,7 @@ __all__ = [
     "add_row",
     "change_json",
     "clean",
+    "coded",
     "id_column",
     "makes_images",
     "milliseconds",
@@ -56,19 +57,19 @@ def clean(text: str, *, one_line: bool = False) -> str:
     return (_LINE_CONTROL if one_line else _CONTROL).sub("\ufffd", text)
 
 
-def _clean_text(text: Text) -> Text:
-    if not _CONTROL.search(text.plain):
+def _clean_text(text: Text, one_line: bool) -> Text:
+    if not (_LINE_CONTROL if one_line else _CONTROL).search(text.plain):
         return text
     safe = text.copy()
-    safe.plain = clean(text.plain)
+    safe.plain = clean(text.plain, one_line=one_line)
     return safe
 
 
-def _safe(item: Any) -> Any:
+def _safe(item: Any, *, one_line: bool = False) -> Any:
     if isinstance(item, str):
-        return clean(item)
+        return clean(item, one_line=one_line)
     if isinstance(item, Text):
-        return _clean_text(item)
+        return _clean_text(item, one_line)
     return item  # tables: their cells were cleaned by add_row
 
 
@@ -79,12 +80,17 @@ def add_row(table: Table, *cells: RenderableType | None) -> None:
         if isinstance(cell, str):
             safe.append(clean(cell, one_line=True))
         elif isinstance(cell, Text):
-            line = cell.copy()
-            line.plain = clean(cell.plain, one_line=True)
-            safe.append(line)
+            safe.append(_clean_text(cell, True))
         else:
             safe.append(cell)
     table.add_row(*safe)
+
+
+def coded(code: object, message: str) -> str:
+    """``[code] message``, the code once (an API error's message may already lead with it)."""
+    if code is None or message.startswith(f"[{code}]"):
+        return message
+    return f"[{code}] {message}"
 
 
 def id_column(table: Table, header: str, values: list[str]) -> None:
@@ -175,7 +181,7 @@ class Output:
     def line(self, text: str | Text) -> None:
         """One log line for people on stdout, never wrapped (not in JSON mode)."""
         if not self.json:
-            self._write(lambda: self.console.print(_safe(text), soft_wrap=True))
+            self._write(lambda: self.console.print(_safe(text, one_line=True), soft_wrap=True))
 
     def note(self, message: str | Text) -> None:
         """A remark for people, on stderr; while a live display is drawn on the same terminal,
