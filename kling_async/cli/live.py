@@ -79,9 +79,10 @@ class Reach:
 
     def describe(self) -> str:
         since = 0.0 if self.failing_since is None else self._clock() - self.failing_since
+        how_long = f" for {since:.0f}s" if since >= 1 else ""
         return (
-            f"no usable answer from {self.base_url} for {since:.0f}s ({self.error}); "
-            f"trying again (attempt {self.attempt} of {GIVE_UP_AFTER})"
+            f"no usable answer from {self.base_url}{how_long} ({self.error}): attempt "
+            f"{self.attempt} of {GIVE_UP_AFTER} failed, trying again"
         )
 
     def trouble(self) -> Text | None:
@@ -90,12 +91,14 @@ class Reach:
             return None
         return Text(clean(self.describe(), one_line=True), style="yellow")
 
-    def give_up_error(self) -> KlingError:
+    def tried(self) -> str:
+        """How long it was tried, for the message that ends a command."""
         since = 0.0 if self.failing_since is None else self._clock() - self.failing_since
+        return f"gave no usable answer: gave up after {self.attempt + 1} attempts in {since:.1f}s"
+
+    def give_up_error(self) -> KlingError:
         return TransportError(
-            f"gave up after {GIVE_UP_AFTER} failed attempts in a row over {since:.0f}s: "
-            f"{self.base_url} gives no usable answer ({self.given_up})",
-            request_sent=False,
+            f"{self.given_up}; {self.base_url} {self.tried()}", request_sent=False
         )
 
 

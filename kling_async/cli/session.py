@@ -112,14 +112,18 @@ def exit_code_for(error: BaseException) -> int:
     return EXIT_UNREACHABLE
 
 
-def describe(error: BaseException) -> str:
+def describe(error: BaseException, reach: Reach | None = None) -> str:
     """A one-line message for an error that ended a command."""
     if isinstance(error, AmbiguousSubmitError):
         return (
             f"{error} (external_task_id={error.external_task_id}); the task may exist: "
             "look for it with `kling-async get` before creating it again"
         )
-    return str(error) or type(error).__name__
+    message = str(error) or type(error).__name__
+    unreachable = isinstance(error, (TransportError, ServerError, ResponseFormatError))
+    if unreachable and reach is not None and reach.failing_since is not None and reach.base_url:
+        message += f"; {reach.base_url} {reach.tried()}"  # where, and for how long
+    return message
 
 
 def _clock_setting(args: argparse.Namespace, flag: str, variable: str) -> float | None:
@@ -273,7 +277,8 @@ def run_command(ctx: Context, command: Callable[[Context], Awaitable[int]]) -> i
             raise
         except (KlingError, UsageError) as error:
             code = exit_code_for(error)
-            ctx.out.error(describe(error), exit_code=code, error_type=type(error).__name__)
+            message = describe(error, ctx.reach)
+            ctx.out.error(message, exit_code=code, error_type=type(error).__name__)
             return code
         except OSError as error:  # a file the command reads or writes: name it, no traceback
             ctx.out.error(describe_os_error(error), exit_code=EXIT_USAGE, error_type="OSError")
