@@ -10,13 +10,26 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from kling_async import ScaledClock
+from kling_async.cli.live import GIVE_UP_AFTER
 from kling_async.journal import Intent, Journal
+from kling_async.testing import Durations, Fault, KlingEmulator
 
-from .conftest import CLI, Remote, arun_cli, cli_env, journal_entries, run_cli, write_jsonl
+from .conftest import (
+    CLI,
+    SCALE,
+    Remote,
+    arun_cli,
+    cli_env,
+    journal_entries,
+    run_cli,
+    write_jsonl,
+)
 
 
 def _one_error_line(stderr: str) -> str:
@@ -219,3 +232,45 @@ def test_watch_against_an_unreachable_url_says_so_and_exits_4(kind: list[str]) -
     assert f"no usable answer from {url}" in run.stderr and "trying again" in run.stderr
     assert "still running" not in run.stderr and "not finished" not in run.stderr
     assert url in _one_error_line(run.stderr)
+
+
+@pytest.fixture
+async def long_tasks() -> AsyncIterator[Remote]:
+    """An emulator 100 times faster than real time whose tasks still run for a real minute."""
+    origin = time.time()
+    clock = ScaledClock(SCALE, start_time=origin)
+    async with KlingEmulator(clock=clock, durations=Durations(queued=1, running=6000)) as emu:
+        creds = emu.client_kwargs("key")
+        env = cli_env(KLING_BASE_URL=creds["base_url"], KLING_API_KEY=creds["api_key"])
+        yield Remote(emu, env, ("--time-scale", str(SCALE), "--time-origin", repr(origin)))
+
+
+async def test_a_watch_whose_polls_keep_failing_gives_up_with_exit_4(long_tasks: Remote) -> None:
+    remote = long_tasks
+    made = await arun_cli("text2video", "a kite", "--json", *remote.clock_flags, env=remote.env)
+    (task,) = made.of_type("task")
+
+    def gets() -> int:
+        return sum(n for (_, route, _), n in remote.emu.stats.requests.items() if route == "get")
+
+    before = gets()
+    proc = await asyncio.create_subprocess_exec(
+        *CLI, "watch", task["task_id"], "--kind", "text2video", *remote.clock_flags,
+        env=remote.env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        for _ in range(2000):  # the look-up answered: from now on every poll fails
+            if gets() > before:
+                break
+            await asyncio.sleep(0.002)
+        remote.emu.fault(Fault.SERVER_5000, route="get", times=None)
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    stderr = err.decode()
+    assert proc.returncode == 4, stderr
+    assert f"attempt {GIVE_UP_AFTER} of {GIVE_UP_AFTER} failed" in stderr or "gave up" in stderr
+    assert "gave up after" in _one_error_line(stderr)
+    assert f"not finished: {task['task_id']}" in stderr
