@@ -97,7 +97,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve a Kling API emulator (official /v1 and relay /kling/v1 routes).",
     )
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a bad option: argparse said why (status 2)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    return run(args)
 
 
 async def _serve(emulator: KlingEmulator, out: TextIO) -> bool:
@@ -118,8 +122,7 @@ def _banner(emu: KlingEmulator, out: TextIO) -> None:
     parent = emu.add_video(5.0)
     jwt, key, relay = (emu.client_kwargs(f) for f in ("jwt", "key", "relay"))
     lines = [
-        f"Kling emulator listening on {emu.url}  (Ctrl-C to stop)",
-        "  for testing only: an imitation of the Kling API, not Kling; nothing here is billed",
+        f"Kling emulator listening on {emu.url}  (for testing only, not Kling; Ctrl-C to stop)",
         f"  official  base_url={emu.url}",
         f"            access_key={jwt['access_key']}  secret_key={jwt['secret_key']}",
         f"            api_key={key['api_key']}",

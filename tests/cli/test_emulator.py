@@ -16,7 +16,7 @@ from kling_async import ScaledClock
 
 from .conftest import CLI, cli_env, run_cli
 
-BANNER_LINES = 12
+BANNER_LINES = 11
 
 
 @pytest.fixture
