@@ -55,18 +55,18 @@ BAD_FLAGS = [
 ]
 
 
-@pytest.mark.parametrize("argv", BAD_FLAGS, ids=lambda a: " ".join(a[::2]))
 async def test_a_bad_number_exits_2_naming_the_flag_and_sends_nothing(
-    remote: Remote, tmp_path: Path, argv: tuple[str, ...]
+    remote: Remote, tmp_path: Path
 ) -> None:
     video = remote.emu.add_video(5.0)
     source = write_jsonl(tmp_path / "one.jsonl", [{"video_id": video.video_id}])
-    args = [a.format(file=source, video=video.video_id) for a in argv]
-    run = await arun_cli(*args, env=remote.env)
-    assert run.code == 2, run.stderr
-    assert "Traceback" not in run.stderr
-    flag = next(a for a in args if a.startswith("--") and a != "--wait")
-    assert f"argument {flag}" in run.stderr
+    cases = [[a.format(file=source, video=video.video_id) for a in argv] for argv in BAD_FLAGS]
+    runs = await asyncio.gather(*(arun_cli(*args, env=remote.env) for args in cases))
+    for args, run in zip(cases, runs, strict=True):
+        assert run.code == 2, (args, run.stderr)
+        assert "Traceback" not in run.stderr
+        flag = next(a for a in args if a.startswith("--") and a != "--wait")
+        assert f"argument {flag}" in run.stderr, args
     assert remote.requests() == 0 and remote.emu.stats.created == 0
     assert sorted(p.name for p in os.scandir(tmp_path)) == ["one.jsonl"]
 
@@ -91,8 +91,8 @@ async def test_file_system_problems_are_one_line_naming_the_path(
         (("download", "123", "--dest", str(a_file)), str(a_file)),
         (("download", "--journal", str(tmp_path)), str(tmp_path)),
     ]
-    for argv, path in cases:
-        run = await arun_cli(*argv, env=remote.env)
+    runs = await asyncio.gather(*(arun_cli(*argv, env=remote.env) for argv, _ in cases))
+    for (argv, path), run in zip(cases, runs, strict=True):
         assert run.code == 2, (argv, run.stderr)
         assert path in _one_error_line(run.stderr), argv
     assert remote.requests() == 0
