@@ -117,14 +117,23 @@ STATUS_STYLE = {
 }
 
 
+class _Console(Console):
+    """A console whose reader going away is an error for :class:`Output` to handle (rich's
+    default raises ``SystemExit(1)`` from inside whatever was printing)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, "stdout was closed")
+
+
 class Output:
     """stdout and stderr consoles, and whether to speak JSON."""
 
     def __init__(self, *, json_mode: bool) -> None:
         self.json = json_mode
         # markup=False: prompts and server messages may contain [brackets].
-        self.console = Console(file=sys.stdout, markup=False, highlight=False)
-        self.err = Console(file=sys.stderr, markup=False, highlight=False)
+        self.console = _Console(file=sys.stdout, markup=False, highlight=False)
+        self.err = _Console(file=sys.stderr, markup=False, highlight=False)
         #: Called once when stdout turns out to be closed (the reader of a pipe went away).
         self.on_closed: Callable[[], None] | None = None
         self.closed = False

@@ -1,9 +1,10 @@
 """The ``kling-async`` argument parser (argparse, stdlib) and ``main``, which runs a command.
 
 Output uses rich, which is an extra (``pip install 'kling-async[cli]'``): it is imported only
-once a command runs, so ``--help`` works without it. The commands live in ``tasks`` (extend,
-text2video, image2video, get, watch, download), ``batch`` (batch; its live view in ``progress``)
-and ``report`` (report); ``session`` holds what they share (exit codes, the client or the
+once a command runs, so ``--help`` works without it. Every numeric flag has a type from
+``flags``: a bad value is refused here, before anything runs. The commands live in ``tasks``
+(extend, text2video, image2video, get, watch), ``downloads``, ``batch`` (its live view in
+``progress``) and ``report``; ``session`` holds what they share (exit codes, the client or the
 emulator, Ctrl-C), ``kling_async._fields`` builds requests from flags and rows, ``input`` reads
 batch files, ``output`` writes text and JSON.
 """

@@ -143,11 +143,14 @@ async def test_json_into_a_closed_pipe_exits_quietly(remote: Remote) -> None:
     assert err.decode() == ""  # quietly: no traceback, no "Exception ignored"
 
 
-def test_a_batch_into_a_pipe_that_closes_stops_and_keeps_its_journal(tmp_path: Path) -> None:
+@pytest.mark.parametrize("mode", [["--json"], []], ids=["json", "people"])
+def test_a_batch_into_a_pipe_that_closes_stops_and_keeps_its_journal(
+    tmp_path: Path, mode: list[str]
+) -> None:
     rows = [{"video_id": f"vid-{i}"} for i in range(12)]
     source = write_jsonl(tmp_path / "twelve.jsonl", rows)
     proc = subprocess.Popen(
-        [*CLI, "batch", str(source), "--emulator", "--time-scale", "300", "--json",
+        [*CLI, "batch", str(source), "--emulator", "--time-scale", "300", *mode,
          "--emulator-slots", "2"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
     )  # fmt: skip
@@ -155,7 +158,7 @@ def test_a_batch_into_a_pipe_that_closes_stops_and_keeps_its_journal(tmp_path: P
     first = proc.stdout.readline()  # `| head -1`
     proc.stdout.close()
     _, err = proc.communicate(timeout=60)
-    assert '"type": "outcome"' in first
+    assert ('"type": "outcome"' if mode else "succeed  line") in first
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "BrokenPipe" not in err
     assert "interrupted:" in err
