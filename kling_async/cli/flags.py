@@ -10,7 +10,7 @@ import argparse
 import math
 from collections.abc import Callable
 
-__all__ = ["fraction", "integer", "port", "positive", "unix_time"]
+__all__ = ["fraction", "integer", "non_negative", "port", "positive", "unix_time"]
 
 
 def _number(text: str) -> float:
@@ -28,6 +28,14 @@ def positive(text: str) -> float:
     value = _number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
+def non_negative(text: str) -> float:
+    """A number >= 0 (units)."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
     return value
 
 

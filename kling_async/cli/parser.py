@@ -114,7 +114,7 @@ def _json_option() -> argparse.ArgumentParser:
 
 
 def _prompt_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--negative-prompt")
+    p.add_argument("--negative-prompt", metavar="TEXT", help="what the video should not show")
     p.add_argument("--cfg-scale", metavar="0..1", help="how closely to follow the prompt")
 
 
@@ -188,7 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = command("extend", "create a video-extend task (4-5 more seconds of a video)", both)
     p.set_defaults(create_kind="video-extend")
-    p.add_argument("video_id", help="the video to extend (a video id, not a task id)")
+    p.add_argument(
+        "video_id", metavar="VIDEO_ID", help="the video to extend (a video id, not a task id)"
+    )
     p.add_argument(
         "--parent-task-id",
         "--task-id",
@@ -196,14 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the task that made the video (relays need it)",
     )
-    p.add_argument("--prompt")
+    p.add_argument("--prompt", metavar="TEXT", help="what should happen (at most 2500 characters)")
     _prompt_flags(p)
     p.add_argument("--watermark", action="store_true", default=None, help="also a watermarked copy")
     _create_flags(p)
 
     p = command("text2video", "create a text-to-video task", both)
     p.set_defaults(create_kind="text2video")
-    p.add_argument("prompt", help="what the video shows (at most 2500 characters)")
+    p.add_argument(
+        "prompt", metavar="PROMPT", help="what the video shows (at most 2500 characters)"
+    )
     _prompt_flags(p)
     _video_flags(p)
     p.add_argument("--aspect-ratio", metavar="16:9|9:16|1:1")
@@ -219,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the last frame (same forms; --image, --image-tail or both); not with masks or "
         "--camera-control",
     )
-    p.add_argument("--prompt")
+    p.add_argument("--prompt", metavar="TEXT", help="what should happen (at most 2500 characters)")
     _prompt_flags(p)
     _video_flags(p)
     p.add_argument("--static-mask", metavar="IMAGE", help="the area that stays still")
@@ -257,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "file",
+        metavar="FILE",
         help="JSON Lines or CSV, one request per row: its kind (default video-extend) and the "
         "fields of that kind (below)",
     )
@@ -281,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--download", metavar="DIR", help="then download the result videos into DIR")
 
     p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
-    p.add_argument("journal", help="the batch's .journal.sqlite file")
+    p.add_argument("journal", metavar="JOURNAL", help="the batch's .journal.sqlite file")
     p.add_argument("--entries", action="store_true", help="with --json: every entry too")
 
     p = command("download", "download the videos of finished tasks", both)

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from kling_async.cli.flags import integer, port, positive
+from kling_async.cli.flags import integer, non_negative, port, positive
 from kling_async.clock import ScaledClock
 from kling_async.testing._emulator import KlingEmulator
 
@@ -45,7 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--slots", type=integer(1), default=None, metavar="N", help="task slots (default unlimited)"
     )
     parser.add_argument(
-        "--balance", type=float, default=None, metavar="UNITS", help="units (default unlimited)"
+        "--balance",
+        type=non_negative,
+        default=None,
+        metavar="UNITS",
+        help="units (default unlimited)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, metavar="N", help="seed for ids, durations, failures"

@@ -198,6 +198,10 @@ def test_help_reads_well() -> None:
             for line in block.splitlines()[1:]:
                 if line.strip() and not line.startswith(" " * 10):
                     assert len(line.split()) > 1, (command, line)  # a name and its help
+    for command in ("extend", "text2video", "image2video", "get", "watch", "batch", "download"):
+        usage = _help(command).split("\n\n", 1)[0]
+        # metavars say what a value is (X, N, TEXT...), not argparse's echo of the flag name
+        assert set(re.findall(r"\b[A-Z]+_[A-Z_]+\b", usage)) <= {"VIDEO_ID", "TASK_ID"}, usage
     emulator = _help("emulator")
     assert "TIME_SCALE" not in emulator and "SLOTS" not in emulator and "PORT" in emulator
     assert "testing only" in emulator
