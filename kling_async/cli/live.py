@@ -21,7 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..client import KlingClient
-from ..errors import KlingError, TransportError
+from ..errors import KlingError, ResponseFormatError, ServerError, TransportError
 from ..models import StatusChange, Task
 from ..retry import RetryPolicy
 from .output import Output, add_row, change_json, clean, id_column, status_text
@@ -31,6 +31,8 @@ __all__ = ["GIVE_UP_AFTER", "LiveView", "Reach", "follow"]
 #: Failed polls of one task in a row after which a watch stops (exit 4); the attempts a single
 #: request makes before it gives up (``RetryPolicy.max_attempts``).
 GIVE_UP_AFTER = RetryPolicy().max_attempts or 6
+#: What "the API gives no usable answer" is (exit 4).
+_UNREACHABLE = (TransportError, ServerError, ResponseFormatError)
 
 
 @attrs.frozen
@@ -64,6 +66,8 @@ class Reach:
         return _ReportingPolicy(observer=self.failed)
 
     def failed(self, attempt: int, error: BaseException) -> None:
+        if not isinstance(error, _UNREACHABLE):
+            return  # throttling (1302, 1303) or a stale token: the API answers, it is fine
         now = self._clock()
         if self.last_failure is None or now - self.last_failure > 30.0:
             self.failing_since, self.attempt = now, 0  # a new outage, not the same one
