@@ -21,7 +21,7 @@ from ..errors import InvalidRequestError, KlingError
 from ..kinds import KINDS
 from ..models import StatusChange, Task, TaskStatus
 from .live import LiveView, follow
-from .output import add_row, id_column, status_text, task_json
+from .output import add_row, clean, id_column, status_text, task_json
 from .session import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -165,6 +165,34 @@ def _task_table(tasks: Sequence[Task]) -> Table:
     return table
 
 
+def _table_width(tasks: Sequence[Task]) -> int:
+    """Columns the table needs to show every id, kind and status whole, and some of the URL."""
+    widest = [max(len(getattr(t, name)) for t in tasks) for name in ("task_id", "kind")] + [
+        max((len(t.video.id) for t in tasks if t.video), default=5),
+        10,
+        7,
+        30,
+    ]
+    return sum(widest) + 3 * len(widest) + 1
+
+
+def _task_lines(tasks: Sequence[Task]) -> list[Text]:
+    """The tasks as lines, for a terminal too narrow for the table: ids are never cut."""
+    lines = []
+    for task in tasks:
+        line = Text(f"{task.task_id}  {task.kind}  ") + status_text(task.task_status)
+        video = task.video
+        if video is not None:
+            seconds = "" if video.duration is None else f" ({video.duration:g}s)"
+            line.append(f"\n  video {video.id}{seconds}\n  {video.url}")
+        elif task.task_result.images:
+            line.append("".join(f"\n  {image.url}" for image in task.task_result.images))
+        elif task.task_status_msg:
+            line.append(f"\n  {clean(task.task_status_msg, one_line=True)}", style="red")
+        lines.append(line)
+    return lines
+
+
 async def get_command(ctx: Context) -> int:
     args, out = ctx.args, ctx.out
     check_credentials(args)
@@ -173,7 +201,11 @@ async def get_command(ctx: Context) -> int:
     for task in found:
         out.emit("task", **task_json(task))
     if found:
-        out.print(_task_table(found))
+        if out.console.width >= _table_width(found):
+            out.print(_task_table(found))
+        else:
+            for line in _task_lines(found):
+                out.print(line)
     for task_id, error in missing.items():
         missing_note(ctx, task_id, error, args.kind)
     return EXIT_INCOMPLETE if missing else EXIT_OK

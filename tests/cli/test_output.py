@@ -78,6 +78,7 @@ async def test_task_ids_never_wrap_at_narrow_widths(remote: Remote) -> None:
         assert run.code == 0, run.stderr
         for task_id in ids:
             assert any(task_id in line for line in run.stdout.splitlines()), run.stdout
+        assert "…" not in run.stdout  # nor a kind or a status cut short
 
 
 async def test_json_times_are_milliseconds(remote: Remote) -> None:
