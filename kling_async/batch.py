@@ -56,6 +56,7 @@ __all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]
 log = logging.getLogger("kling_async")
 
 
+
 class WatchFactory(Protocol):
     """What a batch needs to follow its tasks: ``KlingClient.watch``, open-ended."""
 
