@@ -22,6 +22,7 @@ from .errors import (
     ClientClosedError,
     ConcurrencyLimitError,
     ConfigurationError,
+    DownloadError,
     InsufficientBalanceError,
     InvalidRequestError,
     KlingError,
@@ -39,6 +40,7 @@ from .errors import (
 )
 from .journal import Journal, JournalClosedError, JournalError, JournalFormatError
 from .kinds import KINDS, Kind
+from .media import MediaPolicy
 from .models import (
     Image,
     ParentVideo,
@@ -80,6 +82,7 @@ __all__ = [
     "Clock",
     "ConcurrencyLimitError",
     "ConfigurationError",
+    "DownloadError",
     "FakeClock",
     "Image",
     "InsufficientBalanceError",
@@ -87,6 +90,7 @@ __all__ = [
     "Kind",
     "KlingClient",
     "KlingError",
+    "MediaPolicy",
     "NotFoundError",
     "ParentVideo",
     "PermissionDeniedError",

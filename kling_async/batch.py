@@ -12,6 +12,10 @@ submitter; 1102 closes the gate: created tasks are still followed to the end and
 reported ``not_sent``. A second run with the same journal resumes: finished requests are
 reported without a request, created tasks are watched, and an intent whose answer was lost (the
 process died, or the create was ambiguous) is looked up before it is ever sent again.
+
+One module, though past 400 lines: the producer (creates), the follower (the watch) and the
+journal writes share the batch's bookkeeping of which request owns which task, and that
+bookkeeping is what makes "every task the server created is reachable" true.
 """
 
 from __future__ import annotations
