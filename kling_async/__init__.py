@@ -34,6 +34,7 @@ from .errors import (
     RequestValidationError,
     ResponseFormatError,
     ServerError,
+    SlotTimeoutError,
     TaskFailedError,
     TaskTimeoutError,
     TransportError,
@@ -53,7 +54,25 @@ from .models import (
     WatermarkInfo,
 )
 from .outcomes import BatchReport, Outcome, Progress
-from .requests import VideoExtendRequest
+from .requests import (
+    ASPECT_RATIOS,
+    CAMERA_TYPES,
+    IMAGE_ASPECT_RATIOS,
+    MAX_PROMPT,
+    REQUEST_TYPES,
+    CameraConfig,
+    CameraControl,
+    CreateRequest,
+    DynamicMask,
+    ImageGenerationRequest,
+    ImageToVideoRequest,
+    LipSyncInput,
+    LipSyncRequest,
+    TextToVideoRequest,
+    Trajectory,
+    VideoExtendRequest,
+    VirtualTryOnRequest,
+)
 from .retry import RetryEvent, RetryPolicy
 from .transport import Timeouts
 
@@ -103,6 +122,7 @@ __all__ = [
     "RetryPolicy",
     "ScaledClock",
     "ServerError",
+    "SlotTimeoutError",
     "StaticKey",
     "StatusChange",
     "SystemClock",
@@ -116,6 +136,22 @@ __all__ = [
     "TransportError",
     "Video",
     "VideoExtendRequest",
+    "CameraConfig",
+    "CameraControl",
+    "CreateRequest",
+    "DynamicMask",
+    "ImageGenerationRequest",
+    "ImageToVideoRequest",
+    "LipSyncInput",
+    "LipSyncRequest",
+    "TextToVideoRequest",
+    "Trajectory",
+    "VirtualTryOnRequest",
+    "ASPECT_RATIOS",
+    "CAMERA_TYPES",
+    "IMAGE_ASPECT_RATIOS",
+    "MAX_PROMPT",
+    "REQUEST_TYPES",
     "WatermarkInfo",
     "__version__",
 ]

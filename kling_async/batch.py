@@ -2,14 +2,15 @@
 
 For every request the batch:
 
-1. takes a slot from the :class:`SlotGate` (held until the task *ends*, as Kling counts it);
+1. takes a slot from the client's :class:`SlotGate` (held until the task *ends*, as Kling
+   counts it);
 2. writes its intent to the journal (with the ``external_task_id`` it will send), then the
    moment it is sent, then the task id it got: each write is committed before the next step;
 3. follows the task on one open-ended watch and reports its :class:`Outcome`.
 
 1303 gives the slot back, shrinks the gate and re-queues the request; 1302 pauses every
-submitter; 1102 closes the gate: created tasks are still followed to the end and the rest are
-reported ``not_sent``. A second run with the same journal resumes: finished requests are
+submitter; 1102 stops the batch's creates: created tasks are still followed to the end and the
+rest are reported ``not_sent``. A second run with the same journal resumes: finished requests are
 reported without a request, created tasks are watched, and an intent whose answer was lost (the
 process died, or the create was ambiguous) is looked up before it is ever sent again.
 
@@ -40,7 +41,6 @@ from .errors import (
     RateLimitError,
     TransportError,
 )
-from .gate import SlotGate
 from .journal import Intent, Journal, JournalEntry
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
@@ -53,12 +53,12 @@ from .serde import (
     task_to_json,
     unstructure_request,
 )
+from .slots import Slot
 from .watch import TaskWatch
 
 __all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]
 
 log = logging.getLogger("kling_async")
-
 
 
 class WatchFactory(Protocol):
@@ -136,7 +136,11 @@ class Batch:
         self._journal_arg = journal
         self._journal: Journal | None = None
         self._timeout = timeout
-        self.gate = SlotGate(creator.clock, limit=slots)
+        self.gate = creator.gate  # the client's: batch and ad-hoc creates share the account
+        if slots is not None:
+            self.gate.know(slots)
+        self._stopped = asyncio.Event()
+        self._recorded_limit: int | None = None
         self._outcomes: list[Outcome] = []
         self._outbox: asyncio.Queue[Any] = asyncio.Queue()
         self._keys: dict[str, str] = {}  # task id -> request key
@@ -214,6 +218,10 @@ class Batch:
                 if entry.task_id is not None:  # never take a journalled task for a lost one
                     self._client.remember(entry.task_id)
             journalled = {e.key: e for e in entries}
+            if self._journal is not None and not self.gate.known:
+                learned = await self._journal.slot_limit()
+                if learned is not None:
+                    self.gate.resume_at(learned)  # a resumed batch starts where it left off
             workers = [
                 asyncio.ensure_future(self._produce(journalled, watch)),
                 asyncio.ensure_future(self._follow(watch)),
@@ -290,10 +298,11 @@ class Batch:
             entry = journalled.get(key)
             if entry is not None and self._resume_without_sending(key, request, entry, watch):
                 continue
-            if not await self.gate.acquire():
+            slot = await self._slot()
+            if slot is None:
                 self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
                 continue
-            job = asyncio.ensure_future(self._submit(key, request, entry, watch))
+            job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
             submits.add(job)
             job.add_done_callback(submits.discard)
 
@@ -309,7 +318,7 @@ class Batch:
             task = self._task_from(entry) or Task(
                 kind=request.kind, task_id=entry.task_id, task_status=TaskStatus.SUBMITTED
             )
-            self.gate.hold()  # it holds an account slot until it ends
+            self.gate.hold(task)  # it holds an account slot until it ends
             self._track(key, task, watch)
             return True
         return False
@@ -325,8 +334,35 @@ class Batch:
         self._status[task.task_id] = task.task_status
         watch.add(task)
 
+    async def _slot(self, *, front: bool = False) -> Slot | None:
+        """A slot of the client's gate, or ``None`` once this batch stopped creating."""
+        if self._stop_reason is not None:
+            return None
+        acquiring = asyncio.ensure_future(self.gate.acquire(front=front))
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        taken = False
+        try:
+            await asyncio.wait({acquiring, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not acquiring.done() or self._stop_reason is not None:
+                return None
+            slot = acquiring.result()
+            taken = True
+            return slot
+        finally:
+            stopped.cancel()
+            if not taken:  # stopped, failed or cancelled: a slot granted meanwhile goes back
+                acquiring.cancel()
+                got = (await asyncio.gather(acquiring, return_exceptions=True))[0]
+                if isinstance(got, Slot):
+                    got.release()
+
     async def _submit(
-        self, key: str, request: CreateRequest, entry: JournalEntry | None, watch: Any
+        self,
+        key: str,
+        request: CreateRequest,
+        entry: JournalEntry | None,
+        watch: Any,
+        slot: Slot,
     ) -> None:
         client, journal = self._client, self._journal
         if entry is not None:
@@ -335,6 +371,7 @@ class Batch:
                 found = await client.find_lost(prepared, entry.sent_at)
                 if found is not None:
                     log.info("batch: request %s was created before (task %s)", key, found.task_id)
+                    slot.created(found)
                     await self._created(key, found, watch)
                     return
         else:
@@ -346,47 +383,42 @@ class Batch:
             if journal is not None:
                 await journal.record_sent(key, client.clock.time())
             try:
-                task = await self._create(key, prepared)
-            except ConcurrencyLimitError:
-                wait = self.gate.refused()
-                log.info("batch: 1303, %d slots now, cooling down %.1fs", self.gate.allowed, wait)
-                if not await self.gate.acquire():
+                task = await self._create(key, prepared, slot)
+            except (ConcurrencyLimitError, RateLimitError) as exc:
+                # Refused, nothing created; the gate took the slot back (and learned from a
+                # 1303). Wait again at the head of the line.
+                if isinstance(exc, RateLimitError):
+                    self.gate.throttled(client.policy.delay(1, exc))
+                next_slot = await self._slot(front=True)
+                if next_slot is None:
                     self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
                     return
-                continue
-            except RateLimitError as exc:
-                wait = client.policy.delay(1, exc)
-                self.gate.throttled(wait)
-                await client.clock.sleep(wait)
+                slot = next_slot
                 continue
             except InsufficientBalanceError as exc:
                 self._stop_reason = exc
-                self.gate.release(ended=False)
-                self.gate.close()
+                self._stopped.set()
                 log.warning("batch: balance exhausted; no more creates (%s)", exc)
                 self._emit(Outcome(key, "not_sent", request, error=exc))
                 return
-            except AmbiguousSubmitError as exc:
-                self.gate.release(ended=False)
+            except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
                 self._final_write(key, "ambiguous", {"error": str(exc)})
                 self._emit(Outcome(key, "ambiguous", request, error=exc))
                 return
             except APIError as exc:
-                self.gate.release(ended=False)
                 self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
                 self._emit(Outcome(key, "rejected", request, error=exc))
                 return
             except TransportError as exc:  # provably not sent, even after retries
-                self.gate.release(ended=False)
                 self._emit(Outcome(key, "not_sent", request, error=exc))
                 return
             await self._created(key, task, watch)
             return
 
-    async def _create(self, key: str, prepared: CreateRequest) -> Task:
+    async def _create(self, key: str, prepared: CreateRequest, slot: Slot) -> Task:
         self._sending[key] = prepared
         try:
-            task = await self._client.create(prepared, retry_throttled=False)
+            task = await self._client.create(prepared, retry_throttled=False, slot=slot)
         except Exception:
             del self._sending[key]  # answered; only a cancellation leaves it in `unsettled`
             raise
@@ -406,10 +438,19 @@ class Batch:
         try:
             async for change in watch:
                 self._on_change(change)
+                if change.is_final:
+                    self._remember_limit()
             self._outbox.put_nowait(_DONE)
         except Exception as exc:
             self._outbox.put_nowait(exc)
             raise
+
+    def _remember_limit(self) -> None:
+        """Journal the limit the gate learned from a 1303, for a resumed run to start from."""
+        learned = self.gate.learned
+        if self._journal is not None and learned is not None and learned != self._recorded_limit:
+            self._recorded_limit = learned
+            self._write(self._journal.record_slot_limit(learned))
 
     def _on_change(self, change: StatusChange) -> None:
         key = self._keys[change.task_id]
@@ -421,7 +462,7 @@ class Batch:
             )
         if not change.is_final:
             return
-        self.gate.release(ended=not change.timed_out)
+        # The slot is freed by the gate itself, which sees the end on the scheduler.
         outcome: OutcomeKind
         if change.timed_out:
             outcome = "timed_out"

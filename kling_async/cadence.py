@@ -12,8 +12,9 @@ wastes requests and a fixed long one adds lag. The cadence asks the task's
 * polls **less and less once the task is overdue** (past the window), growing by ``growth`` up
   to ``max_interval``.
 
-Before anything is learned the sketch is a broad prior around the kind's typical duration, so
-the first tasks are polled like the old fixed cadence. Tasks covered by callbacks are polled
+Before anything is learned the sketch is a broad prior around the kind's typical duration and
+the gaps before its window grow gently (x1.5 from ``start / 32``), so the first tasks of a
+profile are found even where the prior is far off. Tasks covered by callbacks are polled
 only every ``callback_interval`` (a safety net). The scheduler's shared budget still bounds
 how often anything is polled.
 """
@@ -75,6 +76,13 @@ class Cadence:
             return _clamp(previous * self.growth, self.min_interval, self.max_interval)
         start, end = window
         if age < start:
+            if sketch.observed < sketch.PRIOR_FADE:
+                # Nothing learned yet: the prior may be far off (a 40-s task of a kind typed
+                # at 320 s), so the gaps before the window grow gently from start / 32 rather
+                # than 4x at a time, landing on the window's start.
+                step = previous * self.growth if previous else start / 32
+                step = _clamp(step, self.min_interval, self.max_interval)
+                return min(step, max(self.min_interval, start - age))
             # The next of the sparse early polls (start / 4**k), else the window's start.
             for k in range(self.early_polls, 0, -1):
                 at = start / 4.0**k

@@ -23,12 +23,14 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .gate import SlotGate
 from .kinds import Kind, kind_named
 from .models import Task
 from .reads import TaskReader
 from .requests import CreateRequest, VideoExtendRequest
-from .retry import Retrier, RetryPolicy, retryable_create, retryable_create_unthrottled
+from .retry import Retrier, RetryPolicy, retryable_create_gated, retryable_create_unthrottled
 from .serde import structure_task, unstructure_request
+from .slots import Slot, slot_weight
 from .transport import Timeouts, Transport
 
 __all__ = ["Creator", "Flavour"]
@@ -57,15 +59,17 @@ class Creator:
         clock: Clock,
         timeouts: Timeouts,
         lookup_delays: tuple[float, ...],
+        gate: SlotGate,
     ) -> None:
         self._transport = transport
+        self.gate = gate
         self._reader = reader
         self.flavour: Flavour = flavour
         self.policy = policy
         self.clock = clock
         self.timeouts = timeouts
         self.lookup_delays = lookup_delays
-        self._retry = Retrier(policy, clock, retryable_create)
+        self._retry = Retrier(policy, clock, retryable_create_gated)
         self._retry_unthrottled = Retrier(policy, clock, retryable_create_unthrottled)
         # Ids of tasks this client created: a list scan for a lost create must not mistake one
         # of them for the lost task.
@@ -101,9 +105,29 @@ class Creator:
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
+        slot: Slot | None = None,
+        slot_timeout: float | None = None,
     ) -> Task:
-        """POST ``request`` (prepared here if it was not) and return the task it made."""
+        """POST ``request`` (prepared here if it was not) and return the task it made.
+
+        The POST waits for a slot of the client's :class:`SlotGate` (or uses ``slot``, taken
+        by the caller), held until the task ends; a 1303 re-queues it there.
+        """
         request = self.prepare(request)
+        kind = kind_named(request.kind)
+        return await self.gate.create(
+            lambda: self._send(request, timeouts, retry_throttled),
+            weight=slot_weight(kind.name, getattr(request, "n", None)),
+            slot=slot,
+            timeout=slot_timeout,
+            requeue=retry_throttled,
+            hold_unsettled=2 * kind.expected_seconds,
+        )
+
+    async def _send(
+        self, request: CreateRequest, timeouts: Timeouts | None, retry_throttled: bool
+    ) -> Task:
+        """POST once (re-sent only when provably nothing happened); a lost answer is looked up."""
         retrier = self._retry if retry_throttled else self._retry_unthrottled
         kind = kind_named(request.kind)
         body = unstructure_request(request)
@@ -161,6 +185,7 @@ class Creator:
         task = await self.find_lost(request, error.sent_at, delays=(0.0,))
         if task is not None:
             self.remember(task.task_id)
+            self.gate.settle((error.external_task_id, error.sent_at), task)
         return task
 
     async def find_lost(

@@ -13,6 +13,11 @@ happened, which retries depend on:
   (decompressed), redirects are never followed (a 3xx is an error), our own credentials are
   redacted from every server string kept in an error, and no error we raise keeps aiohttp's
   ``request_info`` (it holds the ``Authorization`` header) reachable.
+
+One module, though past 400 lines: being the only user of aiohttp's client is the point — the
+API path and the media path (redirects checked one by one, sizes capped) share its session
+handling, time-outs and error mapping, and a second module touching aiohttp would be a second
+place to get those wrong.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from yarl import URL
 
 from ._version import __version__
 from .auth import Credentials
-from .clock import Clock
+from .clock import Clock, io_in_flight
 from .errors import (
     ClientClosedError,
     DownloadError,
@@ -235,7 +240,7 @@ class Transport:
         else:
             url = self._base.with_path(self._base_path + path, encoded=True)
         try:
-            async with session.request(
+            async with io_in_flight(self.clock), session.request(
                 method,
                 url,
                 data=data,
@@ -389,9 +394,12 @@ class Transport:
         try:
             for _ in range(policy.max_redirects + 1):
                 policy.check(target)
-                async with session.get(
-                    target, timeout=self._client_timeout(timeouts), allow_redirects=False
-                ) as response:
+                async with (
+                    io_in_flight(self.clock),
+                    session.get(
+                        target, timeout=self._client_timeout(timeouts), allow_redirects=False
+                    ) as response,
+                ):
                     if 300 <= response.status < 400 and "Location" in response.headers:
                         target = target.join(URL(response.headers["Location"]))
                         continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import attrs
 from aiohttp import web
@@ -35,6 +35,16 @@ class SeedVideo:
     task_id: str
     duration: float
     url: str
+
+
+class ClientKwargs(TypedDict, total=False):
+    """What :meth:`KlingEmulator.client_kwargs` gives: typed, so ``KlingClient(**kwargs)``
+    type-checks."""
+
+    base_url: str
+    access_key: str
+    secret_key: str
+    api_key: str
 
 
 class KlingEmulator:
@@ -151,7 +161,7 @@ class KlingEmulator:
         """The relay-flavour base URL: ``url + "/kling"``."""
         return self.url + "/kling"
 
-    def client_kwargs(self, flavour: Literal["jwt", "key", "relay"] = "jwt") -> dict[str, str]:
+    def client_kwargs(self, flavour: Literal["jwt", "key", "relay"] = "jwt") -> ClientKwargs:
         """Keyword arguments for ``KlingClient``: AK/SK (``jwt``), a static key (``key``), or
         the relay's base URL and key (``relay``)."""
         creds = self.credentials
@@ -224,6 +234,19 @@ class KlingEmulator:
         """Task slots held by tasks not yet terminal at the clock's current time (one per
         task, ``n`` per image generation task)."""
         return self._core.limits.slots_in_use(self.clock.time())
+
+    @property
+    def slot_limit(self) -> int | None:
+        """The account's parallel-task limit (``None``: unlimited). Settable while running, as
+        when a resource pack is bought or expires: tasks already running keep their slots, and
+        creates are refused with 1303 until fewer than the new limit are held."""
+        return self._core.limits.slot_limit
+
+    @slot_limit.setter
+    def slot_limit(self, value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError("slot_limit must be >= 0 or None")
+        self._core.limits.slot_limit = value
 
     @property
     def balance(self) -> float | None:
