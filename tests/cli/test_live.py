@@ -3,9 +3,12 @@ it ends, and after Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from .conftest import CLI, cli_env, write_jsonl
+from kling_async.testing import Durations, KlingEmulator
+
+from .conftest import CLI, arun_cli, cli_env, write_jsonl
 from .screen import render, run_on_terminal
 
 BARS = ("sent", "running", "succeeded", "failed")
@@ -54,3 +57,28 @@ def test_ctrl_c_leaves_no_stale_progress_on_the_screen(tmp_path: Path) -> None:
     assert "interrupted: stopping" in text
     assert "interrupted: " in text and "of 6 requests finished" in text
     assert not any("ETA" in line for line in seen)
+
+
+async def test_ctrl_c_in_watch_erases_the_status_line_and_says_how_to_follow_again(
+    tmp_path: Path,
+) -> None:
+    async with KlingEmulator(durations=Durations(queued=1, running=3000)) as emu:
+        creds = emu.client_kwargs("key")
+        env = cli_env(
+            KLING_BASE_URL=creds["base_url"], KLING_API_KEY=creds["api_key"], TERM="xterm"
+        )
+        made = await arun_cli("text2video", "a kite", "--json", env=env)
+        (task,) = made.of_type("task")
+        task_id = task["task_id"]
+
+        def following(text: str) -> bool:
+            return any(f"task {task_id}:" in line for line in render(text))
+
+        code, output = await asyncio.to_thread(
+            run_on_terminal, [*CLI, "watch", task_id], env, interrupt_when=following
+        )
+    assert code == 130, output
+    assert "Traceback" not in output
+    screen = [line for line in render(output) if line.strip()]
+    assert not any(f"task {task_id}:" in line for line in screen), screen  # no stale spinner
+    assert any(f"kling-async watch {task_id}" in line for line in screen), screen
