@@ -44,17 +44,17 @@ output:
   People get tables and, when stdout is a terminal, live progress. With --json, stdout carries
   JSON Lines only: one object per line, each with a "type" ("task", "change", "outcome",
   "summary", "report", "entry", "download", "missing", "interrupted", "error"); messages for
-  people go to stderr.
+  people go to stderr. Times in them are Unix milliseconds; durations are seconds.
 
 exit codes:
   0    everything asked for succeeded
   1    some tasks failed, were rejected, timed out, were not found, not sent or not downloaded
-  2    usage or input error (bad flags, a bad input file: nothing sent; no credentials;
-       not a journal; rich not installed)
+  2    usage or input error (bad flags, a bad input file: nothing sent; a file or folder
+       that cannot be used; a journal in use; no credentials; not a journal; no rich)
   3    the API refused: credentials, account (balance, permission), policy or the request
   4    the API could not be reached or gave no usable answer (network, 5xx, garbled JSON,
-       a create whose answer was lost)
-  130  interrupted (Ctrl-C); run a batch again to resume it
+       a create whose answer was lost; given up after 6 failed attempts in a row)
+  130  interrupted (Ctrl-C, or stdout closed); run a batch again to resume it
 """
 
 

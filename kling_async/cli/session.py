@@ -6,12 +6,13 @@ Exit codes (also in ``kling-async --help``):
 0    everything asked for succeeded
 1    the command ran, but some tasks failed, were rejected, timed out, could not be found,
      were not sent, or did not download
-2    usage or input error: bad flags, a bad input file (nothing was sent), no credentials,
-     a file that is not a journal, rich not installed
+2    usage or input error: bad flags, a bad input file (nothing was sent), a file or folder
+     that cannot be used, a journal in use, no credentials, a file that is not a journal,
+     rich not installed
 3    the API refused: credentials, account (balance, permissions), policy, or request
 4    the API could not be reached or gave no usable answer (network, 5xx, garbled JSON, a
      create whose answer was lost)
-130  interrupted (Ctrl-C); a batch resumes when run again
+130  interrupted (Ctrl-C, or stdout closed under it); a batch resumes when run again
 ==== =====================================================================================
 """
 
