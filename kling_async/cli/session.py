@@ -99,6 +99,11 @@ class Context:
     def __attrs_post_init__(self) -> None:
         self.reach = Reach(self.out, time.monotonic)
 
+    def by_a_person(self) -> bool:
+        """Whether the command was stopped by Ctrl-C (not by its stdout going away, after
+        which it goes quietly)."""
+        return self.interrupted and not self.pipe_closed
+
 
 def exit_code_for(error: BaseException) -> int:
     """The exit code for an error that ended a command."""

@@ -85,7 +85,7 @@ async def create_command(ctx: Context) -> int:
         if not args.wait:
             return EXIT_OK
         changes = await follow(
-            out, kling, ctx.reach, [task], timeout=args.timeout, interrupted=lambda: ctx.interrupted
+            out, kling, ctx.reach, [task], timeout=args.timeout, interrupted=ctx.by_a_person
         )
     return _outcome_code(changes, [task.task_id])
 
@@ -233,7 +233,7 @@ async def watch_command(ctx: Context) -> int:
                 ctx.reach,
                 found,
                 timeout=args.timeout,
-                interrupted=lambda: ctx.interrupted,
+                interrupted=ctx.by_a_person,
             )
     counts: dict[str, int] = {}
     for change in changes.values():
