@@ -54,16 +54,43 @@ class ScaledClock:
     """Real time sped up ``scale`` times: one real second is ``scale`` clock seconds.
 
     Share one instance between a client and an emulator so both agree on how long a task takes.
+    In another process, :meth:`following` builds the same clock from the scale and the
+    :attr:`origin` (``kling-async emulator`` prints both, ready to paste)::
+
+        clock = ScaledClock.following(60, origin=1764630000.25)
+        KlingClient(base_url=..., api_key=..., clock=clock)
     """
 
-    __slots__ = ("_epoch0", "_mono0", "scale")
+    __slots__ = ("_epoch0", "_mono0", "_origin", "scale")
 
     def __init__(self, scale: float, *, start_time: float | None = None) -> None:
         if not scale > 0:
             raise ValueError(f"scale must be > 0, got {scale!r}")
         self.scale = float(scale)
+        real0 = time.time()
         self._mono0 = time.monotonic()
-        self._epoch0 = time.time() if start_time is None else start_time
+        self._epoch0 = real0 if start_time is None else start_time
+        # The Unix time at which this clock read the same as a real one: the point its line
+        # (slope ``scale``) crosses real time. With the scale it describes the clock entirely.
+        if start_time is None:
+            self._origin: float | None = real0
+        elif self.scale != 1.0:
+            self._origin = (self._epoch0 - real0 * self.scale) / (1.0 - self.scale)
+        else:
+            self._origin = None  # a clock offset from real time, at the same pace: never met
+
+    @classmethod
+    def following(cls, scale: float, origin: float) -> ScaledClock:
+        """The clock a ``ScaledClock(scale)`` started at Unix time ``origin`` shows now: how a
+        client in another process gets onto an emulator's scaled clock (its tokens, callback
+        timestamps and task durations then agree with the emulator's)."""
+        return cls(scale, start_time=origin + (time.time() - origin) * scale)
+
+    @property
+    def origin(self) -> float | None:
+        """The Unix time at which this clock read real time (when it was started, unless it
+        was given a ``start_time``); ``None`` for a clock at real pace but offset from it."""
+        return self._origin
 
     def monotonic(self) -> float:
         return (time.monotonic() - self._mono0) * self.scale

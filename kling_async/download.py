@@ -77,9 +77,15 @@ def _target(task: Task, dest: Path, watermarked: bool) -> tuple[str, str, Path] 
     return video.id, url, path
 
 
+def _create_private(part: Path) -> BinaryIO:
+    """A new file, 0600 (the umask may make it stricter), never through a symbolic link."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    return os.fdopen(os.open(part, flags, 0o600), "wb")
+
+
 async def _fetch(stream: Stream, url: str, path: Path) -> int:
     part = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-    handle: BinaryIO = await asyncio.to_thread(part.open, "wb")
+    handle: BinaryIO = await asyncio.to_thread(_create_private, part)
     try:
 
         async def write(chunk: bytes) -> None:

@@ -89,9 +89,7 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
     return _TOKENS.sub(lambda m: "Bearer ***" if m[0][:1] in "bB" else "***", text)
 
 
-def excerpt(
-    body: bytes | str | None, limit: int = _EXCERPT, secrets: Iterable[str] = ()
-) -> str:
+def excerpt(body: bytes | str | None, limit: int = _EXCERPT, secrets: Iterable[str] = ()) -> str:
     """A short, single-line, printable piece of a response body for error messages, with
     credentials redacted."""
     if not body:

@@ -49,6 +49,7 @@ __all__ = [
 
 T = TypeVar("T")
 
+
 def _stdlib_loads(data: bytes | str) -> Any:
     """``json.loads``, with too deep nesting reported like any other bad JSON (a ValueError):
     a server choosing how deep its answer nests must not raise RecursionError in our caller."""

@@ -34,6 +34,7 @@ class SlotOwner(Protocol):
 
     def _refused(self, slot: Slot, error: ConcurrencyLimitError) -> None: ...
 
+
 _MAX_PATIENCE = 8
 
 

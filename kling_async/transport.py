@@ -240,15 +240,18 @@ class Transport:
         else:
             url = self._base.with_path(self._base_path + path, encoded=True)
         try:
-            async with io_in_flight(self.clock), session.request(
-                method,
-                url,
-                data=data,
-                params=params,
-                headers=headers,
-                timeout=self._client_timeout(timeouts),
-                allow_redirects=False,
-            ) as response:
+            async with (
+                io_in_flight(self.clock),
+                session.request(
+                    method,
+                    url,
+                    data=data,
+                    params=params,
+                    headers=headers,
+                    timeout=self._client_timeout(timeouts),
+                    allow_redirects=False,
+                ) as response,
+            ):
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
                 if 300 <= status < 400:

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -24,7 +25,8 @@ from rich.text import Text
 from ..batch import BatchReport, Outcome, request_key
 from ..client import KlingClient
 from ..errors import AccountError, APIError, AuthenticationError, InvalidRequestError
-from ..journal import JournalEntry
+from ..journal import Journal, JournalEntry
+from .files import check_input_file, check_output_dir, check_output_file, open_private, run_lock
 from .input import InputErrors, Row, read_requests
 from .output import makes_images
 from .progress import BatchView, failures_table, summary_table
@@ -36,7 +38,6 @@ from .session import (
     EXIT_REFUSED,
     EXIT_USAGE,
     Context,
-    UsageError,
     check_credentials,
     open_client,
 )
@@ -61,7 +62,7 @@ class ResultsFile:
         self._file: IO[str] | None = None
 
     def __enter__(self) -> ResultsFile:
-        self._file = self.path.open("w", encoding="utf-8")
+        self._file = open_private(self.path)
         return self
 
     def __exit__(
@@ -140,43 +141,88 @@ def _input_errors(ctx: Context, error: InputErrors) -> int:
     return EXIT_USAGE
 
 
+def _paths(ctx: Context, source: Path) -> tuple[Path, Path]:
+    """The journal and results files, checked before anything is read or sent."""
+    args = ctx.args
+    journal = Path(args.journal or default_path(source, args.emulator, "journal.sqlite"))
+    results = Path(args.results or default_path(source, args.emulator, "results.jsonl"))
+    check_output_file(journal, "journal")
+    check_output_file(results, "results")
+    if args.download:
+        check_output_dir(Path(args.download), "downloads")
+    return journal, results
+
+
+async def _open_journal(ctx: Context, path: Path) -> tuple[Journal | None, dict[str, JournalEntry]]:
+    """An existing journal, locked, and what it holds (``None`` if there is none yet: it is
+    made once the credentials are known to work). A refusal (in use, not a journal) comes
+    before anything is said about resuming. An interrupted ``--emulator`` run's tasks ended
+    with its emulator: that journal is emptied (under the run lock) and the batch starts over."""
+    if not await asyncio.to_thread(path.exists):
+        return None, {}
+    journal = await Journal.open(path)
+    try:
+        earlier = {e.key: e for e in await journal.entries()}
+        if ctx.args.emulator and earlier:
+            left = summarize_journal(list(earlier.values()))
+            if left.running or left.unconfirmed:
+                ctx.out.note(
+                    "the last --emulator run was interrupted and its emulator ended with it: "
+                    "starting the batch over"
+                )
+                await journal.close()
+                discard_journal(path)
+                journal = await Journal.open(path)
+                earlier = {}
+    except BaseException:
+        await journal.close()
+        raise
+    return journal, earlier
+
+
 async def batch_command(ctx: Context) -> int:
-    args, out = ctx.args, ctx.out
+    args = ctx.args
     source = Path(args.file)
+    check_input_file(source, "batch file")
     try:
         rows = read_requests(source)
     except InputErrors as error:
         return _input_errors(ctx, error)
-    if args.slots is not None and args.slots < 1:
-        raise UsageError("--slots must be >= 1")
-    journal = (
-        Path(args.journal)
-        if args.journal
-        else default_path(source, args.emulator, "journal.sqlite")
-    )
-    results = (
-        Path(args.results) if args.results else default_path(source, args.emulator, "results.jsonl")
-    )
+    journal_path, results = _paths(ctx, source)
     check_credentials(args)
-    earlier = {e.key: e for e in read_journal(journal)}
-    if args.emulator and earlier:
-        left = summarize_journal(list(earlier.values()))
-        if left.running or left.unconfirmed:
-            # Those tasks lived in the emulator of the interrupted run, which ended with it.
-            out.note(
-                "the last --emulator run was interrupted and its emulator ended with it: "
-                "starting the batch over"
-            )
-            discard_journal(journal)
-            earlier = {}
+    with contextlib.closing(run_lock(journal_path)):
+        journal, earlier = await _open_journal(ctx, journal_path)
+        async with contextlib.AsyncExitStack() as stack:
+            if journal is not None:
+                stack.push_async_callback(journal.close)
 
+            async def journal_now() -> Journal:
+                nonlocal journal
+                if journal is None:
+                    journal = await Journal.open(journal_path)
+                    stack.push_async_callback(journal.close)
+                return journal
+
+            code = await _run(ctx, rows, journal_now, journal_path, earlier, results)
+    return code
+
+
+async def _run(
+    ctx: Context,
+    rows: list[Row],
+    journal_now: Callable[[], Awaitable[Journal]],
+    journal_path: Path,
+    earlier: dict[str, JournalEntry],
+    results: Path,
+) -> int:
+    args, out = ctx.args, ctx.out
     seen: collections.Counter[str] = collections.Counter()
     keys = [request_key(row.request, seen) for row in rows]
     finished = sum(1 for k in keys if k in earlier and earlier[k].outcome in _FINISHED)
     if earlier:
         left = summarize_journal([earlier[k] for k in keys if k in earlier])
         out.note(
-            f"resuming from {journal}: {finished} of {len(rows)} finished earlier, "
+            f"resuming from {journal_path}: {finished} of {len(rows)} finished earlier, "
             f"{len(left.running)} tasks to follow, {len(left.unconfirmed)} lost answers to look up"
         )
     by_request = {id(row.request): row for row in rows}
@@ -186,6 +232,7 @@ async def batch_command(ctx: Context) -> int:
         async with open_client(ctx, requests=[r.request for r in rows]) as kling:
             if finished < len(rows) and not args.emulator:
                 await _preflight(kling)
+            journal = await journal_now()
             batch = kling.extend_many(
                 [r.request for r in rows], journal=journal, slots=args.slots, timeout=args.timeout
             )
@@ -201,7 +248,7 @@ async def batch_command(ctx: Context) -> int:
             report = batch.report()
             code = _exit_code(outcomes)
             if args.download:
-                from .tasks import show_downloads
+                from .downloads import show_downloads
 
                 tasks = [
                     o.task
@@ -209,14 +256,14 @@ async def batch_command(ctx: Context) -> int:
                     if o.ok and o.task is not None and not makes_images(o.task.kind)
                 ]
                 downloads = await kling.download(tasks, args.download, concurrency=4)
-                if show_downloads(ctx, downloads) and code == EXIT_OK:
+                if show_downloads(ctx, downloads, tasks) and code == EXIT_OK:
                     code = EXIT_INCOMPLETE
     except asyncio.CancelledError:
         if not ctx.interrupted:
             raise
-        _interrupted(ctx, journal, results, len(rows))
+        _interrupted(ctx, journal_path, results, len(rows))
         return EXIT_INTERRUPTED
-    _summary(ctx, report, records, len(rows), results, journal, code)
+    _summary(ctx, report, records, len(rows), results, journal_path, code)
     return code
 
 
@@ -246,7 +293,8 @@ def _summary(
     failures = failures_table(records)
     if failures is not None:
         out.print(failures)
-    out.line(Text(f"results: {results}\njournal: {journal}", style="dim"))
+    out.line(Text(f"results: {results}", style="dim"))
+    out.line(Text(f"journal: {journal}", style="dim"))
 
 
 def _interrupted(ctx: Context, journal: Path, results: Path, total: int) -> None:

@@ -1,9 +1,10 @@
 """The ``kling-async`` argument parser (argparse, stdlib) and ``main``, which runs a command.
 
 Output uses rich, which is an extra (``pip install 'kling-async[cli]'``): it is imported only
-once a command runs, so ``--help`` works without it. The commands live in ``tasks`` (extend,
-text2video, image2video, get, watch, download), ``batch`` (batch; its live view in ``progress``)
-and ``report`` (report); ``session`` holds what they share (exit codes, the client or the
+once a command runs, so ``--help`` works without it. Every numeric flag has a type from
+``flags``: a bad value is refused here, before anything runs. The commands live in ``tasks``
+(extend, text2video, image2video, get, watch), ``downloads``, ``batch`` (its live view in
+``progress``) and ``report``; ``session`` holds what they share (exit codes, the client or the
 emulator, Ctrl-C), ``kling_async._fields`` builds requests from flags and rows, ``input`` reads
 batch files, ``output`` writes text and JSON.
 """
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..kinds import KINDS
+from .flags import fraction, integer, positive, unix_time
 
 if TYPE_CHECKING:
     from .session import Context
@@ -42,17 +44,17 @@ output:
   People get tables and, when stdout is a terminal, live progress. With --json, stdout carries
   JSON Lines only: one object per line, each with a "type" ("task", "change", "outcome",
   "summary", "report", "entry", "download", "missing", "interrupted", "error"); messages for
-  people go to stderr.
+  people go to stderr. Times in them are Unix milliseconds; durations are seconds.
 
 exit codes:
   0    everything asked for succeeded
   1    some tasks failed, were rejected, timed out, were not found, not sent or not downloaded
-  2    usage or input error (bad flags, a bad input file: nothing sent; no credentials;
-       not a journal; rich not installed)
+  2    usage or input error (bad flags, a bad input file: nothing sent; a file or folder
+       that cannot be used; a journal in use; no credentials; not a journal; no rich)
   3    the API refused: credentials, account (balance, permission), policy or the request
   4    the API could not be reached or gave no usable answer (network, 5xx, garbled JSON,
-       a create whose answer was lost)
-  130  interrupted (Ctrl-C); run a batch again to resume it
+       a create whose answer was lost; given up after 6 failed attempts in a row)
+  130  interrupted (Ctrl-C, or stdout closed); run a batch again to resume it
 """
 
 
@@ -73,27 +75,28 @@ def _client_options() -> argparse.ArgumentParser:
     )
     emu.add_argument(
         "--time-scale",
-        type=float,
+        type=positive,
         metavar="X",
         help="clock speed-up: emulated seconds per real second (default 60 with --emulator; "
         "against an external emulator on a scaled clock, give its scale)",
     )
     emu.add_argument(
         "--time-origin",
-        type=float,
+        type=unix_time,
         metavar="EPOCH",
-        help="Unix time at which that external emulator's scaled clock was started",
+        help="Unix time at which that external emulator's scaled clock was started (the "
+        "emulator command prints both; also KLING_TIME_SCALE and KLING_TIME_ORIGIN)",
     )
     emu.add_argument(
         "--emulator-slots",
-        type=int,
+        type=integer(0),
         default=10,
         metavar="N",
         help="the emulated account's parallel task slots (default 10; 0: unlimited)",
     )
     emu.add_argument(
         "--emulator-failure-rate",
-        type=float,
+        type=fraction,
         default=0.0,
         metavar="P",
         help="share of emulated tasks that end failed (default 0)",
@@ -111,7 +114,7 @@ def _json_option() -> argparse.ArgumentParser:
 
 
 def _prompt_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--negative-prompt")
+    p.add_argument("--negative-prompt", metavar="TEXT", help="what the video should not show")
     p.add_argument("--cfg-scale", metavar="0..1", help="how closely to follow the prompt")
 
 
@@ -132,7 +135,9 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--callback-url", metavar="URL")
     p.add_argument("--external-task-id", metavar="ID")
     p.add_argument("--wait", action="store_true", help="follow the task to its end")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="with --wait: stop waiting")
+    p.add_argument(
+        "--timeout", type=positive, metavar="SECONDS", help="with --wait: stop waiting (> 0)"
+    )
 
 
 def _batch_fields() -> str:
@@ -177,13 +182,15 @@ def build_parser() -> argparse.ArgumentParser:
             help=help,
             description=help,
             parents=parents,
-            epilog=f"{more}\n{EPILOG}" if more else EPILOG,
+            epilog=f"{more}\n\n{EPILOG}" if more else EPILOG,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     p = command("extend", "create a video-extend task (4-5 more seconds of a video)", both)
     p.set_defaults(create_kind="video-extend")
-    p.add_argument("video_id", help="the video to extend (a video id, not a task id)")
+    p.add_argument(
+        "video_id", metavar="VIDEO_ID", help="the video to extend (a video id, not a task id)"
+    )
     p.add_argument(
         "--parent-task-id",
         "--task-id",
@@ -191,14 +198,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="ID",
         help="the task that made the video (relays need it)",
     )
-    p.add_argument("--prompt")
+    p.add_argument("--prompt", metavar="TEXT", help="what should happen (at most 2500 characters)")
     _prompt_flags(p)
     p.add_argument("--watermark", action="store_true", default=None, help="also a watermarked copy")
     _create_flags(p)
 
     p = command("text2video", "create a text-to-video task", both)
     p.set_defaults(create_kind="text2video")
-    p.add_argument("prompt", help="what the video shows (at most 2500 characters)")
+    p.add_argument(
+        "prompt", metavar="PROMPT", help="what the video shows (at most 2500 characters)"
+    )
     _prompt_flags(p)
     _video_flags(p)
     p.add_argument("--aspect-ratio", metavar="16:9|9:16|1:1")
@@ -214,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the last frame (same forms; --image, --image-tail or both); not with masks or "
         "--camera-control",
     )
-    p.add_argument("--prompt")
+    p.add_argument("--prompt", metavar="TEXT", help="what should happen (at most 2500 characters)")
     _prompt_flags(p)
     _video_flags(p)
     p.add_argument("--static-mask", metavar="IMAGE", help="the area that stays still")
@@ -226,19 +235,23 @@ def build_parser() -> argparse.ArgumentParser:
     _create_flags(p)
 
     kind = {
-        "default": "video-extend",
+        "default": None,
         "choices": tuple(KINDS),
         "metavar": "KIND",
-        "help": f"task family: {', '.join(KINDS)} (default video-extend)",
+        "help": f"task family: {', '.join(KINDS)} (effects: tasks made elsewhere, there is no "
+        "command to create them); default: each family is tried, video-extend first",
     }
+    ids_help = "task ids or external_task_ids"
     p = command("get", "show tasks as they are now", both)
-    p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help="task ids or external_task_ids")
+    p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help=ids_help)
     p.add_argument("--kind", **kind)
 
     p = command("watch", "follow tasks live until they end", both)
-    p.add_argument("task_ids", nargs="+", metavar="TASK_ID")
+    p.add_argument("task_ids", nargs="+", metavar="TASK_ID", help=ids_help)
     p.add_argument("--kind", **kind)
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting after this")
+    p.add_argument(
+        "--timeout", type=positive, metavar="SECONDS", help="stop waiting after this (> 0)"
+    )
 
     p = command(
         "batch",
@@ -248,6 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "file",
+        metavar="FILE",
         help="JSON Lines or CSV, one request per row: its kind (default video-extend) and the "
         "fields of that kind (below)",
     )
@@ -263,19 +277,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="results JSONL, one line per request (default FILE.results.jsonl, "
         "FILE.emulator.results.jsonl with --emulator)",
     )
-    p.add_argument("--slots", type=int, metavar="N", help="parallel tasks (default: learned)")
-    p.add_argument("--timeout", type=float, metavar="SECONDS", help="stop waiting for a task")
+    p.add_argument(
+        "--slots", type=integer(1), metavar="N", help="parallel tasks (default: learned)"
+    )
+    p.add_argument(
+        "--timeout", type=positive, metavar="SECONDS", help="stop waiting for a task (> 0)"
+    )
     p.add_argument("--download", metavar="DIR", help="then download the result videos into DIR")
 
     p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
-    p.add_argument("journal", help="the batch's .journal.sqlite file")
+    p.add_argument("journal", metavar="JOURNAL", help="the batch's .journal.sqlite file")
     p.add_argument("--entries", action="store_true", help="with --json: every entry too")
 
     p = command("download", "download the videos of finished tasks", both)
-    p.add_argument("task_ids", nargs="*", metavar="TASK_ID")
+    p.add_argument("task_ids", nargs="*", metavar="TASK_ID", help=ids_help)
     p.add_argument("--journal", metavar="FILE", help="every succeeded task of a batch journal")
     p.add_argument("--dest", default="videos", metavar="DIR", help="folder (default ./videos)")
-    p.add_argument("--concurrency", type=int, default=4, metavar="N", help="default 4")
+    p.add_argument(
+        "--concurrency",
+        type=integer(1),
+        default=4,
+        metavar="N",
+        help="downloads at once (default 4)",
+    )
     p.add_argument("--watermarked", action="store_true", help="the watermarked copies")
     p.add_argument("--kind", **kind)
 
@@ -283,16 +307,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser(
         "emulator",
-        help="serve a Kling API emulator and print its URL and credentials",
+        help="serve a Kling API emulator (for testing only) and print how to use it",
         description="Serve a Kling API emulator (official /v1 and relay /kling/v1 routes) "
-        "until Ctrl-C, and print its URL and credentials.",
+        "until Ctrl-C, for testing only, and print its URL, credentials and clock: a line to "
+        "paste into another shell puts every kling-async command on its clock.",
     )
     add_arguments(p)
     return parser
 
 
 def _command(name: str) -> Callable[[Context], Awaitable[int]]:
-    from . import batch, report, tasks
+    from . import batch, downloads, report, tasks
 
     commands: dict[str, Callable[[Context], Awaitable[int]]] = {
         "extend": tasks.create_command,
@@ -300,7 +325,7 @@ def _command(name: str) -> Callable[[Context], Awaitable[int]]:
         "image2video": tasks.create_command,
         "get": tasks.get_command,
         "watch": tasks.watch_command,
-        "download": tasks.download_command,
+        "download": downloads.download_command,
         "batch": batch.batch_command,
         "report": report.report_command,
     }

@@ -19,7 +19,9 @@ from rich.text import Text
 
 from ..journal import Journal, JournalEntry
 from ..serde import request_from_wire, structure_task
-from .session import EXIT_INCOMPLETE, EXIT_OK, Context, UsageError
+from .files import check_input_file
+from .output import add_row, coded, id_column, milliseconds
+from .session import EXIT_INCOMPLETE, EXIT_OK, Context
 
 __all__ = [
     "OUTCOME_STYLE",
@@ -102,7 +104,9 @@ def summarize_journal(entries: Sequence[JournalEntry]) -> JournalSummary:
 
 
 def discard_journal(path: Path) -> None:
-    for suffix in ("", "-wal", "-shm", ".lock"):
+    """Delete a journal's files, but not its lock files: a lock is its file's inode, and a new
+    one would let a second process in beside one that still holds the old."""
+    for suffix in ("", "-wal", "-shm"):
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
@@ -119,8 +123,7 @@ def read_journal(path: Path) -> list[JournalEntry]:
 async def report_command(ctx: Context) -> int:
     args, out = ctx.args, ctx.out
     path = Path(args.journal)
-    if not await asyncio.to_thread(path.exists):
-        raise UsageError(f"no journal at {path}")
+    await asyncio.to_thread(check_input_file, path, "journal")
     entries = Journal.read(path)
     summary = summarize_journal(entries)
     if args.entries:
@@ -132,24 +135,32 @@ async def report_command(ctx: Context) -> int:
     table.add_column("state", footer="total")
     table.add_column("requests", justify="right", footer=str(summary.entries))
     for name, count in sorted(summary.counts.items()):
-        table.add_row(Text(name, style=OUTCOME_STYLE.get(name, "magenta")), str(count))
+        add_row(table, Text(name, style=OUTCOME_STYLE.get(name, "magenta")), str(count))
     if summary.running:
-        table.add_row(Text("running", style="yellow"), str(len(summary.running)))
+        add_row(table, Text("running", style="yellow"), str(len(summary.running)))
     if summary.unconfirmed:
-        table.add_row(Text("sent, no answer", style="magenta"), str(len(summary.unconfirmed)))
+        add_row(table, Text("sent, no answer", style="magenta"), str(len(summary.unconfirmed)))
     if summary.unsent:
-        table.add_row(Text("not sent", style="dim"), str(len(summary.unsent)))
+        add_row(table, Text("not sent", style="dim"), str(len(summary.unsent)))
     table.caption = f"{summary.units:g} units"
     out.print(table)
     if summary.failures:
         failures = Table(title=f"not succeeded ({len(summary.failures)})", title_justify="left")
-        for column in ("key", "request", "outcome", "task_id", "message"):
-            failures.add_column(column, overflow="fold")
-        for f in summary.failures[:SHOWN_FAILURES]:
-            code = f"[{f['code']}] " if f.get("code") is not None else ""
+        shown = summary.failures[:SHOWN_FAILURES]
+        failures.add_column("key", overflow="fold")
+        failures.add_column("request", overflow="fold")
+        failures.add_column("outcome", no_wrap=True)
+        id_column(failures, "task_id", [f["task_id"] or "" for f in shown])
+        failures.add_column("message", overflow="fold")
+        for f in shown:
             source = f"video {f['video_id']}" if f["video_id"] else f["kind"]
-            failures.add_row(
-                f["key"], source, f["outcome"], f["task_id"] or "", code + f["message"]
+            add_row(
+                failures,
+                f["key"],
+                source,
+                f["outcome"],
+                f["task_id"] or "",
+                coded(f.get("code"), str(f["message"])),
             )
         out.print(failures)
     return EXIT_OK if summary.all_succeeded else EXIT_INCOMPLETE
@@ -168,7 +179,7 @@ def _entry_json(entry: JournalEntry) -> dict[str, Any]:
         "status": entry.status,
         "outcome": entry.outcome,
         "detail": entry.detail,
-        "sent_at": entry.sent_at,
+        "sent_at": milliseconds(entry.sent_at),
         "result_video_id": task.video.id if task is not None and task.video else None,
         "result_url": task.video.url if task is not None and task.video else None,
     }

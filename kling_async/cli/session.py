@@ -6,12 +6,13 @@ Exit codes (also in ``kling-async --help``):
 0    everything asked for succeeded
 1    the command ran, but some tasks failed, were rejected, timed out, could not be found,
      were not sent, or did not download
-2    usage or input error: bad flags, a bad input file (nothing was sent), no credentials,
-     a file that is not a journal, rich not installed
+2    usage or input error: bad flags, a bad input file (nothing was sent), a file or folder
+     that cannot be used, a journal in use, no credentials, a file that is not a journal,
+     rich not installed
 3    the API refused: credentials, account (balance, permissions), policy, or request
 4    the API could not be reached or gave no usable answer (network, 5xx, garbled JSON, a
      create whose answer was lost)
-130  interrupted (Ctrl-C); a batch resumes when run again
+130  interrupted (Ctrl-C, or stdout closed under it); a batch resumes when run again
 ==== =====================================================================================
 """
 
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import math
 import os
 import signal
 import time
@@ -44,6 +46,7 @@ from ..errors import (
 )
 from ..journal import JournalError
 from ..requests import CreateRequest
+from .live import Reach
 from .output import Output
 
 __all__ = [
@@ -88,6 +91,18 @@ class Context:
     args: argparse.Namespace
     out: Output
     interrupted: bool = False
+    #: stdout was closed under the command (its reader went away): it stopped, exit 130.
+    pipe_closed: bool = False
+    #: Whether the API answers: failed attempts are shown while they last.
+    reach: Reach = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.reach = Reach(self.out, time.monotonic)
+
+    def by_a_person(self) -> bool:
+        """Whether the command was stopped by Ctrl-C (not by its stdout going away, after
+        which it goes quietly)."""
+        return self.interrupted and not self.pipe_closed
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -103,29 +118,48 @@ def exit_code_for(error: BaseException) -> int:
     return EXIT_UNREACHABLE
 
 
-def describe(error: BaseException) -> str:
+def describe(error: BaseException, reach: Reach | None = None) -> str:
     """A one-line message for an error that ended a command."""
     if isinstance(error, AmbiguousSubmitError):
         return (
             f"{error} (external_task_id={error.external_task_id}); the task may exist: "
             "look for it with `kling-async get` before creating it again"
         )
-    return str(error) or type(error).__name__
+    message = str(error) or type(error).__name__
+    unreachable = isinstance(error, (TransportError, ServerError, ResponseFormatError))
+    if unreachable and reach is not None and reach.failing_since is not None and reach.base_url:
+        message += f"; {reach.base_url} {reach.tried()}"  # where, and for how long
+    return message
+
+
+def _clock_setting(args: argparse.Namespace, flag: str, variable: str) -> float | None:
+    """A clock flag, else its ``KLING_*`` variable (what ``kling-async emulator`` prints)."""
+    value = getattr(args, flag)
+    if value is not None or args.emulator:
+        return float(value) if value is not None else None
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise UsageError(f"{variable}={text!r} is not a number") from None
+    if not (math.isfinite(number) and number > 0):
+        raise UsageError(f"{variable}={text!r} must be a number > 0")
+    return number
 
 
 def _scaled_clock(args: argparse.Namespace, default: float | None) -> ScaledClock | None:
-    scale = args.time_scale if args.time_scale is not None else default
-    if args.time_origin is not None and args.time_scale is None:
-        raise UsageError("--time-origin needs --time-scale")
+    scale = _clock_setting(args, "time_scale", "KLING_TIME_SCALE")
+    origin = _clock_setting(args, "time_origin", "KLING_TIME_ORIGIN")
+    if origin is not None and scale is None:
+        raise UsageError("--time-origin (KLING_TIME_ORIGIN) needs --time-scale (KLING_TIME_SCALE)")
+    scale = scale if scale is not None else default
     if scale is None or scale == 1.0:
         return None
-    if not scale > 0:
-        raise UsageError(f"--time-scale must be > 0, got {scale}")
-    origin = args.time_origin
     if origin is None:
         return ScaledClock(scale)
-    # Start where a clock started at `origin` with this scale would be now.
-    return ScaledClock(scale, start_time=origin + (time.time() - origin) * scale)
+    return ScaledClock.following(scale, origin)
 
 
 def client_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -173,7 +207,8 @@ async def open_client(
     if not args.emulator:
         options = client_options(args)
         clock: Clock | None = _scaled_clock(args, None)
-        async with KlingClient(**options, clock=clock) as client:
+        async with KlingClient(**options, clock=clock, retry=ctx.reach.policy()) as client:
+            ctx.reach.base_url = client.base_url
             yield client
         return
 
@@ -204,47 +239,70 @@ async def open_client(
             f"{args.emulator_slots or 'unlimited'} task slots, {videos_seeded})"
         )
         emulated: dict[str, Any] = dict(emu.client_kwargs("jwt"))
-        async with KlingClient(**emulated, clock=emu_clock) as client:
+        async with KlingClient(**emulated, clock=emu_clock, retry=ctx.reach.policy()) as client:
+            ctx.reach.base_url = client.base_url
             yield client
 
 
 def run_command(ctx: Context, command: Callable[[Context], Awaitable[int]]) -> int:
     """Run ``command`` on a fresh event loop. The first Ctrl-C cancels it (it sees
-    ``ctx.interrupted`` and may report before returning 130); a second one abandons clean-up."""
+    ``ctx.interrupted`` and may report before returning 130); a second one abandons clean-up.
+    stdout closing under it (``| head``) stops it the same way, quietly."""
 
     async def guarded() -> int:
         loop = asyncio.get_running_loop()
-        main = asyncio.current_task()
-        assert main is not None
+        # The command runs as a task of its own, so that stopping it never cancels this one
+        # (a command that returns before it sees the cancellation still returns its code).
+        work = asyncio.ensure_future(command(ctx))
         installed = False
+
+        def stop() -> None:
+            ctx.interrupted = True
+            work.cancel()
 
         def on_sigint() -> None:
             if ctx.interrupted:
                 loop.remove_signal_handler(signal.SIGINT)  # the next one raises at once
             else:
-                ctx.interrupted = True
                 ctx.out.note("interrupted: stopping (press Ctrl-C again to abandon clean-up)")
-            main.cancel()
+            stop()
 
+        def on_closed() -> None:
+            ctx.pipe_closed = True
+            stop()
+
+        ctx.out.on_closed = on_closed
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGINT, on_sigint)
             installed = True
         try:
-            return await command(ctx)
+            code = await work
         except asyncio.CancelledError:
             if ctx.interrupted:
                 return EXIT_INTERRUPTED
             raise
         except (KlingError, UsageError) as error:
             code = exit_code_for(error)
-            ctx.out.error(describe(error), exit_code=code, error_type=type(error).__name__)
+            message = describe(error, ctx.reach)
+            ctx.out.error(message, exit_code=code, error_type=type(error).__name__)
             return code
+        except OSError as error:  # a file the command reads or writes: name it, no traceback
+            ctx.out.error(describe_os_error(error), exit_code=EXIT_USAGE, error_type="OSError")
+            return EXIT_USAGE
         finally:
             if installed:
                 with contextlib.suppress(Exception):
                     loop.remove_signal_handler(signal.SIGINT)
+        return EXIT_INTERRUPTED if ctx.pipe_closed else code
 
     try:
         return asyncio.run(guarded())
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+
+
+def describe_os_error(error: OSError) -> str:
+    """``PATH: what is wrong`` for a file-system error."""
+    where = error.filename if error.filename is not None else None
+    reason = error.strerror or str(error)
+    return f"{where}: {reason}" if where is not None else reason

@@ -1,30 +1,27 @@
-"""``kling-async extend``, ``text2video``, ``image2video``, ``get``, ``watch`` and ``download``:
-one task or a few at a time."""
+"""``kling-async extend``, ``text2video``, ``image2video``, ``get`` and ``watch``: one task or a
+few at a time. A task id alone is enough: without ``--kind`` each family is tried in turn
+(video-extend first), so any task a command printed can be fetched by its id."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import base64
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import RenderableType
-from rich.live import Live
 from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
 from .._fields import build_request, field_names
 from ..client import KlingClient
-from ..download import DownloadResult
 from ..errors import InvalidRequestError, KlingError
-from ..journal import Journal
+from ..kinds import KINDS
 from ..models import StatusChange, Task, TaskStatus
-from ..serde import structure_task
-from .output import Output, change_json, status_text, task_json
+from .live import LiveView, follow
+from .output import add_row, clean, id_column, status_text, task_json
 from .session import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -34,140 +31,9 @@ from .session import (
     open_client,
 )
 
-__all__ = [
-    "create_command",
-    "download_command",
-    "get_command",
-    "show_downloads",
-    "watch_command",
-]
+__all__ = ["create_command", "fetch_tasks", "get_command", "missing_note", "watch_command"]
 
 _IMAGE_FLAGS = ("image", "image_tail", "static_mask")  # they take ``@path`` for a local file
-
-
-class LiveView:
-    """A live region redrawn ~8 times a second while stdout is a terminal; nothing otherwise."""
-
-    def __init__(
-        self, out: Output, render: Callable[[], RenderableType], *, transient: bool = False
-    ) -> None:
-        self.out = out
-        self.render = render
-        self.transient = transient
-        self._live: Live | None = None
-        self._refresher: asyncio.Task[None] | None = None
-
-    async def __aenter__(self) -> LiveView:
-        if self.out.live:
-            self._live = Live(
-                self.render(),
-                console=self.out.console,
-                auto_refresh=False,
-                transient=self.transient,
-            )
-            self._live.start(refresh=True)
-            self._refresher = asyncio.ensure_future(self._refresh())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        if self._refresher is not None:
-            self._refresher.cancel()
-            await asyncio.gather(self._refresher, return_exceptions=True)
-        if self._live is not None:
-            self._live.update(self.render(), refresh=True)
-            self._live.stop()
-
-    async def _refresh(self) -> None:
-        assert self._live is not None
-        while True:
-            await asyncio.sleep(0.125)
-            self._live.update(self.render(), refresh=True)
-
-    def log(self, line: Text) -> None:
-        """A line for people: above the live region, or on its own (not in JSON mode)."""
-        self.out.line(line)
-
-
-def _clock_text(seconds: float) -> str:
-    minutes, secs = divmod(int(max(0.0, seconds)), 60)
-    return f"{minutes}m{secs:02d}s"
-
-
-def _change_line(change: StatusChange, elapsed: float) -> Text:
-    line = Text(f"+{_clock_text(elapsed):>7}  {change.task_id}  ")
-    if change.previous is not None:
-        line += status_text(change.previous) + Text(" -> ")
-    line += status_text(change.current)
-    video = change.task.video
-    if change.timed_out:
-        line.append("  stopped waiting (the task runs on)", style="magenta")
-    elif change.error is not None:
-        line.append(f"  {change.error}", style="red")
-    elif video is not None:
-        line.append(f"  video {video.id} ({video.duration or '?'}s) {video.url}", style="green")
-    elif images := change.task.task_result.images:
-        line.append(f"  {len(images)} images {' '.join(i.url for i in images)}", style="green")
-    elif change.task.task_status_msg:
-        line.append(f"  {change.task.task_status_msg}", style="red")
-    return line
-
-
-async def follow(
-    ctx: Context,
-    kling: KlingClient,
-    tasks: Sequence[Task | str],
-    *,
-    kind: str,
-    timeout: float | None,
-) -> dict[str, StatusChange]:
-    """Watch ``tasks`` to their end with a live display; the last change of each task."""
-    out, clock = ctx.out, kling.clock
-    started = clock.monotonic()
-    last: dict[str, StatusChange] = {}
-    changed_at: dict[str, float] = {}
-    ids = [t.task_id if isinstance(t, Task) else t for t in tasks]
-    spinner = Spinner("dots")
-
-    def render() -> RenderableType:
-        now = clock.monotonic()
-        if len(ids) == 1:
-            change = last.get(ids[0])
-            status = change.current if change is not None else None
-            since = now - changed_at.get(ids[0], started)
-            text = Text(f"task {ids[0]}: ") + status_text(status)
-            text.append(f" for {_clock_text(since)}", style="dim")
-            spinner.update(text=text)
-            return spinner
-        table = Table(box=None, pad_edge=False)
-        for column in ("task", "status", "for", "note"):
-            table.add_column(column)
-        for task_id in ids[:30]:
-            change = last.get(task_id)
-            age = _clock_text(now - changed_at.get(task_id, started))
-            note = "" if change is None else (change.task.task_status_msg or "")
-            table.add_row(task_id, status_text(change.current if change else None), age, note)
-        if len(ids) > 30:
-            table.caption = f"and {len(ids) - 30} more"
-        return table
-
-    watch = kling.watch(tasks, kind=kind, timeout=timeout)
-    try:
-        async with LiveView(out, render, transient=len(ids) == 1) as view, watch as changes:
-            async for change in changes:
-                last[change.task_id] = change
-                changed_at[change.task_id] = clock.monotonic()
-                out.emit("change", **change_json(change))
-                view.log(_change_line(change, clock.monotonic() - started))
-    except asyncio.CancelledError:
-        if ctx.interrupted:
-            running = [i for i in ids if i not in last or not last[i].is_final]
-            if running:
-                out.note(
-                    f"still running: {' '.join(running)}; follow again with: "
-                    f"kling-async watch {' '.join(running)}"
-                )
-        raise
-    return last
 
 
 def _outcome_code(changes: dict[str, StatusChange], ids: Sequence[str]) -> int:
@@ -218,34 +84,59 @@ async def create_command(ctx: Context) -> int:
         )
         if not args.wait:
             return EXIT_OK
-        changes = await follow(ctx, kling, [task], kind=task.kind, timeout=args.timeout)
+        changes = await follow(
+            out, kling, ctx.reach, [task], timeout=args.timeout, interrupted=ctx.by_a_person
+        )
     return _outcome_code(changes, [task.task_id])
 
 
 # -- get -----------------------------------------------------------------------------------------
 
 
-async def _fetch(
-    kling: KlingClient, ids: Sequence[str], kind: str
+async def _lookup(kling: KlingClient, task_id: str, kind: str | None) -> Task | KlingError:
+    """The task of ``kind``, or of the first family that knows the id (``kind`` None)."""
+    error: KlingError | None = None
+    for name in [kind] if kind is not None else list(KINDS):
+        try:
+            return await kling.get_task(task_id, kind=name)
+        except InvalidRequestError as refused:  # not found, or not an id of this family
+            error = error or refused
+    assert error is not None
+    return error
+
+
+async def fetch_tasks(
+    ctx: Context, kling: KlingClient, ids: Sequence[str], kind: str | None
 ) -> tuple[list[Task], dict[str, KlingError]]:
-    """The tasks that exist, and why the others could not be had (not found)."""
+    """The tasks that exist, and why the others could not be had (not found), while a live
+    line says what is being looked up (and, if the API does not answer, that it is trying)."""
     limit = asyncio.Semaphore(8)
 
     async def one(task_id: str) -> Task | KlingError:
         async with limit:
-            try:
-                return await kling.get_task(task_id, kind=kind)
-            except InvalidRequestError as error:  # not found, or not an id of this kind
-                return error
+            return await _lookup(kling, task_id, kind)
 
+    spinner = Spinner("dots", text=f"looking up {len(ids)} task(s) at {kling.base_url}")
+    async with LiveView(ctx.out, lambda: spinner, transient=True, reach=ctx.reach):
+        results = await asyncio.gather(*(one(i) for i in ids))
     found: list[Task] = []
     missing: dict[str, KlingError] = {}
-    for task_id, result in zip(ids, await asyncio.gather(*(one(i) for i in ids)), strict=True):
+    for task_id, result in zip(ids, results, strict=True):
         if isinstance(result, Task):
             found.append(result)
         else:
             missing[task_id] = result
     return found, missing
+
+
+def missing_note(ctx: Context, task_id: str, error: KlingError, kind: str | None) -> None:
+    where = (
+        f"not a {kind} task (without --kind every family is tried)"
+        if kind is not None
+        else "no task family knows it"
+    )
+    ctx.out.emit("missing", task_id=task_id, kind=kind, message=str(error))
+    ctx.out.note(Text(f"{task_id}: not found: {where} ({error})", style="red"))
 
 
 def _image_urls(task: Task) -> str:
@@ -254,12 +145,18 @@ def _image_urls(task: Task) -> str:
 
 def _task_table(tasks: Sequence[Task]) -> Table:
     table = Table(title_justify="left")
-    for column in ("task", "status", "video", "seconds", "url / message"):
+    id_column(table, "task", [t.task_id for t in tasks])
+    table.add_column("kind", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    id_column(table, "video", [t.video.id for t in tasks if t.video])
+    for column in ("seconds", "url / message"):
         table.add_column(column, overflow="fold")
     for task in tasks:
         video = task.video
-        table.add_row(
+        add_row(
+            table,
             task.task_id,
+            task.kind,
             status_text(task.task_status),
             video.id if video else "",
             "" if video is None or video.duration is None else f"{video.duration:g}",
@@ -268,19 +165,49 @@ def _task_table(tasks: Sequence[Task]) -> Table:
     return table
 
 
+def _table_width(tasks: Sequence[Task]) -> int:
+    """Columns the table needs to show every id, kind and status whole, and some of the URL."""
+    widest = [max(len(getattr(t, name)) for t in tasks) for name in ("task_id", "kind")] + [
+        max((len(t.video.id) for t in tasks if t.video), default=5),
+        10,
+        7,
+        30,
+    ]
+    return sum(widest) + 3 * len(widest) + 1
+
+
+def _task_lines(tasks: Sequence[Task]) -> list[Text]:
+    """The tasks as lines, for a terminal too narrow for the table: ids are never cut."""
+    lines = []
+    for task in tasks:
+        line = Text(f"{task.task_id}  {task.kind}  ") + status_text(task.task_status)
+        video = task.video
+        if video is not None:
+            seconds = "" if video.duration is None else f" ({video.duration:g}s)"
+            line.append(f"\n  video {video.id}{seconds}\n  {video.url}")
+        elif task.task_result.images:
+            line.append("".join(f"\n  {image.url}" for image in task.task_result.images))
+        elif task.task_status_msg:
+            line.append(f"\n  {clean(task.task_status_msg, one_line=True)}", style="red")
+        lines.append(line)
+    return lines
+
+
 async def get_command(ctx: Context) -> int:
     args, out = ctx.args, ctx.out
     check_credentials(args)
     async with open_client(ctx) as kling:
-        found, missing = await _fetch(kling, args.task_ids, args.kind)
+        found, missing = await fetch_tasks(ctx, kling, args.task_ids, args.kind)
     for task in found:
         out.emit("task", **task_json(task))
-    for task_id, error in missing.items():
-        out.emit("missing", task_id=task_id, message=str(error))
     if found:
-        out.print(_task_table(found))
+        if out.console.width >= _table_width(found):
+            out.print(_task_table(found))
+        else:
+            for line in _task_lines(found):
+                out.print(line)
     for task_id, error in missing.items():
-        out.note(Text(f"{task_id}: not found ({error})", style="red"))
+        missing_note(ctx, task_id, error, args.kind)
     return EXIT_INCOMPLETE if missing else EXIT_OK
 
 
@@ -288,85 +215,32 @@ async def get_command(ctx: Context) -> int:
 
 
 async def watch_command(ctx: Context) -> int:
-    args = ctx.args
+    """Follow tasks to their end. Each is looked up first (its family, and whether the API can
+    be reached at all: an unreachable one ends the command with exit 4 after the usual
+    retries, instead of a watch that waits forever)."""
+    args, out = ctx.args, ctx.out
     ids: list[str] = list(dict.fromkeys(args.task_ids))
     check_credentials(args)
     async with open_client(ctx) as kling:
-        changes = await follow(ctx, kling, ids, kind=args.kind, timeout=args.timeout)
+        found, missing = await fetch_tasks(ctx, kling, ids, args.kind)
+        for task_id, error in missing.items():
+            missing_note(ctx, task_id, error, args.kind)
+        changes: dict[str, StatusChange] = {}
+        if found:
+            changes = await follow(
+                out,
+                kling,
+                ctx.reach,
+                found,
+                timeout=args.timeout,
+                interrupted=ctx.by_a_person,
+            )
     counts: dict[str, int] = {}
     for change in changes.values():
         name = "timed out" if change.timed_out else "error" if change.error else change.current
         counts[str(name)] = counts.get(str(name), 0) + 1
-    ctx.out.emit("summary", counts=counts, total=len(ids))
-    ctx.out.line(Text("  ".join(f"{n} {name}" for name, n in sorted(counts.items())), style="bold"))
+    if missing:
+        counts["not found"] = len(missing)
+    out.emit("summary", counts=counts, total=len(ids))
+    out.line(Text("  ".join(f"{n} {name}" for name, n in sorted(counts.items())), style="bold"))
     return _outcome_code(changes, ids)
-
-
-# -- download ------------------------------------------------------------------------------------
-
-
-def _journal_tasks(path: Path) -> list[Task]:
-    """The succeeded tasks recorded in a batch journal."""
-    if not path.exists():
-        raise UsageError(f"no journal at {path}")
-    tasks = []
-    for entry in Journal.read(path):
-        if entry.outcome == "succeed" and entry.task_json is not None:
-            data = json.loads(entry.task_json)
-            tasks.append(structure_task(data, data.get("kind", "video-extend"), root="$journal"))
-    return tasks
-
-
-def _download_json(result: DownloadResult) -> dict[str, Any]:
-    return {
-        "task_id": result.task_id,
-        "video_id": result.video_id,
-        "path": None if result.path is None else str(result.path),
-        "status": result.status,
-        "size": result.size,
-        "error": None if result.error is None else str(result.error),
-    }
-
-
-def show_downloads(ctx: Context, results: Sequence[DownloadResult]) -> bool:
-    """Report downloads; whether any of them did not end with the file on disk."""
-    out = ctx.out
-    table = Table(title="downloads", title_justify="left")
-    for column in ("task", "status", "bytes", "file / error"):
-        table.add_column(column, overflow="fold")
-    problems = False
-    for result in results:
-        out.emit("download", **_download_json(result))
-        ok = result.status in ("downloaded", "skipped")
-        problems |= not ok
-        where = str(result.path or "") if ok else str(result.error or result.status)
-        style = "green" if result.status == "downloaded" else "dim" if ok else "red"
-        table.add_row(result.task_id, Text(result.status, style=style), str(result.size), where)
-    if results:
-        out.print(table)
-    return problems
-
-
-async def download_command(ctx: Context) -> int:
-    args, out = ctx.args, ctx.out
-    if not args.task_ids and not args.journal:
-        raise UsageError("give task ids, or --journal FILE to download a batch's videos")
-    if args.concurrency < 1:
-        raise UsageError("--concurrency must be >= 1")
-    tasks = _journal_tasks(Path(args.journal)) if args.journal else []
-    check_credentials(args)
-    async with open_client(ctx) as kling:
-        found, missing = await _fetch(kling, args.task_ids, args.kind)
-        spinner = Spinner("dots", text=f"downloading {len(tasks) + len(found)} videos")
-        async with LiveView(out, lambda: spinner, transient=True):
-            results = await kling.download(
-                [*tasks, *found],
-                args.dest,
-                concurrency=args.concurrency,
-                watermarked=args.watermarked,
-            )
-    problems = show_downloads(ctx, results)
-    for task_id, error in missing.items():
-        out.emit("missing", task_id=task_id, message=str(error))
-        out.note(Text(f"{task_id}: not found ({error})", style="red"))
-    return EXIT_INCOMPLETE if problems or missing else EXIT_OK

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sqlite3
@@ -14,6 +15,7 @@ __all__ = [
     "APPLICATION_ID",
     "SCHEMA_VERSION",
     "connect",
+    "create_private",
     "json_text",
     "select_entries",
     "unknown_key",
@@ -51,19 +53,47 @@ _COLUMNS = (
 
 def connect(path: str, *, read_only: bool, busy_timeout: float) -> sqlite3.Connection:
     """Open ``path`` as a journal: check (or, when writing to a new file, create) the schema."""
+    created: list[str] = []
     if read_only:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no journal at {path}")
         uri = "file:" + _uri_path(path) + "?mode=ro"
         conn = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=busy_timeout)
     else:
+        created = create_private(path)
         conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     try:
         _configure(conn, path, read_only=read_only, busy_timeout=busy_timeout)
     except BaseException:
         conn.close()
+        if not read_only:  # a refused file is left as it was: no side files of ours beside it
+            for name in created:
+                with contextlib.suppress(OSError):
+                    if name != path and os.path.getsize(name) == 0:
+                        os.unlink(name)
         raise
     return conn
+
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def create_private(path: str, suffixes: tuple[str, ...] = ("", "-wal", "-shm")) -> list[str]:
+    """Make the journal's files (the database and SQLite's side files) 0600 before SQLite
+    does (it creates them 0644, and follows a symbolic link planted in their place): they
+    hold prompts and callback URLs. A symbolic link at any of them is refused. Returns the
+    files it created."""
+    created = []
+    for name in (path + suffix for suffix in suffixes):
+        try:
+            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
+        except FileExistsError:
+            if os.path.islink(name):
+                raise JournalError(f"{name} is a symbolic link; refusing to follow it") from None
+            continue
+        os.close(fd)
+        created.append(name)
+    return created
 
 
 def _uri_path(path: str) -> str:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..clock import Clock
-from ._schema import connect
+from ._schema import connect, create_private
 from .records import JournalError
 
 __all__ = ["Job", "Op", "Writer", "resolve"]
@@ -42,6 +42,7 @@ def _lock_exclusively(path: str) -> Any:
     ``Journal.read`` takes no lock (reading while a batch runs is fine). Where ``fcntl`` does
     not exist (Windows) there is no lock.
     """
+    create_private(path, (".lock",))  # 0600, and never through a planted symbolic link
     handle = open(path + ".lock", "a+b")  # noqa: SIM115 (kept open: it is the lock)
     try:
         import fcntl

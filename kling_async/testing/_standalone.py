@@ -1,7 +1,11 @@
 """Serve one emulator from the command line until Ctrl-C (or SIGTERM).
 
 ``main(argv)`` is ``python -m kling_async.testing``; a CLI can mount the same options as a
-subcommand with :func:`add_arguments` and :func:`run`.
+subcommand with :func:`add_arguments` and :func:`run`. The banner says how to reach it and how
+to get onto its clock: a scaled clock drifts from real time, so a client on real time would see
+its JWTs expire early and its signed callbacks as stale; the printed ``export`` line (a static
+key, ``KLING_TIME_SCALE`` and ``KLING_TIME_ORIGIN``) puts any ``kling-async`` command on it, and
+``ScaledClock.following(scale, origin)`` a Python client.
 """
 
 from __future__ import annotations
@@ -9,29 +13,59 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ipaddress
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
 from typing import TextIO
 
+from kling_async.cli.flags import integer, non_negative, port, positive
+from kling_async.clock import ScaledClock
 from kling_async.testing._emulator import KlingEmulator
 
 __all__ = ["add_arguments", "main", "run"]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=0, help="port to bind (default 0: any free)")
+    parser.add_argument(
+        "--host", default="127.0.0.1", metavar="HOST", help="address to bind (default 127.0.0.1)"
+    )
+    parser.add_argument(
+        "--port", type=port, default=0, metavar="PORT", help="port to bind (default 0: any free)"
+    )
     parser.add_argument(
         "--time-scale",
-        type=float,
+        type=positive,
         default=1.0,
+        metavar="X",
         help="emulated seconds per real second (default 1; 100 makes a 320 s extend take 3.2 s)",
     )
-    parser.add_argument("--slots", type=int, default=None, help="task slots (default unlimited)")
-    parser.add_argument("--balance", type=float, default=None, help="units (default unlimited)")
-    parser.add_argument("--seed", type=int, default=0, help="seed for ids, durations, failures")
-    parser.add_argument("--webhook-secret", default=None, help="whsec_... to sign callbacks")
+    parser.add_argument(
+        "--slots", type=integer(1), default=None, metavar="N", help="task slots (default unlimited)"
+    )
+    parser.add_argument(
+        "--balance",
+        type=non_negative,
+        default=None,
+        metavar="UNITS",
+        help="units (default unlimited)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, metavar="N", help="seed for ids, durations, failures"
+    )
+    parser.add_argument(
+        "--webhook-secret", default=None, metavar="SECRET", help="whsec_... to sign callbacks"
+    )
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def run(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
@@ -49,9 +83,16 @@ def run(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if not _loopback(args.host):
+        print(
+            f"warning: --host {args.host} makes the emulator reachable from other machines; it "
+            "is for testing only, and its published keys let anyone in",
+            file=sys.stderr,
+        )
+    served = True
     with contextlib.suppress(KeyboardInterrupt):  # where signal handlers are unsupported
-        asyncio.run(_serve(emulator, out))
-    return 0
+        served = asyncio.run(_serve(emulator, out))
+    return 0 if served else 2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -60,25 +101,60 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Serve a Kling API emulator (official /v1 and relay /kling/v1 routes).",
     )
     add_arguments(parser)
-    return run(parser.parse_args(argv))
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # a bad option: argparse said why (status 2)
+        return exit_.code if isinstance(exit_.code, int) else 2
+    return run(args)
 
 
-async def _serve(emulator: KlingEmulator, out: TextIO) -> None:
-    async with emulator as emu:
-        parent = emu.add_video(5.0)
-        jwt, key, relay = (emu.client_kwargs(f) for f in ("jwt", "key", "relay"))
-        print(f"Kling emulator listening on {emu.url}  (Ctrl-C to stop)", file=out)
-        print(f"  official  base_url={emu.url}", file=out)
-        print(
-            f"            access_key={jwt['access_key']}  secret_key={jwt['secret_key']}", file=out
-        )
-        print(f"            api_key={key['api_key']}", file=out)
-        print(f"  relay     base_url={relay['base_url']}  api_key={relay['api_key']}", file=out)
-        print(
-            f"  a video to extend: video_id={parent.video_id}  task_id={parent.task_id}", file=out
-        )
-        out.flush()
+async def _serve(emulator: KlingEmulator, out: TextIO) -> bool:
+    try:
+        await emulator.start()
+    except OSError as exc:
+        print(f"error: cannot serve the emulator: {exc.strerror or exc}", file=sys.stderr)
+        return False
+    try:
+        _banner(emulator, out)
         await _until_stopped()
+    finally:
+        await emulator.close()
+    return True
+
+
+def _banner(emu: KlingEmulator, out: TextIO) -> None:
+    parent = emu.add_video(5.0)
+    jwt, key, relay = (emu.client_kwargs(f) for f in ("jwt", "key", "relay"))
+    lines = [
+        f"Kling emulator listening on {emu.url}  (for testing only, not Kling; Ctrl-C to stop)",
+        f"  official  base_url={emu.url}",
+        f"            access_key={jwt['access_key']}  secret_key={jwt['secret_key']}",
+        f"            api_key={key['api_key']}",
+        f"  relay     base_url={relay['base_url']}  api_key={relay['api_key']}",
+        f"  a video to extend: video_id={parent.video_id}  task_id={parent.task_id}",
+    ]
+    env = {"KLING_BASE_URL": emu.url, "KLING_API_KEY": key["api_key"]}
+    flags = ["--base-url", emu.url, "--api-key", key["api_key"]]
+    python = f"KlingClient(base_url={emu.url!r}, api_key={key['api_key']!r}"
+    clock = emu.clock
+    if isinstance(clock, ScaledClock) and clock.scale != 1.0 and clock.origin is not None:
+        scale, origin = f"{clock.scale:g}", repr(clock.origin)
+        lines.append(
+            f"  clock     x{scale}: emulated time runs {scale} times as fast as real time, "
+            f"since Unix time {origin}"
+        )
+        env |= {"KLING_TIME_SCALE": scale, "KLING_TIME_ORIGIN": origin}
+        flags += ["--time-scale", scale, "--time-origin", origin]
+        python += f", clock=ScaledClock.following({scale}, origin={origin})"
+    exports = " ".join(f"{name}={shlex.quote(value)}" for name, value in env.items())
+    lines += [
+        "to use it from another shell, paste:",
+        f"  export {exports}",
+        f"or give any kling-async command: {shlex.join(flags)}",
+        f"in Python: {python})",
+    ]
+    print("\n".join(lines), file=out)
+    out.flush()
 
 
 async def _until_stopped() -> None:

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import select
 import shutil
 import signal
 import subprocess
 import time
 from pathlib import Path
-
-import pytest
 
 from kling_async.cli.input import read_requests
 
@@ -324,45 +320,3 @@ def test_an_emulator_batch_of_csv_rows_seeds_only_the_videos_rows_start_from(
         "video-extend", "video-extend", "text2video", "image-generation"
     ]  # fmt: skip
     assert len(outcomes[5]["result_urls"]) == 3
-
-
-# -- live display ----------------------------------------------------------------------------------
-
-
-def test_progress_bars_only_on_a_terminal(tmp_path: Path) -> None:
-    pty = pytest.importorskip("pty")
-    source = write_jsonl(tmp_path / "three.jsonl", [{"video_id": f"vid-{i}"} for i in range(3)])
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(
-        [*CLI, "batch", str(source), "--emulator", "--time-scale", "600"],
-        stdout=slave,
-        stderr=subprocess.DEVNULL,
-        env=cli_env(TERM="xterm-256color"),
-    )
-    os.close(slave)
-    screen = b""
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([master], [], [], 0.1)
-            if ready:
-                try:
-                    chunk = os.read(master, 65536)
-                except OSError:  # the child closed the terminal
-                    break
-                if not chunk:
-                    break
-                screen += chunk
-            elif proc.poll() is not None:
-                break
-    finally:
-        os.close(master)
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-    assert proc.returncode == 0
-    text = screen.decode(errors="replace")
-    assert "\x1b[" in text  # drawn, not printed
-    for bar in ("submitted", "processing", "succeed", "failed"):
-        assert bar in text
-    assert "3/3" in text

@@ -80,8 +80,13 @@ async def test_text2video_wait_then_get_by_kind(remote: Remote) -> None:
     got = await arun_cli("get", task_id, "--kind", "text2video", *flags, env=remote.env)
     assert got.code == 0, got.stderr
     assert [t["task_status"] for t in got.of_type("task")] == ["succeed"]
-    wrong = await arun_cli("get", task_id, *flags, env=remote.env)  # default: video-extend
+    # By id alone: every family is tried, so what a command printed can be fetched as it is.
+    alone = await arun_cli("get", task_id, *flags, env=remote.env)
+    assert alone.code == 0, alone.stderr
+    assert [(t["task_id"], t["kind"]) for t in alone.of_type("task")] == [(task_id, "text2video")]
+    wrong = await arun_cli("get", task_id, "--kind", "video-extend", *flags, env=remote.env)
     assert wrong.code == 1 and [m["task_id"] for m in wrong.of_type("missing")] == [task_id]
+    assert "without --kind every family is tried" in wrong.stderr
 
 
 async def test_image2video_refuses_a_data_prefix_before_sending(remote: Remote) -> None:

@@ -80,9 +80,7 @@ async def test_a_gzip_bomb_is_stopped_after_the_cap_of_decompressed_bytes(
     assert peak < 24 * MiB, f"client held {peak / MiB:.1f} MiB"
 
 
-async def test_the_answer_cap_is_configurable(
-    server: HostileServer, client_for: ClientFor
-) -> None:
+async def test_the_answer_cap_is_configurable(server: HostileServer, client_for: ClientFor) -> None:
     server.on(GET_1, answer(task_answer("1", task_status_msg="x" * 5000)))
     assert (await client_for(server.url).get_task("1")).task_id == "1"
     with pytest.raises(ResponseFormatError):
