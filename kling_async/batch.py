@@ -11,21 +11,26 @@ For every request the batch:
 submitter; 1102 closes the gate: created tasks are still followed to the end and the rest are
 reported ``not_sent``. A second run with the same journal resumes: finished requests are
 reported without a request, created tasks are watched, and an intent whose answer was lost (the
-process died, or the create was ambiguous) is looked up before it is ever sent again.
+process died, or the create was ambiguous) is looked up before it is ever sent again: it is sent
+only if the look-up proves it absent (official API: "not found" by ``external_task_id``), or if
+the caller opted in with ``resend_ambiguous=True``; otherwise it is reported ``ambiguous`` again.
+
+On a relay, creates of one parent video take turns (:meth:`Creator.turn`): each holds its turn
+from the look-up and the POST until its task id is journalled, so a scan — in this run or a
+resumed one — meets at most one unknown task per parent.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
-from ._fields import build_request
+from .batch_requests import RequestLike, as_request, each, request_key
 from .creates import Creator
 from .errors import (
     AmbiguousSubmitError,
@@ -40,9 +45,8 @@ from .gate import SlotGate
 from .journal import Intent, Journal, JournalEntry
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
-from .requests import REQUEST_TYPES, CreateRequest
+from .requests import CreateRequest
 from .serde import (
-    dumps,
     loads,
     request_from_wire,
     structure_task,
@@ -51,7 +55,15 @@ from .serde import (
 )
 from .watch import TaskWatch
 
-__all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]
+__all__ = [
+    "Batch",
+    "BatchReport",
+    "Outcome",
+    "OutcomeKind",
+    "Progress",
+    "RequestLike",
+    "request_key",
+]
 
 log = logging.getLogger("kling_async")
 
@@ -65,44 +77,9 @@ class WatchFactory(Protocol):
     ) -> TaskWatch: ...
 
 
-RequestLike = CreateRequest | Mapping[str, Any]
-
-
-def request_key(request: CreateRequest, seen: collections.Counter[str]) -> str:
-    """A stable key for a request within a batch: its ``external_task_id``, else a hash of its
-    kind and fields plus how many identical requests came before it (so re-runs match up)."""
-    external = getattr(request, "external_task_id", None)
-    if external is not None:
-        return str(external)
-    digest = hashlib.sha256(
-        dumps({"kind": request.kind, "body": unstructure_request(request)})
-    ).hexdigest()[:16]
-    n = seen[digest]
-    seen[digest] += 1
-    return f"{digest}#{n}"
-
-
-def _as_request(item: RequestLike) -> CreateRequest:
-    """A request object, or a mapping of its fields with an optional ``kind`` (default
-    ``video-extend``)."""
-    if isinstance(item, tuple(REQUEST_TYPES.values())):
-        return item  # type: ignore[return-value]
-    if isinstance(item, Mapping):
-        fields = dict(item)
-        return build_request(fields.pop("kind", "video-extend"), fields)
-    raise TypeError(f"expected a request or a mapping, got {type(item).__name__}")
-
-
-async def _each(requests: Iterable[RequestLike] | AsyncIterable[RequestLike]) -> AsyncIterator[Any]:
-    if isinstance(requests, AsyncIterable):
-        async for item in requests:
-            yield item
-    else:
-        for item in requests:
-            yield item
-
-
 _DONE = object()
+#: Journalled outcomes after which a resumed request is sent without a look-up: no task exists.
+_NOT_CREATED = ("not_sent",)
 
 
 class Batch:
@@ -125,8 +102,10 @@ class Batch:
         journal: str | os.PathLike[str] | Journal | None = None,
         slots: int | None = None,
         timeout: float | None = None,
+        resend_ambiguous: bool = False,
     ) -> None:
         self._client = creator
+        self._resend_ambiguous = resend_ambiguous
         self._watch = watch
         self._requests = requests
         self._journal_arg = journal
@@ -134,7 +113,9 @@ class Batch:
         self._timeout = timeout
         self.gate = SlotGate(creator.clock, limit=slots)
         self._outcomes: list[Outcome] = []
-        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
+        # Outcomes (and _DONE, or an error to raise) not yet handed to the caller.
+        self._outbox: collections.deque[Any] = collections.deque()
+        self._outbox_waiter: asyncio.Future[None] | None = None
         self._keys: dict[str, str] = {}  # task id -> request key
         self._by_key: dict[str, CreateRequest] = {}
         self._status: dict[str, TaskStatus] = {}  # live tasks only
@@ -167,7 +148,16 @@ class Batch:
 
     @property
     def outcomes(self) -> list[Outcome]:
+        """Every outcome known so far, delivered or not."""
         return list(self._outcomes)
+
+    @property
+    def undelivered(self) -> list[Outcome]:
+        """Outcomes known but not yet yielded to the caller (it left the loop, or it was
+        cancelled, before they came up). With :attr:`running` and :attr:`unsettled` this
+        accounts for every task the batch created: each is in exactly one of the outcomes
+        yielded, ``undelivered``, ``running`` or ``unsettled``, at every moment."""
+        return [item for item in self._outbox if isinstance(item, Outcome)]
 
     @property
     def running(self) -> dict[str, str]:
@@ -215,7 +205,11 @@ class Batch:
                 asyncio.ensure_future(self._follow(watch)),
             ]
             while True:
-                item = await self._outbox.get()
+                while not self._outbox:
+                    self._outbox_waiter = asyncio.get_running_loop().create_future()
+                    await self._outbox_waiter
+                # Taken and yielded in one step: a cancellation cannot fall between them.
+                item = self._outbox.popleft()
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
@@ -238,7 +232,12 @@ class Batch:
         self._done[outcome.outcome] += 1
         if outcome.task is not None:
             self._status.pop(outcome.task.task_id, None)
-        self._outbox.put_nowait(outcome)
+        self._push(outcome)
+
+    def _push(self, item: Any) -> None:
+        self._outbox.append(item)
+        if self._outbox_waiter is not None and not self._outbox_waiter.done():
+            self._outbox_waiter.set_result(None)
 
     def _write(self, coro: Any) -> None:
         """A journal write that need not hold anything up (statuses, outcomes): in the
@@ -261,7 +260,7 @@ class Batch:
                 await asyncio.gather(*submits)
             watch.seal()
         except Exception as exc:  # surface in the consumer, not as a lost task exception
-            self._outbox.put_nowait(exc)
+            self._push(exc)
             raise
         finally:
             # Left early (the consumer stopped): end the creates still in flight with us, so
@@ -276,8 +275,8 @@ class Batch:
     ) -> None:
         """Read the requests and start a submit for each that needs a POST, as slots allow."""
         seen: collections.Counter[str] = collections.Counter()
-        async for item in _each(self._requests):
-            request = _as_request(item)
+        async for item in each(self._requests):
+            request = as_request(item)
             key = request_key(request, seen)
             if key in self._by_key:
                 raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
@@ -318,8 +317,9 @@ class Batch:
 
     def _track(self, key: str, task: Task, watch: Any) -> None:
         self._keys[task.task_id] = key
-        self._status[task.task_id] = task.task_status
-        watch.add(task)
+        self._status[task.task_id] = task.task_status  # in `running` from now on
+        if not watch.closed:  # the caller left: the task stays in `running` for them
+            watch.add(task)
 
     async def _submit(
         self, key: str, request: CreateRequest, entry: JournalEntry | None, watch: Any
@@ -327,72 +327,120 @@ class Batch:
         client, journal = self._client, self._journal
         if entry is not None:
             prepared = request_from_wire(entry.request["kind"], entry.request["body"])
-            if entry.sent_at is not None:
-                found = await client.find_lost(prepared, entry.sent_at)
-                if found is not None:
-                    log.info("batch: request %s was created before (task %s)", key, found.task_id)
-                    await self._created(key, found, watch)
-                    return
         else:
             prepared = client.prepare(request)
-            if journal is not None:
-                body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
-                await journal.record_intents([Intent(key, body)])
+        async with client.turn(prepared):
+            if entry is None:
+                if journal is not None:
+                    body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
+                    await journal.record_intents([Intent(key, body)])
+            elif (
+                entry.sent_at is not None
+                and entry.outcome not in _NOT_CREATED
+                and await self._settled_by_look_up(key, request, prepared, entry, watch)
+            ):
+                return
+            await self._send(key, request, prepared, watch)
+
+    async def _settled_by_look_up(
+        self,
+        key: str,
+        request: CreateRequest,
+        prepared: CreateRequest,
+        entry: JournalEntry,
+        watch: Any,
+    ) -> bool:
+        """A resumed create that may exist: look it up. False if it is to be sent (again)."""
+        assert entry.sent_at is not None
+        found = await self._client.find_lost(prepared, entry.sent_at)
+        if found.task is not None:
+            log.info("batch: request %s was created before (task %s)", key, found.task.task_id)
+            await self._created(key, found.task, watch)
+            return True
+        if found.absent:
+            return False  # an authoritative "not found": it never happened
+        if self._resend_ambiguous:
+            log.warning("batch: re-sending ambiguous request %s (resend_ambiguous)", key)
+            return False
+        self._ambiguous(key, request, self._client.ambiguous(prepared, entry.sent_at, found))
+        return True
+
+    async def _send(
+        self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any
+    ) -> None:
+        client, journal = self._client, self._journal
         while True:
             if journal is not None:
                 await journal.record_sent(key, client.clock.time())
+            self._sending[key] = prepared
             try:
-                task = await self._create(key, prepared)
+                task = await client.send(prepared, retry_throttled=False)
             except ConcurrencyLimitError:
+                del self._sending[key]
                 wait = self.gate.refused()
                 log.info("batch: 1303, %d slots now, cooling down %.1fs", self.gate.allowed, wait)
-                if not await self.gate.acquire():
-                    self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+                if not await self.gate.acquire():  # closed: refused() gave the slot back
+                    self._not_sent(key, request, self._stop_reason, release=False)
                     return
                 continue
             except RateLimitError as exc:
+                del self._sending[key]
                 wait = client.policy.delay(1, exc)
                 self.gate.throttled(wait)
                 await client.clock.sleep(wait)
                 continue
             except InsufficientBalanceError as exc:
+                del self._sending[key]
                 self._stop_reason = exc
-                self.gate.release(ended=False)
+                self._not_sent(key, request, exc)
                 self.gate.close()
                 log.warning("batch: balance exhausted; no more creates (%s)", exc)
-                self._emit(Outcome(key, "not_sent", request, error=exc))
                 return
             except AmbiguousSubmitError as exc:
-                self.gate.release(ended=False)
-                self._final_write(key, "ambiguous", {"error": str(exc)})
-                self._emit(Outcome(key, "ambiguous", request, error=exc))
+                del self._sending[key]  # and into an outcome in the same step
+                self._ambiguous(key, request, exc)
                 return
-            except APIError as exc:
+            except APIError as exc:  # a refusal with a business code: nothing was created
+                del self._sending[key]
                 self.gate.release(ended=False)
                 self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
                 self._emit(Outcome(key, "rejected", request, error=exc))
                 return
             except TransportError as exc:  # provably not sent, even after retries
-                self.gate.release(ended=False)
-                self._emit(Outcome(key, "not_sent", request, error=exc))
+                del self._sending[key]
+                self._not_sent(key, request, exc)
                 return
-            await self._created(key, task, watch)
+            # Out of `unsettled` and into `running` in one step: no moment without it.
+            self._track(key, task, watch)
+            del self._sending[key]
+            if journal is not None:
+                await journal.record_created(key, task.task_id, task.created_at)
             return
 
-    async def _create(self, key: str, prepared: CreateRequest) -> Task:
-        self._sending[key] = prepared
-        try:
-            task = await self._client.create(prepared, retry_throttled=False)
-        except Exception:
-            del self._sending[key]  # answered; only a cancellation leaves it in `unsettled`
-            raise
-        del self._sending[key]
-        return task
+    def _not_sent(
+        self, key: str, request: CreateRequest, error: KlingError | None, *, release: bool = True
+    ) -> None:
+        if release:
+            self.gate.release(ended=False)
+        self._final_write(key, "not_sent", {"error": str(error) if error else ""})
+        self._emit(Outcome(key, "not_sent", request, error=error))
+
+    def _ambiguous(self, key: str, request: CreateRequest, error: AmbiguousSubmitError) -> None:
+        self.gate.release(ended=False)
+        detail: dict[str, Any] = {"error": str(error), "sent_at": error.sent_at}
+        if error.video_id is not None:
+            detail["video_id"] = error.video_id
+        if error.parent_task_id is not None:
+            detail["parent_task_id"] = error.parent_task_id
+        if error.candidates:
+            detail["candidates"] = list(error.candidates)
+        self._final_write(key, "ambiguous", detail)
+        self._emit(Outcome(key, "ambiguous", request, error=error))
 
     async def _created(self, key: str, task: Task, watch: Any) -> None:
+        self._track(key, task, watch)
         if self._journal is not None:
             await self._journal.record_created(key, task.task_id, task.created_at)
-        self._track(key, task, watch)
 
     def _final_write(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
         if self._journal is not None:
@@ -402,9 +450,9 @@ class Batch:
         try:
             async for change in watch:
                 self._on_change(change)
-            self._outbox.put_nowait(_DONE)
+            self._push(_DONE)
         except Exception as exc:
-            self._outbox.put_nowait(exc)
+            self._push(exc)
             raise
 
     def _on_change(self, change: StatusChange) -> None:

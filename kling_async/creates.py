@@ -4,13 +4,25 @@ A create that may have reached the server is never sent again blindly. The retry
 (:mod:`kling_async.retry`) re-sends only what provably did not happen; an answer lost after
 sending is looked up — by ``external_task_id`` on the official API, by a scan of the task list
 on a relay — and raises :class:`AmbiguousSubmitError` when the task cannot be found.
+
+What a look-up proves (:class:`Lookup`): on the official API, "not found" by
+``external_task_id`` is authoritative (``absent``). A look-up that itself fails (a gateway's
+502 for a while) proves nothing. On a relay nothing proves absence: the list route is not
+documented (it may answer 404/1203), and a scan that finds zero or several candidates cannot
+tell. So a relay scan claims a task only when it is the single unknown task of that parent
+video since just before the send, and the client makes that the common case by construction:
+at most one create per parent video has an unsettled answer at a time (:meth:`Creator.turn`),
+so no sibling create of this client can be in flight when a scan runs.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any, Literal
 
 import attrs
@@ -18,7 +30,8 @@ import attrs
 from .clock import Clock
 from .errors import (
     AmbiguousSubmitError,
-    InvalidRequestError,
+    APIError,
+    KlingError,
     ResponseFormatError,
     ServerError,
     TransportError,
@@ -31,7 +44,7 @@ from .retry import Retrier, RetryPolicy, retryable_create, retryable_create_unth
 from .serde import structure_task, unstructure_request
 from .transport import Timeouts, Transport
 
-__all__ = ["Creator", "Flavour"]
+__all__ = ["Creator", "Flavour", "Lookup"]
 
 Flavour = Literal["official", "relay"]
 log = logging.getLogger("kling_async")
@@ -42,6 +55,43 @@ log = logging.getLogger("kling_async")
 _SCAN_SLACK = 120.0
 _SCAN_PAGES = 5
 _KNOWN_IDS = 100_000
+
+
+@attrs.frozen
+class Lookup:
+    """What looking for the task of a create with a lost answer found.
+
+    ``task``: the task (found by ``external_task_id``, or the one unknown candidate of a
+    relay scan). ``absent``: an authoritative "not found" (official API, by
+    ``external_task_id``) — the only look-up result after which the create may be sent
+    again. Otherwise the create stays ambiguous: ``candidates`` lists tasks a scan could not
+    tell apart, ``failure`` the error of a look-up that could not run.
+    """
+
+    task: Task | None = None
+    absent: bool = False
+    candidates: tuple[str, ...] = ()
+    failure: KlingError | None = None
+
+
+class _Turns:
+    """One asyncio lock per key, dropped when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._users: collections.Counter[str] = collections.Counter()
+
+    @contextlib.asynccontextmanager
+    async def __call__(self, key: str) -> AsyncIterator[None]:
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._users[key] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            self._users[key] -= 1
+            if not self._users[key]:
+                del self._users[key], self._locks[key]
 
 
 class Creator:
@@ -67,9 +117,10 @@ class Creator:
         self.lookup_delays = lookup_delays
         self._retry = Retrier(policy, clock, retryable_create)
         self._retry_unthrottled = Retrier(policy, clock, retryable_create_unthrottled)
-        # Ids of tasks this client created: a list scan for a lost create must not mistake one
-        # of them for the lost task.
+        # Ids of tasks this client created or claimed: a list scan for a lost create must not
+        # mistake one of them for the lost task, and no task is claimed by two requests.
         self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._turns = _Turns()
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent.
@@ -95,6 +146,20 @@ class Creator:
             request = attrs.evolve(request, **changes)
         return request
 
+    def turn(self, request: CreateRequest) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold while a create of ``request`` may have an unsettled answer.
+
+        On a relay, creates of the same parent video take turns: the next is sent only once
+        the previous one's task is known (or the create is settled as ambiguous), so a list
+        scan never meets a sibling whose answer is still on its way. A batch holds the turn
+        until the task id is journalled, so a resumed batch finds at most one unknown task
+        per parent. Elsewhere (official API, no parent video) there is nothing to wait for.
+        """
+        parent = request.parent_video_id
+        if self.flavour != "relay" or parent is None:
+            return contextlib.nullcontext()
+        return self._turns(parent)
+
     async def create(
         self,
         request: CreateRequest,
@@ -103,6 +168,18 @@ class Creator:
         retry_throttled: bool = True,
     ) -> Task:
         """POST ``request`` (prepared here if it was not) and return the task it made."""
+        request = self.prepare(request)
+        async with self.turn(request):
+            return await self.send(request, timeouts=timeouts, retry_throttled=retry_throttled)
+
+    async def send(
+        self,
+        request: CreateRequest,
+        *,
+        timeouts: Timeouts | None = None,
+        retry_throttled: bool = True,
+    ) -> Task:
+        """Like :meth:`create`, for a caller that holds :meth:`turn` itself (a batch)."""
         request = self.prepare(request)
         retrier = self._retry if retry_throttled else self._retry_unthrottled
         kind = kind_named(request.kind)
@@ -117,23 +194,21 @@ class Creator:
                 operation,
             )
             task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
-        except (TransportError, ServerError, ResponseFormatError) as lost:
+        except (TransportError, ServerError, ResponseFormatError, APIError) as lost:
             if isinstance(lost, TransportError) and not lost.request_sent:
                 raise  # provably never sent: nothing to look for
+            if (
+                isinstance(lost, APIError)
+                and not isinstance(lost, ServerError)
+                and lost.code is not None
+            ):
+                raise  # Kling's own refusal (1102, 1201, 1303...): nothing was created
+            # Anything else, a 4xx page without a business code included, may have created it.
             log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
             found = await self.find_lost(request, sent_at)
-            if found is None:
-                raise AmbiguousSubmitError(
-                    "the create was sent but its answer was lost, and no task was found for it",
-                    kind=kind.name,
-                    video_id=request.parent_video_id,
-                    external_task_id=getattr(request, "external_task_id", None),
-                    parent_task_id=getattr(request, "parent_task_id", None),
-                    sent_at=sent_at,
-                    cause=lost,
-                    request=request,
-                ) from lost
-            task = found
+            if found.task is None:
+                raise self._ambiguous(request, sent_at, found, lost) from lost
+            task = found.task
         sent_external = getattr(request, "external_task_id", None)
         if task.task_info.external_task_id is None and sent_external is not None:
             # Older API versions do not echo it; we know what we sent.
@@ -143,8 +218,37 @@ class Creator:
         self.remember(task.task_id)
         return task
 
+    def _ambiguous(
+        self, request: CreateRequest, sent_at: float, found: Lookup, cause: BaseException | None
+    ) -> AmbiguousSubmitError:
+        if found.failure is not None:
+            why = f"and looking for its task failed too ({type(found.failure).__name__})"
+        elif found.candidates:
+            why = f"and {len(found.candidates)} unknown tasks of that video could be it"
+        else:
+            why = "and no task was found for it"
+        return AmbiguousSubmitError(
+            f"the create was sent but its answer was lost, {why}",
+            kind=request.kind,
+            video_id=request.parent_video_id,
+            external_task_id=getattr(request, "external_task_id", None),
+            parent_task_id=getattr(request, "parent_task_id", None),
+            sent_at=sent_at,
+            cause=cause,
+            request=request,
+            candidates=found.candidates,
+            lookup_error=found.failure,
+        )
+
+    def ambiguous(
+        self, request: CreateRequest, sent_at: float, found: Lookup
+    ) -> AmbiguousSubmitError:
+        """The error for a create that a later look-up (a resumed batch's) could not settle."""
+        return self._ambiguous(request, sent_at, found, found.failure)
+
     def remember(self, task_id: str) -> None:
-        """Note ``task_id`` as created by us, so no list scan takes it for a lost create."""
+        """Note ``task_id`` as created (or claimed) by us, so no list scan takes it for another
+        lost create."""
         self._created[task_id] = None
         if len(self._created) > _KNOWN_IDS:
             self._created.popitem(last=False)
@@ -158,10 +262,11 @@ class Creator:
                 parent_task_id=error.parent_task_id,
                 external_task_id=error.external_task_id,
             )
-        task = await self.find_lost(request, error.sent_at, delays=(0.0,))
-        if task is not None:
-            self.remember(task.task_id)
-        return task
+        async with self.turn(request):
+            found = await self.find_lost(request, error.sent_at, delays=(0.0,))
+        if found.failure is not None and found.task is None:
+            raise found.failure
+        return found.task
 
     async def find_lost(
         self,
@@ -169,54 +274,62 @@ class Creator:
         sent_at: float,
         *,
         delays: tuple[float, ...] | None = None,
-    ) -> Task | None:
-        """Find the task a create with a lost answer may have made, or ``None``.
+    ) -> Lookup:
+        """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
 
         By ``external_task_id`` where one was sent; else, for kinds that start from a video,
         by scanning the list for the one unknown task of that video created since the send;
-        else there is nothing to look by.
+        else there is nothing to look by. A task found is remembered (claimed). On a relay,
+        call it holding :meth:`turn` for the request.
         """
         kind = kind_named(request.kind)
         external = getattr(request, "external_task_id", None)
         parent = request.parent_video_id
         if external is None and parent is None:
-            return None
+            return Lookup()
+        result = Lookup()
         for delay in self.lookup_delays if delays is None else delays:
             if delay and self.policy.wait:
                 await self.clock.sleep(delay)
-            if external is not None:
-                task = await self._reader.find_task(external, kind=kind.name)
-            else:
-                assert parent is not None
-                task = await self._scan_for(kind, parent, sent_at)
-            if task is not None:
-                log.info("%s: found task %s after a lost answer", kind.name, task.task_id)
-                return task
-        return None
+            try:
+                if external is not None:
+                    task = await self._reader.find_task(external, kind=kind.name)
+                    result = Lookup(task=task, absent=task is None)
+                else:
+                    assert parent is not None
+                    result = await self._scan_for(kind, parent, sent_at)
+            except KlingError as exc:  # the look-up failed: that is no answer
+                log.warning("%s: looking up a lost create failed: %s", kind.name, exc)
+                result = Lookup(failure=exc)
+            if result.task is not None:
+                log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
+                self.remember(result.task.task_id)
+                return result
+        return result
 
-    async def _scan_for(self, kind: Kind, video_id: str, sent_at: float) -> Task | None:
-        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet."""
+    async def _scan_for(self, kind: Kind, video_id: str, sent_at: float) -> Lookup:
+        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet.
+
+        A relay may have no list route (404/1203): that raises, and so proves nothing.
+        """
         since_ms = (sent_at - _SCAN_SLACK) * 1000
         matches: list[Task] = []
         pages = 0
-        try:
-            async for page in self._reader.list_tasks(kind.name, page_size=100):
-                pages += 1
-                for task in page:
-                    parent = task.task_info.parent_video
-                    if (
-                        parent is not None
-                        and parent.id == video_id
-                        and task.created_at >= since_ms
-                        and task.task_id not in self._created
-                    ):
-                        matches.append(task)
-                if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
-                    break
-        except InvalidRequestError:
-            return None  # a relay without list queries: nothing to scan
+        async for page in self._reader.list_tasks(kind.name, page_size=100):
+            pages += 1
+            for task in page:
+                parent = task.task_info.parent_video
+                if (
+                    parent is not None
+                    and parent.id == video_id
+                    and task.created_at >= since_ms
+                    and task.task_id not in self._created
+                ):
+                    matches.append(task)
+            if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
+                break
         if len(matches) == 1:
-            return matches[0]
+            return Lookup(task=matches[0])
         if matches:
             log.warning(
                 "%s: %d unknown tasks for video %s since the lost create; not guessing",
@@ -224,4 +337,4 @@ class Creator:
                 len(matches),
                 video_id,
             )
-        return None
+        return Lookup(candidates=tuple(t.task_id for t in matches))

@@ -294,6 +294,12 @@ class AmbiguousSubmitError(KlingError):
     The task may exist and may be billed. Do not blindly send the create again: look it up with
     ``await client.find_submitted(err)`` (by ``external_task_id`` where there is one, else by the
     parent ``video_id`` created since ``sent_at``), later if need be.
+
+    What a person needs to settle it: ``request`` (as sent), ``video_id`` / ``parent_task_id``,
+    ``sent_at`` (client clock, seconds: the task, if any, was created soon after), and
+    ``candidates``: ids of tasks of that parent video the client could not tell apart (a
+    relay list scan that found several). ``lookup_error`` is set when the look-up itself
+    failed (so "not found" was never even answered).
     """
 
     def __init__(
@@ -307,8 +313,12 @@ class AmbiguousSubmitError(KlingError):
         sent_at: float,
         cause: BaseException | None = None,
         request: Any = None,
+        candidates: tuple[str, ...] = (),
+        lookup_error: BaseException | None = None,
     ) -> None:
         self.message = message
+        self.candidates = tuple(candidates)
+        self.lookup_error = lookup_error
         self.kind = kind
         self.video_id = video_id
         self.external_task_id = external_task_id
@@ -320,6 +330,8 @@ class AmbiguousSubmitError(KlingError):
 
     def __str__(self) -> str:
         ids = f"external_task_id={self.external_task_id!r}, video_id={self.video_id!r}"
+        if self.candidates:
+            ids += f", candidates={list(self.candidates)!r}"
         return f"{self.message} ({self.kind}; {ids})"
 
 

@@ -99,6 +99,11 @@ class TaskWatch:
         )
 
     @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the iteration ended): no task can be added."""
+        return self._closed
+
+    @property
     def unfinished(self) -> list[Task | str]:
         """Tasks not yet final: the last :class:`Task` seen, or the id if none was seen yet."""
         out: list[Task | str] = []

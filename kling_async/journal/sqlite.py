@@ -152,10 +152,15 @@ class Journal:
 
     async def record_sent(self, key: str, sent_at: float) -> None:
         """Note that the POST for ``key`` is being sent at ``sent_at``; call (and await) it
-        before the POST: a re-run then knows the create may exist, and from when."""
+        before the POST: a re-run then knows the create may exist, and from when. An outcome
+        recorded by an earlier attempt (``not_sent``, ``ambiguous``) is cleared: this send
+        supersedes it, and a re-run must look for its task rather than trust the old one."""
 
         def op(conn: sqlite3.Connection, now: float) -> None:
-            sql = "UPDATE entry SET sent_at = ?, updated_at = ? WHERE key = ?"
+            sql = (
+                "UPDATE entry SET sent_at = ?, outcome = NULL, detail = NULL, updated_at = ?"
+                " WHERE key = ?"
+            )
             update(conn, key, sql, (sent_at, now))
 
         await self._write(op)
