@@ -68,7 +68,6 @@ __all__ = [
 log = logging.getLogger("kling_async")
 
 
-
 class WatchFactory(Protocol):
     """What a batch needs to follow its tasks: ``KlingClient.watch``, open-ended."""
 

@@ -69,7 +69,9 @@ async def test_a_relay_never_resends_an_ambiguous_create_unless_told(
     tmp_path: Path,
     list_route: bool,
 ) -> None:
-    emu = await make_emulator(durations=Durations(queued=1, running=20), relay_list_route=list_route)
+    emu = await make_emulator(
+        durations=Durations(queued=1, running=20), relay_list_route=list_route
+    )
     seed = emu.add_video()
     journal = tmp_path / "relay.sqlite"
     requests = [

@@ -48,6 +48,7 @@ from .records import OUTCOMES, Intent, JournalClosedError, JournalEntry, Journal
 
 __all__ = ["Journal"]
 
+
 class Journal:
     """Append-mostly record of a batch in one SQLite file (WAL, one writer thread).
 
