@@ -46,7 +46,6 @@ __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 log = logging.getLogger("kling_async")
 
-
 def _credentials(
     api_key: str | None,
     access_key: str | None,

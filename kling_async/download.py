@@ -26,6 +26,7 @@ __all__ = ["PURGE_AFTER", "DownloadResult", "Stream", "download_videos"]
 PURGE_AFTER = 30 * 86_400.0
 
 
+
 class Stream(Protocol):
     """GET a media URL, handing its body to ``write``: ``Transport.stream``."""
 
