@@ -77,8 +77,12 @@ class WatchFactory(Protocol):
 
 
 _DONE = object()
-#: Journalled outcomes after which a resumed request is sent without a look-up: no task exists.
-_NOT_CREATED = ("not_sent",)
+
+
+def _may_exist(entry: JournalEntry) -> bool:
+    """A journalled request sent with no task id known, and not refused: look before sending."""
+    refused = entry.outcome in ("not_sent", "rejected")
+    return entry.task_id is None and entry.sent_at is not None and not refused
 
 
 class Batch:
@@ -198,6 +202,9 @@ class Batch:
             for entry in entries:
                 if entry.task_id is not None:  # never take a journalled task for a lost one
                     self._client.remember(entry.task_id)
+                elif _may_exist(entry):  # a task may exist for it: no scan may guess for it
+                    prepared = request_from_wire(entry.request["kind"], entry.request["body"])
+                    self._client.doubt(prepared, entry.key)
             journalled = {e.key: e for e in entries}
             workers = [
                 asyncio.ensure_future(self._produce(journalled, watch)),
@@ -334,8 +341,7 @@ class Batch:
                     body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
                     await journal.record_intents([Intent(key, body)])
             elif (
-                entry.sent_at is not None
-                and entry.outcome not in _NOT_CREATED
+                _may_exist(entry)
                 and await self._settled_by_look_up(key, request, prepared, entry, watch)
             ):
                 return
@@ -351,7 +357,7 @@ class Batch:
     ) -> bool:
         """A resumed create that may exist: look it up. False if it is to be sent (again)."""
         assert entry.sent_at is not None
-        found = await self._client.find_lost(prepared, entry.sent_at)
+        found = await self._client.find_lost(prepared, entry.sent_at, ref=key)
         if found.task is not None:
             log.info("batch: request %s was created before (task %s)", key, found.task.task_id)
             await self._created(key, found.task, watch)
@@ -361,7 +367,7 @@ class Batch:
         if self._resend_ambiguous:
             log.warning("batch: re-sending ambiguous request %s (resend_ambiguous)", key)
             return False
-        self._ambiguous(key, request, self._client.ambiguous(prepared, entry.sent_at, found))
+        self._ambiguous(key, request, self._client.ambiguous(prepared, entry.sent_at, found, key))
         return True
 
     async def _send(
@@ -373,7 +379,7 @@ class Batch:
                 await journal.record_sent(key, client.clock.time())
             self._sending[key] = prepared
             try:
-                task = await client.send(prepared, retry_throttled=False)
+                task = await client.send(prepared, retry_throttled=False, ref=key)
             except ConcurrencyLimitError:
                 del self._sending[key]
                 wait = self.gate.refused()

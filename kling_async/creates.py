@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Hashable
 from typing import Any, Literal
 
 import attrs
@@ -121,6 +122,11 @@ class Creator:
         # mistake one of them for the lost task, and no task is claimed by two requests.
         self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._turns = _Turns()
+        # Parent video id -> refs of this client's creates that may own a task it has not seen
+        # (their look-up failed, or met several candidates). While another create of that
+        # video is in doubt, a scan's single unknown task could be that one's: not claimed.
+        self._doubts: dict[str, set[Hashable]] = {}
+        self._refs = itertools.count(1)
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent.
@@ -178,9 +184,15 @@ class Creator:
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
+        ref: Hashable | None = None,
     ) -> Task:
-        """Like :meth:`create`, for a caller that holds :meth:`turn` itself (a batch)."""
+        """Like :meth:`create`, for a caller that holds :meth:`turn` itself (a batch).
+
+        ``ref`` names this create among the caller's (a batch's request key), so a later
+        look-up of the same create (:meth:`find_lost`) is told apart from the others."""
         request = self.prepare(request)
+        if ref is None:
+            ref = next(self._refs)
         retrier = self._retry if retry_throttled else self._retry_unthrottled
         kind = kind_named(request.kind)
         body = unstructure_request(request)
@@ -205,9 +217,9 @@ class Creator:
                 raise  # Kling's own refusal (1102, 1201, 1303...): nothing was created
             # Anything else, a 4xx page without a business code included, may have created it.
             log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
-            found = await self.find_lost(request, sent_at)
+            found = await self.find_lost(request, sent_at, ref=ref)
             if found.task is None:
-                raise self._ambiguous(request, sent_at, found, lost) from lost
+                raise self._ambiguous(request, sent_at, found, lost, ref) from lost
             task = found.task
         sent_external = getattr(request, "external_task_id", None)
         if task.task_info.external_task_id is None and sent_external is not None:
@@ -219,7 +231,12 @@ class Creator:
         return task
 
     def _ambiguous(
-        self, request: CreateRequest, sent_at: float, found: Lookup, cause: BaseException | None
+        self,
+        request: CreateRequest,
+        sent_at: float,
+        found: Lookup,
+        cause: BaseException | None,
+        ref: Hashable,
     ) -> AmbiguousSubmitError:
         if found.failure is not None:
             why = f"and looking for its task failed too ({type(found.failure).__name__})"
@@ -238,13 +255,33 @@ class Creator:
             request=request,
             candidates=found.candidates,
             lookup_error=found.failure,
+            ref=ref,
         )
 
     def ambiguous(
-        self, request: CreateRequest, sent_at: float, found: Lookup
+        self, request: CreateRequest, sent_at: float, found: Lookup, ref: Hashable
     ) -> AmbiguousSubmitError:
         """The error for a create that a later look-up (a resumed batch's) could not settle."""
-        return self._ambiguous(request, sent_at, found, found.failure)
+        return self._ambiguous(request, sent_at, found, found.failure, ref)
+
+    def doubt(self, request: CreateRequest, ref: Hashable) -> None:
+        """Note that the create ``ref`` of ``request`` may own a task not seen yet (a resumed
+        batch says so of each journalled create it will look up): until its own look-up
+        settles it, no scan of that parent video claims a single unknown task."""
+        parent = request.parent_video_id
+        if parent is not None:
+            self._doubts.setdefault(parent, set()).add(ref)
+
+    def _settle(self, parent: str, ref: Hashable, found: Lookup) -> None:
+        refs = self._doubts.get(parent)
+        if found.task is not None or (found.failure is None and not found.candidates):
+            # Claimed, or a scan that ran and saw nothing unknown: no unseen task to fear.
+            if refs is not None:
+                refs.discard(ref)
+                if not refs:
+                    del self._doubts[parent]
+        else:
+            self._doubts.setdefault(parent, set()).add(ref)
 
     def remember(self, task_id: str) -> None:
         """Note ``task_id`` as created (or claimed) by us, so no list scan takes it for another
@@ -262,8 +299,9 @@ class Creator:
                 parent_task_id=error.parent_task_id,
                 external_task_id=error.external_task_id,
             )
+        ref = error.ref if error.ref is not None else next(self._refs)
         async with self.turn(request):
-            found = await self.find_lost(request, error.sent_at, delays=(0.0,))
+            found = await self.find_lost(request, error.sent_at, delays=(0.0,), ref=ref)
         if found.failure is not None and found.task is None:
             raise found.failure
         return found.task
@@ -274,13 +312,14 @@ class Creator:
         sent_at: float,
         *,
         delays: tuple[float, ...] | None = None,
+        ref: Hashable | None = None,
     ) -> Lookup:
         """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
 
         By ``external_task_id`` where one was sent; else, for kinds that start from a video,
         by scanning the list for the one unknown task of that video created since the send;
         else there is nothing to look by. A task found is remembered (claimed). On a relay,
-        call it holding :meth:`turn` for the request.
+        call it holding :meth:`turn` for the request; ``ref`` is the create's (see :meth:`send`).
         """
         kind = kind_named(request.kind)
         external = getattr(request, "external_task_id", None)
@@ -297,18 +336,23 @@ class Creator:
                     result = Lookup(task=task, absent=task is None)
                 else:
                     assert parent is not None
-                    result = await self._scan_for(kind, parent, sent_at)
+                    result = await self._scan_for(kind, parent, sent_at, ref)
             except KlingError as exc:  # the look-up failed: that is no answer
                 log.warning("%s: looking up a lost create failed: %s", kind.name, exc)
                 result = Lookup(failure=exc)
             if result.task is not None:
                 log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
                 self.remember(result.task.task_id)
-                return result
+                break
+        if external is None and parent is not None:
+            self._settle(parent, ref, result)
         return result
 
-    async def _scan_for(self, kind: Kind, video_id: str, sent_at: float) -> Lookup:
-        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet.
+    async def _scan_for(
+        self, kind: Kind, video_id: str, sent_at: float, ref: Hashable | None
+    ) -> Lookup:
+        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet,
+        claimed only if no other create of that video is in doubt.
 
         A relay may have no list route (404/1203): that raises, and so proves nothing.
         """
@@ -328,13 +372,16 @@ class Creator:
                     matches.append(task)
             if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
                 break
-        if len(matches) == 1:
+        others = self._doubts.get(video_id, set()) - {ref}
+        if len(matches) == 1 and not others:
             return Lookup(task=matches[0])
         if matches:
             log.warning(
-                "%s: %d unknown tasks for video %s since the lost create; not guessing",
+                "%s: %d unknown task(s) for video %s since the lost create, %d other create(s)"
+                " of it in doubt; not guessing",
                 kind.name,
                 len(matches),
                 video_id,
+                len(others),
             )
         return Lookup(candidates=tuple(t.task_id for t in matches))

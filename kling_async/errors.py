@@ -315,8 +315,10 @@ class AmbiguousSubmitError(KlingError):
         request: Any = None,
         candidates: tuple[str, ...] = (),
         lookup_error: BaseException | None = None,
+        ref: Any = None,
     ) -> None:
         self.message = message
+        self.ref = ref  # the client's name for this create, so find_submitted settles it
         self.candidates = tuple(candidates)
         self.lookup_error = lookup_error
         self.kind = kind
