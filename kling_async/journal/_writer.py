@@ -88,17 +88,19 @@ class Writer:
         try:
             lock = _lock_exclusively(self.path)
         except BaseException as exc:
-            self.ready.set_exception(exc)
+            _settle(self.ready, exc)
             self.done.set_result(None)
             return
         try:
             conn = connect(self.path, read_only=False, busy_timeout=self._busy_timeout)
         except BaseException as exc:
             lock.close()
-            self.ready.set_exception(exc)
+            _settle(self.ready, exc)
             self.done.set_result(None)
             return
-        self.ready.set_result(None)
+        # Whoever awaited the opening may have been cancelled: the stop sentinel queued then
+        # still closes the connection and the lock below.
+        _settle(self.ready, None)
         try:
             stopping = False
             while not stopping:
@@ -176,6 +178,15 @@ class Writer:
             results: list[tuple[bool, Any]] = [(False, self.dead()) for _ in batch]
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(resolve, batch, results)
+
+
+def _settle(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
+    """Resolve ``future`` unless it was cancelled (an ``open`` that was given up on)."""
+    if future.set_running_or_notify_cancel():
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
 
 
 def _run_job(
