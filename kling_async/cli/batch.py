@@ -187,7 +187,11 @@ async def batch_command(ctx: Context) -> int:
             if finished < len(rows) and not args.emulator:
                 await _preflight(kling)
             batch = kling.extend_many(
-                [r.request for r in rows], journal=journal, slots=args.slots, timeout=args.timeout
+                [r.request for r in rows],
+                journal=journal,
+                slots=args.slots,
+                timeout=args.timeout,
+                resend_ambiguous=args.resend_ambiguous,
             )
             with ResultsFile(results) as results_file:
                 async with BatchView(out, batch, len(rows)) as view:

@@ -106,7 +106,7 @@ class Journal:
         running batch has the file open — it sees what that batch has committed.
         """
         with contextlib.closing(connect(os.fspath(path), read_only=True, busy_timeout=5.0)) as c:
-            return select_entries(c)
+            return select_entries(c, os.fspath(path))
 
     @property
     def path(self) -> str:
@@ -220,7 +220,7 @@ class Journal:
     async def entries(self) -> list[JournalEntry]:
         """Every entry, in insertion order; sees every ``record_*`` call that returned."""
         result: list[JournalEntry] = await self._submit(
-            lambda conn, _: select_entries(conn), writes=False
+            lambda conn, _: select_entries(conn, self.path), writes=False
         )
         return result
 
