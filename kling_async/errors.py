@@ -123,7 +123,14 @@ class APIError(KlingError):
 
 
 class AuthenticationError(APIError):
-    """1000–1004. 1003 (not yet valid) and 1004 (expired) are fixed by minting a new token."""
+    """1000–1004. 1003 (not yet valid) and 1004 (expired) are fixed by minting a new token.
+
+    ``clock_skew`` (seconds, server minus client) is set on a 1003/1004 when the server's
+    ``Date`` header shows the client's clock far off, which no fresh token can fix; the
+    message names it too.
+    """
+
+    clock_skew: float | None = None
 
     @property
     def token_stale(self) -> bool:

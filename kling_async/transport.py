@@ -26,7 +26,9 @@ from yarl import URL
 from ._version import __version__
 from .auth import Credentials
 from .clock import Clock
+from .clock_skew import name_skew, skew_from_date
 from .errors import (
+    AuthenticationError,
     ClientClosedError,
     RequestTimeoutError,
     ResponseFormatError,
@@ -177,6 +179,7 @@ class Transport:
                 raw = await response.read()
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                date = response.headers.get("Date")
         except aiohttp.ConnectionTimeoutError as exc:
             raise RequestTimeoutError(
                 f"timed out connecting: {exc}", request_sent=False, method=method, path=path
@@ -199,7 +202,12 @@ class Transport:
                 method=method,
                 path=path,
             ) from exc
-        envelope = self._decode(raw, status, retry_after, authorization)
+        try:
+            envelope = self._decode(raw, status, retry_after, authorization)
+        except AuthenticationError as error:
+            if error.token_stale:  # a clock far off? the server's Date header tells
+                name_skew(error, skew_from_date(date, self.clock.time()))
+            raise
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s -> HTTP %s code=%s request_id=%s",

@@ -15,6 +15,7 @@ error envelopes too (1203 / 1202, HTTP 404), never aiohttp's text pages.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -88,6 +89,8 @@ class EmulatorServer:
                 if fault is Fault.SLOW and drawn is not None:
                     await asyncio.sleep(drawn.delay)  # real seconds: client timeouts are real
                 response = tampered(fault, reply, route)
+            # The account's own clock, as a real server's Date header shows its clock.
+            response.headers["Date"] = email.utils.formatdate(self._core.clock.time(), usegmt=True)
             self._count(request, route, response.status)
             return response
 
