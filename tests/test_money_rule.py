@@ -85,7 +85,11 @@ async def test_a_relay_never_resends_an_ambiguous_create_unless_told(
     assert collections.Counter(o.outcome for o in first) == {"succeed": 2, "ambiguous": 1}
     emu.clear_faults()
     again = make_client(emu, "relay", max_polls_per_second=None)
-    second = await run_batch(clock, again, again.extend_many(requests, journal=journal))
+    resumed = again.extend_many(requests, journal=journal)
+    second = await run_batch(clock, again, resumed)
+    (row,) = resumed.report().ambiguous  # what a person needs to settle it
+    assert row["video_id"] == seed.video_id and row["parent_task_id"] == seed.task_id
+    assert row["sent_at"] is not None and row["candidates"] == []
     # A relay scan that finds no candidate proves nothing: still ambiguous, never re-sent.
     assert collections.Counter(o.outcome for o in second) == {"succeed": 2, "ambiguous": 1}
     assert requests_to(emu, "create") == 3
