@@ -22,7 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from kling_async import APIError, KlingClient, KlingError, RequestValidationError, Task
-from kling_async.webhooks import CallbackReceiver, aiohttp_handler
+from kling_async.webhooks import MAX_BODY, CallbackReceiver, aiohttp_handler
 
 KLING = web.AppKey("kling", KlingClient)
 CALLBACKS = web.AppKey("callbacks", CallbackReceiver)
@@ -106,7 +106,8 @@ def create_app(
     async def kling_callback(request: web.Request) -> web.StreamResponse:
         return await aiohttp_handler(request.app[CALLBACKS])(request)
 
-    app = web.Application()
+    # client_max_size bounds every body read here, callbacks included (aiohttp answers 413).
+    app = web.Application(client_max_size=MAX_BODY)
     app.cleanup_ctx.append(kling_client)
     app.router.add_post("/videos/{video_id}/extend", extend)
     app.router.add_get("/tasks/{task_id}", get_task)

@@ -41,7 +41,7 @@ async def extend_all(
         results.write("\n")
         print(f"{outcome.outcome:>9}  {outcome.key}  {result}")
     report = batch.report()
-    print(json.dumps(report.to_json(), indent=2, default=str))
+    print(report.to_json(indent=2))
     return 0 if report.counts.get("succeed", 0) == len(requests) else 1
 
 

@@ -44,7 +44,7 @@ from kling_async import (
     ResponseFormatError,
     Task,
 )
-from kling_async.webhooks import CallbackReceiver, SignatureError
+from kling_async.webhooks import MAX_BODY, CallbackReceiver, SignatureError
 
 
 class ExtendBody(BaseModel):
@@ -66,6 +66,20 @@ def task_view(task: Task) -> dict[str, Any]:
 
 def sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+async def bounded_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
+    """The request body, or ``None`` once it passes ``limit`` bytes (anyone can post to a
+    callback URL: ``await request.body()`` would hold however much they send in memory)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return None
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            return None
+    return bytes(body)
 
 
 def create_app(
@@ -133,8 +147,11 @@ def create_app(
     @app.post("/kling/callback")
     async def kling_callback(request: Request) -> JSONResponse:
         receiver: CallbackReceiver = request.app.state.callbacks
+        body = await bounded_body(request)
+        if body is None:
+            return JSONResponse({"ok": False, "error": "body too large"}, status_code=413)
         try:
-            await receiver.receive(request.headers.items(), await request.body())
+            await receiver.receive(request.headers.items(), body)
         except SignatureError:
             return JSONResponse({"ok": False, "error": "bad signature"}, status_code=401)
         except ResponseFormatError:

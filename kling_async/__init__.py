@@ -22,6 +22,7 @@ from .errors import (
     ClientClosedError,
     ConcurrencyLimitError,
     ConfigurationError,
+    DownloadError,
     InsufficientBalanceError,
     InvalidRequestError,
     KlingError,
@@ -39,6 +40,7 @@ from .errors import (
 )
 from .journal import Journal, JournalClosedError, JournalError, JournalFormatError
 from .kinds import KINDS, Kind
+from .media import MediaPolicy
 from .models import (
     Image,
     ParentVideo,
@@ -51,7 +53,25 @@ from .models import (
     WatermarkInfo,
 )
 from .outcomes import BatchReport, Outcome, Progress
-from .requests import VideoExtendRequest
+from .requests import (
+    ASPECT_RATIOS,
+    CAMERA_TYPES,
+    IMAGE_ASPECT_RATIOS,
+    MAX_PROMPT,
+    REQUEST_TYPES,
+    CameraConfig,
+    CameraControl,
+    CreateRequest,
+    DynamicMask,
+    ImageGenerationRequest,
+    ImageToVideoRequest,
+    LipSyncInput,
+    LipSyncRequest,
+    TextToVideoRequest,
+    Trajectory,
+    VideoExtendRequest,
+    VirtualTryOnRequest,
+)
 from .retry import RetryEvent, RetryPolicy
 from .transport import Timeouts
 
@@ -80,6 +100,7 @@ __all__ = [
     "Clock",
     "ConcurrencyLimitError",
     "ConfigurationError",
+    "DownloadError",
     "FakeClock",
     "Image",
     "InsufficientBalanceError",
@@ -87,6 +108,7 @@ __all__ = [
     "Kind",
     "KlingClient",
     "KlingError",
+    "MediaPolicy",
     "NotFoundError",
     "ParentVideo",
     "PermissionDeniedError",
@@ -112,6 +134,22 @@ __all__ = [
     "TransportError",
     "Video",
     "VideoExtendRequest",
+    "CameraConfig",
+    "CameraControl",
+    "CreateRequest",
+    "DynamicMask",
+    "ImageGenerationRequest",
+    "ImageToVideoRequest",
+    "LipSyncInput",
+    "LipSyncRequest",
+    "TextToVideoRequest",
+    "Trajectory",
+    "VirtualTryOnRequest",
+    "ASPECT_RATIOS",
+    "CAMERA_TYPES",
+    "IMAGE_ASPECT_RATIOS",
+    "MAX_PROMPT",
+    "REQUEST_TYPES",
     "WatermarkInfo",
     "__version__",
 ]

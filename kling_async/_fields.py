@@ -1,5 +1,5 @@
-"""Create requests from named fields: mappings given to ``extend_many``, command-line flags and
-batch-file rows.
+"""Create requests from named fields: mappings given to ``extend_many``, the client's shortcuts
+(``text_to_video(prompt, **fields)``...), command-line flags and batch-file rows.
 
 ``build_request(kind, fields)`` builds the request class of ``kind`` field by field. serde's
 converter is not used for this: it reads journals and API answers and is made to be lenient
@@ -151,8 +151,13 @@ def _build(cls: type, values: Mapping[str, Any], *, text: bool, path: str, owner
 
 
 def _nested(hint: Any, value: Any, where: str, *, text: bool) -> Any:
-    """``value`` as the nested object(s) ``hint`` names; other values as they are."""
+    """``value`` as the nested object(s) ``hint`` names; other values as they are.
+
+    An object that already is of the nested class is taken as it is (it validated itself when
+    it was made), so callers may mix objects and mappings."""
     if hint in _NESTED:
+        if isinstance(value, hint):
+            return value
         if not isinstance(value, Mapping):
             raise RequestValidationError(
                 where, f"must be a JSON object, got {type(value).__name__}"
@@ -160,10 +165,14 @@ def _nested(hint: Any, value: Any, where: str, *, text: bool) -> Any:
         return _build(hint, value, text=False, path=f"{where}.", owner=where)
     item = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else None
     if item in _NESTED:
-        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(
+            isinstance(v, (Mapping, item)) for v in value
+        ):
             raise RequestValidationError(where, "must be a list of JSON objects")
         return [
-            _build(item, v, text=False, path=f"{where}[{i}].", owner=where)
+            v
+            if isinstance(v, item)
+            else _build(item, v, text=False, path=f"{where}[{i}].", owner=where)
             for i, v in enumerate(value)
         ]
     return value

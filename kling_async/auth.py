@@ -5,13 +5,15 @@ Nothing here ever shows a secret: ``repr`` hides keys and tokens alike.
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import jwt
 
 from .clock import Clock, SystemClock
+from .errors import ConfigurationError
 
-__all__ = ["AccessKeyPair", "Credentials", "StaticKey"]
+__all__ = ["AccessKeyPair", "Credentials", "StaticKey", "credentials_from"]
 
 
 class Credentials:
@@ -22,6 +24,11 @@ class Credentials:
 
     def token_rejected(self, authorization: str, code: int | None) -> None:
         """The server said the token in ``authorization`` is not (yet) valid (1003/1004)."""
+
+    def secrets(self) -> tuple[str, ...]:
+        """Every secret string these credentials hold or have sent, for redacting server
+        echoes of them (a key, an AK/SK, the current token)."""
+        return ()
 
 
 class StaticKey(Credentials):
@@ -36,6 +43,9 @@ class StaticKey(Credentials):
 
     def authorization(self) -> str:
         return self._header
+
+    def secrets(self) -> tuple[str, ...]:
+        return (self._header.removeprefix("Bearer "),)
 
     def __repr__(self) -> str:
         return "StaticKey(***)"
@@ -101,5 +111,33 @@ class AccessKeyPair(Credentials):
             self.skew = min(self.skew * 2, 300.0)
         self._header = ""
 
+    def secrets(self) -> tuple[str, ...]:
+        token = self._header.removeprefix("Bearer ")
+        return (self._ak, self._sk, token) if token else (self._ak, self._sk)
+
     def __repr__(self) -> str:
         return "AccessKeyPair(access_key=***, secret_key=***)"
+
+
+def credentials_from(
+    api_key: str | None,
+    access_key: str | None,
+    secret_key: str | None,
+    clock: Clock,
+) -> Credentials:
+    """The credentials the arguments name, else the ``KLING_*`` environment variables."""
+    if api_key is not None and (access_key is not None or secret_key is not None):
+        raise ConfigurationError("pass either api_key= or access_key= + secret_key=, not both")
+    if api_key is None and access_key is None and secret_key is None:
+        api_key = os.environ.get("KLING_API_KEY") or None
+        if api_key is None:
+            access_key = os.environ.get("KLING_ACCESS_KEY") or None
+            secret_key = os.environ.get("KLING_SECRET_KEY") or None
+    if api_key is not None:
+        return StaticKey(api_key)
+    if access_key is None or secret_key is None:
+        raise ConfigurationError(
+            "no Kling credentials: pass api_key= (a relay or console API key) or access_key= "
+            "and secret_key=, or set KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+        )
+    return AccessKeyPair(access_key, secret_key, clock=clock)

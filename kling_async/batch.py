@@ -18,6 +18,10 @@ the caller opted in with ``resend_ambiguous=True``; otherwise it is reported ``a
 On a relay, creates of one parent video take turns (:meth:`Creator.turn`): each holds its turn
 from the look-up and the POST until its task id is journalled, so a scan — in this run or a
 resumed one — meets at most one unknown task per parent.
+
+One module, though past 400 lines: the producer (creates), the follower (the watch) and the
+journal writes share the batch's bookkeeping of which request owns which task, and that
+bookkeeping is what makes "every task the server created is reachable" true.
 """
 
 from __future__ import annotations

@@ -1,15 +1,31 @@
-"""When to poll a task next.
+"""When to poll a task next: where its end is likely, as learned from the tasks that ended.
 
 A task's status changes at most three times in minutes, so polling at a fixed short interval
-wastes requests and a fixed long one adds lag. The cadence starts early (to see ``processing``),
-grows geometrically towards a cap, tightens around the kind's expected finish, and grows again
-once a task is overdue. Every interval scales with the kind's expected duration, so an image
-(~30 s) is polled every couple of seconds near its end and an extend (~320 s) every ten.
+wastes requests and a fixed long one adds lag. The cadence asks the task's
+:class:`~kling_async.durations.DurationSketch` for the window in which tasks like it end (the
+0.5 % and 99.5 % quantiles, widened while few tasks have been seen), and:
+
+* polls **sparsely before the window**: two polls, at ages ``start / 16`` and ``start / 4``
+  (for a window starting at 240 s: 15 and 60 s), which see ``processing`` and early failures;
+* polls **densely inside it**: each poll ``lag`` (4.8 %) of the task's age after the last, so a
+  task's end is seen within 4.8 % of its duration — about ten polls for a 320-s extend;
+* polls **less and less once the task is overdue** (past the window), growing by ``growth`` up
+  to ``max_interval``.
+
+Before anything is learned the sketch is a broad prior around the kind's typical duration and
+the gaps before its window grow gently (x1.5 from ``start / 32``), so the first tasks of a
+profile are found even where the prior is far off. Tasks covered by callbacks are polled
+only every ``callback_interval`` (a safety net). The scheduler's shared budget still bounds
+how often anything is polled.
 """
 
 from __future__ import annotations
 
+import math
+
 import attrs
+
+from .durations import DurationSketch
 
 __all__ = ["Cadence"]
 
@@ -20,26 +36,34 @@ def _clamp(value: float, low: float, high: float) -> float:
 
 @attrs.frozen
 class Cadence:
-    """Poll intervals, as fractions of the kind's expected duration, within absolute bounds.
+    """Poll placement; see the module doc. All values are seconds or fractions."""
 
-    For a video-extend (expected 320 s) the defaults give: first poll after 5 s, then 8, 13,
-    20, 30 s apart (cap), 10 s apart from 240 s to 480 s, and back to growing after that:
-    about 20 polls for a task that takes the expected time.
-    """
-
-    first: float = 1 / 64
-    growth: float = 1.6
-    cap: float = 1 / 10
-    near: float = 1 / 32
-    window: tuple[float, float] = (0.75, 1.5)
+    #: Dense polls inside the window are this fraction of the task's age apart.
+    lag: float = 0.048
+    #: The quantiles of learned durations that bound the dense window.
+    coverage: tuple[float, float] = (0.005, 0.995)
+    #: How many sparse polls before the window, each 4x later than the one before.
+    early_polls: int = 2
+    #: Growth of the interval once a task is past the window.
+    growth: float = 1.5
     min_interval: float = 1.0
     max_interval: float = 60.0
     callback_interval: float = 120.0
 
-    def first_delay(self, expected: float) -> float:
-        return _clamp(expected * self.first, self.min_interval, self.max_interval)
+    def window(self, sketch: DurationSketch) -> tuple[float, float] | None:
+        """Ages (s) between which tasks of this sketch end, or ``None`` if nothing is known."""
+        low = sketch.quantile(self.coverage[0])
+        high = sketch.quantile(self.coverage[1])
+        if low is None or high is None:
+            return None
+        # With few observations the extreme quantiles are close to the extreme samples: widen
+        # by a margin that shrinks as 1/sqrt(n), so the first tasks outside them are not missed.
+        margin = 0.5 / math.sqrt(max(1.0, sketch.weight))
+        return low * (1 - margin), high * (1 + margin)
 
-    def next_delay(self, expected: float, age: float, previous: float, covered: bool) -> float:
+    def next_delay(
+        self, sketch: DurationSketch, age: float, previous: float, covered: bool
+    ) -> float:
         """Seconds from now to the next poll of a task ``age`` seconds old.
 
         ``previous`` is the last interval used; ``covered`` means callbacks arrive for this
@@ -47,15 +71,30 @@ class Cadence:
         """
         if covered:
             return self.callback_interval
-        cap = _clamp(expected * self.cap, self.min_interval, self.max_interval)
-        near = _clamp(expected * self.near, self.min_interval, cap)
-        start, end = expected * self.window[0], expected * self.window[1]
-        if start <= age < end:
-            return near
-        grown = _clamp(previous * self.growth, self.min_interval, cap)
-        gap = start - age
-        if gap > 0 and gap < grown + near:
-            # Land on the start of the window where the task is likely to finish, rather than
-            # overshooting into it or polling twice just before it.
-            return max(gap, self.min_interval)
-        return grown
+        window = self.window(sketch)
+        if window is None:
+            return _clamp(previous * self.growth, self.min_interval, self.max_interval)
+        start, end = window
+        if age < start:
+            if sketch.observed < sketch.PRIOR_FADE:
+                # Nothing learned yet: the prior may be far off (a 40-s task of a kind typed
+                # at 320 s), so the gaps before the window grow gently from start / 32 rather
+                # than 4x at a time, landing on the window's start.
+                step = previous * self.growth if previous else start / 32
+                step = _clamp(step, self.min_interval, self.max_interval)
+                return min(step, max(self.min_interval, start - age))
+            # The next of the sparse early polls (start / 4**k), else the window's start.
+            for k in range(self.early_polls, 0, -1):
+                at = start / 4.0**k
+                if at > age + self.min_interval / 2:
+                    return max(self.min_interval, at - age)
+            return max(self.min_interval, start - age)
+        if age < end:
+            return max(self.min_interval, age * self.lag)
+        # Overdue: grow from the interval in force, never below the dense spacing.
+        base = max(previous, age * self.lag, self.min_interval)
+        return _clamp(base * self.growth, self.min_interval, self.max_interval)
+
+    def first_delay(self, sketch: DurationSketch, age: float = 0.0) -> float:
+        """Seconds to the first poll of a task just created (``age`` seconds ago)."""
+        return self.next_delay(sketch, age, 0.0, False)

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Literal
 
 import aiohttp
 
-from .auth import AccessKeyPair, Credentials, StaticKey
+from ._fields import build_request
+from .auth import credentials_from
 from .batch import Batch, RequestLike
 from .cadence import Cadence
 from .chain import Chain, extend_until
@@ -24,49 +26,32 @@ from .errors import (
     TaskTimeoutError,
 )
 from .journal import Journal
+from .media import MediaPolicy, is_local_url
 from .models import Task, TaskStatus, Video
 from .reads import TaskReader
-from .requests import (
-    CreateRequest,
-    ImageGenerationRequest,
-    ImageToVideoRequest,
-    LipSyncInput,
-    LipSyncRequest,
-    TextToVideoRequest,
-    VideoExtendRequest,
-    VirtualTryOnRequest,
-)
+from .requests import CreateRequest, LipSyncInput, VideoExtendRequest
 from .retry import Retrier, RetryPolicy, retryable_read
 from .scheduler import PollScheduler
-from .transport import Timeouts, Transport
+from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, Timeouts, Transport
 from .watch import TaskWatch
 
 __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
+DEFAULT_MAX_VIDEO_BYTES = 1 << 30  # a 3-minute 1080p video is a few hundred MB
 log = logging.getLogger("kling_async")
+_warned_plain_http: set[str] = set()
 
-def _credentials(
-    api_key: str | None,
-    access_key: str | None,
-    secret_key: str | None,
-    clock: Clock,
-) -> Credentials:
-    if api_key is not None and (access_key is not None or secret_key is not None):
-        raise ConfigurationError("pass either api_key= or access_key= + secret_key=, not both")
-    if api_key is None and access_key is None and secret_key is None:
-        api_key = os.environ.get("KLING_API_KEY") or None
-        if api_key is None:
-            access_key = os.environ.get("KLING_ACCESS_KEY") or None
-            secret_key = os.environ.get("KLING_SECRET_KEY") or None
-    if api_key is not None:
-        return StaticKey(api_key)
-    if access_key is None or secret_key is None:
-        raise ConfigurationError(
-            "no Kling credentials: pass api_key= (a relay or console API key) or access_key= "
-            "and secret_key=, or set KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
+
+def _warn_plain_http(base: str) -> None:
+    """Once per base URL: credentials and prompts would cross the network in clear text."""
+    if base.startswith("http://") and not is_local_url(base) and base not in _warned_plain_http:
+        _warned_plain_http.add(base)
+        log.warning(
+            "base_url %s is plain http and not this machine: the API key or token and every "
+            "request travel unencrypted; use https",
+            base,
         )
-    return AccessKeyPair(access_key, secret_key, clock=clock)
 
 
 class KlingClient:
@@ -105,12 +90,16 @@ class KlingClient:
         cadence: Cadence | None = None,
         max_polls_per_second: float | None = 50.0,
         max_polls_in_flight: int = 20,
+        max_answer_bytes: int = DEFAULT_MAX_ANSWER,
+        media_policy: MediaPolicy | None = None,
+        download_timeouts: Timeouts = DOWNLOAD_TIMEOUTS,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
-        credentials = _credentials(api_key, access_key, secret_key, self.clock)
+        credentials = credentials_from(api_key, access_key, secret_key, self.clock)
         base = (base_url or os.environ.get("KLING_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must be an http(s) URL, got {base!r}")
+        _warn_plain_http(base)
         if flavour is None:
             flavour = "relay" if base.endswith("/kling") else "official"
         elif flavour not in ("official", "relay"):
@@ -119,6 +108,8 @@ class KlingClient:
         self.retry_policy = retry or RetryPolicy()
         self.create_timeouts = create_timeouts or Timeouts(connect=10.0, read=60.0, total=90.0)
         self.lookup_delays = lookup_delays
+        self.media_policy = media_policy or MediaPolicy.for_base_url(base)
+        self.download_timeouts = download_timeouts
         self._transport = Transport(
             base_url=base,
             credentials=credentials,
@@ -126,6 +117,7 @@ class KlingClient:
             timeouts=timeouts or Timeouts(),
             session=session,
             max_connections=max_connections,
+            max_answer_bytes=max_answer_bytes,
         )
         self._reader = TaskReader(
             self._transport, Retrier(self.retry_policy, self.clock, retryable_read)
@@ -208,25 +200,35 @@ class KlingClient:
         request = VideoExtendRequest.from_source(video, **fields)
         return await self.create(request, timeouts=timeouts)
 
+    # The shortcuts build their request as ``extend_many`` builds a mapping: nested objects
+    # (``camera_control``, ``dynamic_masks``, a lip-sync ``input``) may be mappings, and an
+    # unknown field or key is a RequestValidationError naming it, before any I/O.
+
     async def text_to_video(self, prompt: str, **fields: Any) -> Task:
-        """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`."""
-        return await self.create(TextToVideoRequest(prompt=prompt, **fields))
+        """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`
+        (``camera_control`` a :class:`CameraControl` or a mapping of its fields)."""
+        return await self._create_kind("text2video", prompt=prompt, **fields)
 
     async def image_to_video(self, image: str | None = None, **fields: Any) -> Task:
-        """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`."""
-        return await self.create(ImageToVideoRequest(image=image, **fields))
+        """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`
+        (``dynamic_masks`` :class:`DynamicMask` objects or mappings)."""
+        return await self._create_kind("image2video", image=image, **fields)
 
     async def generate_images(self, prompt: str, **fields: Any) -> Task:
         """Create an image-generation task; ``fields`` as :class:`ImageGenerationRequest`."""
-        return await self.create(ImageGenerationRequest(prompt=prompt, **fields))
+        return await self._create_kind("image-generation", prompt=prompt, **fields)
 
-    async def lip_sync(self, input: LipSyncInput, **fields: Any) -> Task:
-        """Create a lip-sync task for ``input`` (a :class:`LipSyncInput`)."""
-        return await self.create(LipSyncRequest(input=input, **fields))
+    async def lip_sync(self, input: LipSyncInput | Mapping[str, Any], **fields: Any) -> Task:
+        """Create a lip-sync task for ``input`` (a :class:`LipSyncInput` or a mapping of its
+        fields)."""
+        return await self._create_kind("lip-sync", input=input, **fields)
 
     async def virtual_try_on(self, human_image: str, **fields: Any) -> Task:
         """Create a virtual try-on task; ``fields`` as :class:`VirtualTryOnRequest`."""
-        return await self.create(VirtualTryOnRequest(human_image=human_image, **fields))
+        return await self._create_kind("virtual-try-on", human_image=human_image, **fields)
+
+    async def _create_kind(self, kind: str, **fields: Any) -> Task:
+        return await self.create(build_request(kind, fields))
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent; see :meth:`Creator.prepare
@@ -267,7 +269,8 @@ class KlingClient:
         kind: str = "video-extend",
         timeouts: Timeouts | None = None,
     ) -> Task:
-        """The task as it is now. ``task`` is a :class:`Task` (its kind is used) or an id.
+        """The task as it is now. ``task`` is a :class:`Task` (its kind is used) or an id of
+        ``kind``.
 
         The id may also be the ``external_task_id`` given at creation.
         """
@@ -324,7 +327,8 @@ class KlingClient:
     async def wait(
         self, task: Task | str, *, kind: str = "video-extend", timeout: float | None = None
     ) -> Task:
-        """Wait until ``task`` ends and return it in ``succeed``.
+        """Wait until ``task`` ends and return it in ``succeed``. A :class:`Task` brings its
+        kind; ``kind`` is for a bare task id.
 
         Raises :class:`TaskFailedError` (with the task and its ``task_status_msg``) if it
         failed, :class:`TaskTimeoutError` after ``timeout`` seconds (the task keeps running on
@@ -338,9 +342,9 @@ class KlingClient:
                     return change.task
                 if change.current is TaskStatus.FAILED:
                     raise TaskFailedError(change.task)
-        raise TaskTimeoutError(  # unreachable unless the watch was closed from outside
-            task.task_id if isinstance(task, Task) else task, kind=kind, timeout=timeout, last=None
-        )
+        task_id, kind = (task.task_id, task.kind) if isinstance(task, Task) else (task, kind)
+        # unreachable unless the watch was closed from outside
+        raise TaskTimeoutError(task_id, kind=kind, timeout=timeout, last=None)
 
     # -- many at once ------------------------------------------------------------------------
 
@@ -408,11 +412,25 @@ class KlingClient:
         *,
         concurrency: int = 4,
         watermarked: bool = False,
+        max_bytes: int | None = DEFAULT_MAX_VIDEO_BYTES,
+        policy: MediaPolicy | None = None,
+        timeouts: Timeouts | None = None,
     ) -> list[DownloadResult]:
         """Download the videos of finished ``tasks`` into ``dest``; see
-        :mod:`kling_async.download`."""
-        return await download_videos(
+        :mod:`kling_async.download`.
+
+        A video over ``max_bytes`` (``None``: no limit) fails; ``policy`` (default: the
+        client's ``media_policy``) says which URLs may be fetched; ``timeouts`` default to the
+        client's ``download_timeouts`` (connect and per-read, no total).
+        """
+        stream = functools.partial(
             self._transport.stream,
+            policy=policy or self.media_policy,
+            max_bytes=max_bytes,
+            timeouts=timeouts or self.download_timeouts,
+        )
+        return await download_videos(
+            stream,
             self.clock,
             tasks,
             dest,

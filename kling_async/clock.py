@@ -9,12 +9,13 @@ one :class:`ScaledClock` (a 320-second extend in a third of a second).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "ScaledClock", "SystemClock"]
+__all__ = ["Clock", "FakeClock", "ScaledClock", "SystemClock", "io_in_flight"]
 
 
 @runtime_checkable
@@ -77,18 +78,67 @@ class ScaledClock:
         return f"ScaledClock(scale={self.scale})"
 
 
+# Autojump: a real-time timer of the event loop due this soon (a slow answer being served, a
+# request's read time-out, a real sleep) is work about to happen; fake time waits for it.
+_REAL_WORK_HORIZON = 1.0
+DEFAULT_AUTOJUMP = 0.005  # real seconds of quiet before a jump: FakeClock(autojump=True)
+
+
+def _loop_idle(loop: asyncio.AbstractEventLoop) -> bool:
+    """No callback ready to run and no real-time timer due soon, as far as the loop shows it.
+
+    Reads the ready queue and timer heap of asyncio's own loops (private, stable since 3.4);
+    for other loops only the quiet period counts.
+    """
+    if getattr(loop, "_ready", None):
+        return False
+    soon = loop.time() + _REAL_WORK_HORIZON
+    timers: list[asyncio.TimerHandle] = getattr(loop, "_scheduled", [])
+    return not any(t.when() <= soon and not t.cancelled() for t in timers)
+
+
 class FakeClock:
     """A clock that moves only when told to, for deterministic tests.
 
     ``await clock.advance(s)`` moves time forward and wakes, in deadline order, every sleeper
     whose deadline has come, letting each run before the next is woken.
+
+    ``FakeClock(autojump=0.005)`` also moves by itself, as trio's ``MockClock`` does with an
+    ``autojump_threshold``: when the event loop has had nothing to do for ``autojump`` real
+    seconds, time jumps to the next sleeper's deadline and wakes it. So ``await kling.wait(task)``
+    against an emulator on the same clock just returns, instantly and deterministically
+    (``autojump=True`` is ``autojump=0.005``). Real
+    sockets are why the threshold is not zero: "nothing to do" means, for that long, no sleep
+    started or woke, no callback was ready, no request of a kling_async client was out (see
+    :func:`io_in_flight`; wherever the server runs), and no real-time timer of the loop was due
+    within a second (a slow answer an in-process emulator is serving). Other work in threads or
+    processes is not seen; give it a longer ``autojump`` or hold the clock with
+    :func:`io_in_flight`. A real time-out of your own around an awaited call counts as such a
+    timer in its last second.
     """
 
-    def __init__(self, *, start_time: float = 1_700_000_000.0) -> None:
+    def __init__(
+        self, *, start_time: float = 1_700_000_000.0, autojump: float | bool | None = None
+    ) -> None:
+        if autojump is True:
+            autojump = DEFAULT_AUTOJUMP
+        elif autojump is False:
+            autojump = None
+        if autojump is not None and not 0 < autojump < float("inf"):
+            raise ValueError(
+                f"autojump must be a positive number of real seconds (a quiet period; "
+                f"{DEFAULT_AUTOJUMP} is typical), got {autojump!r}"
+            )
+        self.autojump: float | None = autojump
         self._now = 0.0
         self._epoch0 = start_time
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._order = itertools.count()
+        self._jump_timer: asyncio.TimerHandle | None = None
+        self._jump_loop: asyncio.AbstractEventLoop | None = None
+        self._last_event = 0.0  # loop time of the last sleep started or woken: quiet since then
+        self._advancing = False
+        self._io = 0  # requests in flight (io_in_flight): no jump while any is
 
     def monotonic(self) -> float:
         return self._now
@@ -105,25 +155,108 @@ class FakeClock:
         if seconds <= 0:
             await asyncio.sleep(0)
             return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), fut))
+        if self.autojump is not None:
+            self._last_event = loop.time()
+            if self._jump_loop is not loop:  # first use, or a new loop (the old one is gone)
+                self._adopt(loop)
         await fut
 
     async def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds``, waking due sleepers in order."""
         if seconds < 0:
             raise ValueError("time does not go backwards")
-        target = self._now + seconds
-        while self._sleepers and self._sleepers[0][0] <= target:
-            deadline, _, fut = heapq.heappop(self._sleepers)
-            self._now = max(self._now, deadline)
-            if not fut.done():
-                fut.set_result(None)
-                # Let the woken coroutine (and what it starts) run before time moves on.
-                for _ in range(5):
-                    await asyncio.sleep(0)
-        self._now = target
+        self._advancing = True
+        try:
+            target = self._now + seconds
+            while self._sleepers and self._sleepers[0][0] <= target:
+                deadline, _, fut = heapq.heappop(self._sleepers)
+                self._now = max(self._now, deadline)
+                if not fut.done():
+                    fut.set_result(None)
+                    # Let the woken coroutine (and what it starts) run before time moves on.
+                    for _ in range(5):
+                        await asyncio.sleep(0)
+            self._now = target
+        finally:
+            self._advancing = False
         await asyncio.sleep(0)
 
+    # -- autojump ------------------------------------------------------------------------------
+
+    def _adopt(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Jump on ``loop`` from now on; sleepers of an earlier loop can never be woken."""
+        if self._jump_timer is not None:
+            self._jump_timer.cancel()
+            self._jump_timer = None
+        self._sleepers = [s for s in self._sleepers if s[2].get_loop() is loop]
+        heapq.heapify(self._sleepers)
+        self._jump_loop = loop
+        self._arm(loop, self.autojump or 0.0)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop, delay: float) -> None:
+        self._jump_timer = loop.call_later(delay, self._maybe_jump, loop)
+
+    def _maybe_jump(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Run by the loop: jump if it has been quiet for ``autojump`` seconds, else look again
+        when it will have been. Disarms when nobody sleeps; the next sleep() arms it again."""
+        self._jump_timer = None
+        while self._sleepers and self._sleepers[0][2].done():  # cancelled sleeps
+            heapq.heappop(self._sleepers)
+        if not self._sleepers:
+            self._jump_loop = None
+            return
+        quiet_for = loop.time() - self._last_event
+        threshold = self.autojump or 0.0
+        if quiet_for < threshold:
+            self._arm(loop, threshold - quiet_for)
+            return
+        if not self._advancing and not self._io and _loop_idle(loop):
+            self._now = max(self._now, self._sleepers[0][0])
+            # Wake everyone due now; later deadlines wait for the next quiet period, so each
+            # woken coroutine's work (polls, answers) finishes before time moves again.
+            while self._sleepers and self._sleepers[0][0] <= self._now:
+                fut = heapq.heappop(self._sleepers)[2]
+                if not fut.done():
+                    fut.set_result(None)
+        self._last_event = loop.time()
+        self._arm(loop, threshold)
+
+    def io_in_flight(self) -> _InFlight:
+        """``async with clock.io_in_flight():`` around real I/O holds autojumps until it ends
+        (the client wraps each of its requests so)."""
+        return _InFlight(self)
+
     def __repr__(self) -> str:
-        return f"FakeClock(now={self._now})"
+        jump = "" if self.autojump is None else f", autojump={self.autojump}"
+        return f"FakeClock(now={self._now}{jump})"
+
+
+class _InFlight:
+    __slots__ = ("_clock",)
+
+    def __init__(self, clock: FakeClock) -> None:
+        self._clock = clock
+
+    async def __aenter__(self) -> None:
+        self._clock._io += 1
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        clock = self._clock
+        clock._io -= 1
+        if clock.autojump is not None:  # a full quiet period after the answer, before a jump
+            clock._last_event = asyncio.get_running_loop().time()
+
+
+_NOTHING_TO_HOLD = contextlib.nullcontext()
+
+
+def io_in_flight(clock: Clock) -> contextlib.AbstractAsyncContextManager[None]:
+    """``async with io_in_flight(clock):`` around a request: on a :class:`FakeClock`, no jump
+    while it is out, wherever the server runs (the loop sees only its own side of a socket);
+    on other clocks nothing."""
+    if isinstance(clock, FakeClock):
+        return clock.io_in_flight()
+    return _NOTHING_TO_HOLD

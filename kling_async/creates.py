@@ -95,6 +95,14 @@ class _Turns:
                 del self._users[key], self._locks[key]
 
 
+def _refusal(error: APIError) -> bool:
+    """Kling's own refusal (1102, 1201, 1303... a business code), or a redirect refused before
+    it was followed; not a 5xx, nor a 4xx page without a code (Kling may have been reached)."""
+    if isinstance(error, ServerError):
+        return False
+    return error.code is not None or (error.http_status or 0) < 400
+
+
 class Creator:
     """Sends creates for one client: one POST per request, lost answers looked up."""
 
@@ -209,12 +217,8 @@ class Creator:
         except (TransportError, ServerError, ResponseFormatError, APIError) as lost:
             if isinstance(lost, TransportError) and not lost.request_sent:
                 raise  # provably never sent: nothing to look for
-            if (
-                isinstance(lost, APIError)
-                and not isinstance(lost, ServerError)
-                and lost.code is not None
-            ):
-                raise  # Kling's own refusal (1102, 1201, 1303...): nothing was created
+            if isinstance(lost, APIError) and _refusal(lost):
+                raise  # nothing was created
             # Anything else, a 4xx page without a business code included, may have created it.
             log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
             found = await self.find_lost(request, sent_at, ref=ref)

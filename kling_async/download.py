@@ -4,12 +4,18 @@ Each video is written to a temporary name beside its destination and renamed int
 once complete and of the announced size, so an interrupted run never leaves a file that looks
 finished. Files already there are skipped. Kling purges results 30 days after generation
 (kling-api.md §8.4): such a task is reported ``expired`` without a request.
+
+File names come from the server's video ids, so they are never used as paths as they are: an
+id made of safe characters (letters, digits, ``_``, ``-``, inner dots; at most 100) is the name,
+any other id is named by its hash, and the result must resolve inside ``dest``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
+import re
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -18,13 +24,13 @@ from typing import BinaryIO, Literal, Protocol
 import attrs
 
 from .clock import Clock
-from .errors import KlingError, ResponseFormatError
+from .errors import DownloadError, KlingError, ResponseFormatError
 from .models import Task, TaskStatus
 
-__all__ = ["PURGE_AFTER", "DownloadResult", "Stream", "download_videos"]
+__all__ = ["PURGE_AFTER", "DownloadResult", "Stream", "download_videos", "file_stem"]
 
 PURGE_AFTER = 30 * 86_400.0
-
+_SAFE_STEM = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
 
 
 class Stream(Protocol):
@@ -50,13 +56,25 @@ class DownloadResult:
     error: KlingError | None = None
 
 
+def file_stem(video_id: str) -> str:
+    """The file name (without ``.mp4``) for a video id: the id itself if it is made of safe
+    characters, else ``id-`` and a hash of it (an id with ``/``, ``..``, a NUL byte, or 300
+    characters names no file of its own choosing)."""
+    if _SAFE_STEM.fullmatch(video_id) and ".." not in video_id:
+        return video_id
+    return "id-" + hashlib.sha256(video_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def _target(task: Task, dest: Path, watermarked: bool) -> tuple[str, str, Path] | None:
     video = task.video
     if task.task_status is not TaskStatus.SUCCEED or video is None:
         return None
     url = video.watermark_url if watermarked and video.watermark_url else video.url
     suffix = "-wm" if watermarked and video.watermark_url else ""
-    return video.id, url, dest / f"{video.id}{suffix}.mp4"
+    path = dest / f"{file_stem(video.id)}{suffix}.mp4"
+    if path.resolve().parent != dest.resolve():  # a symlinked dest is fine; an escape is not
+        raise DownloadError(f"refused to write {path.name} outside {dest}")
+    return video.id, url, path
 
 
 async def _fetch(stream: Stream, url: str, path: Path) -> int:
@@ -103,20 +121,29 @@ async def download_videos(
     now = clock.time()
 
     async def one(task: Task) -> DownloadResult:
-        target = _target(task, folder, watermarked)
-        if target is None:
-            return DownloadResult(task.task_id, None, None, "no_video")
-        video_id, url, path = target
-        if task.created_at and now - task.created_at / 1000 > PURGE_AFTER:
-            return DownloadResult(task.task_id, video_id, path, "expired")
-        if await asyncio.to_thread(path.exists):
-            size = (await asyncio.to_thread(path.stat)).st_size
-            return DownloadResult(task.task_id, video_id, path, "skipped", size)
-        async with limit:
-            try:
+        video = task.video
+        video_id = video.id if video is not None else None
+        path: Path | None = None
+        try:
+            target = await asyncio.to_thread(_target, task, folder, watermarked)
+            if target is None:
+                return DownloadResult(task.task_id, None, None, "no_video")
+            video_id, url, path = target
+            if task.created_at and now - task.created_at / 1000 > PURGE_AFTER:
+                return DownloadResult(task.task_id, video_id, path, "expired")
+            if await asyncio.to_thread(path.exists):
+                size = (await asyncio.to_thread(path.stat)).st_size
+                return DownloadResult(task.task_id, video_id, path, "skipped", size)
+            async with limit:
                 size = await _fetch(stream, url, path)
-            except KlingError as error:
-                return DownloadResult(task.task_id, video_id, path, "failed", error=error)
+        except KlingError as error:
+            return DownloadResult(task.task_id, video_id, path, "failed", error=error)
+        except (OSError, ValueError) as exc:  # the disk, or a path the OS would not take
+            failure = DownloadError(f"could not write the video: {type(exc).__name__}: {exc}")
+            failure.__cause__ = exc
+            return DownloadResult(task.task_id, video_id, path, "failed", error=failure)
         return DownloadResult(task.task_id, video_id, path, "downloaded", size)
 
+    # Every one() returns a result rather than raise, so gather never abandons the others; if
+    # download() itself is cancelled, gather cancels them all.
     return list(await asyncio.gather(*(one(t) for t in tasks)))

@@ -16,6 +16,7 @@
     │   └── ServerError               5000–5002, or any HTTP 5xx without a code (retryable)
     ├── TransportError                no usable answer: connection failed, reset, timed out
     │   └── RequestTimeoutError
+    ├── DownloadError                 a video was refused (media policy) or could not be written
     ├── ResponseFormatError           an answer that is not the envelope we expect
     ├── AmbiguousSubmitError          a create may or may not exist; carries what is needed to look
     ├── TaskFailedError               the task ended ``failed`` (carries the task)
@@ -25,11 +26,14 @@
     └── ClientClosedError             the client was used after ``aclose()`` (also a RuntimeError)
 
 ``retryable`` on an :class:`APIError` says whether sending the same request again may succeed.
-No message built here ever includes a credential.
+No message built here ever includes a credential, and every server-provided string goes
+through :func:`redact` before it is stored in one (a server may echo our own key back).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -43,6 +47,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "ConcurrencyLimitError",
+    "DownloadError",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "KlingError",
@@ -58,16 +63,37 @@ __all__ = [
     "TaskTimeoutError",
     "TransportError",
     "api_error",
+    "redact",
 ]
 
 _EXCERPT = 200
 
 
-def excerpt(body: bytes | str | None, limit: int = _EXCERPT) -> str:
-    """A short, single-line, printable piece of a response body for error messages."""
+# "Bearer <anything>" and JWT-shaped strings, whoever's they are: an echo of a request header.
+_TOKENS = re.compile(
+    r"(?i:bearer)\s+[^\s\"',;<>]+|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"
+)
+_MIN_SECRET = 4  # shorter "secrets" would blank out ordinary words
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with each of ``secrets`` and any bearer token or JWT replaced by ``***``."""
+    for secret in secrets:
+        if len(secret) >= _MIN_SECRET and secret in text:
+            text = text.replace(secret, "***")
+    return _TOKENS.sub(lambda m: "Bearer ***" if m[0][:1] in "bB" else "***", text)
+
+
+def excerpt(
+    body: bytes | str | None, limit: int = _EXCERPT, secrets: Iterable[str] = ()
+) -> str:
+    """A short, single-line, printable piece of a response body for error messages, with
+    credentials redacted."""
     if not body:
         return ""
+    body = body[: limit * 8]  # a capped answer can still be megabytes; only the start is shown
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = redact(text, secrets)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -263,6 +289,11 @@ class TransportError(KlingError):
 
 class RequestTimeoutError(TransportError):
     """The request timed out (connect, read or total)."""
+
+
+class DownloadError(KlingError):
+    """A video was not downloaded: its URL broke the media policy (scheme, private address,
+    too many redirects) or the file could not be written."""
 
 
 class ResponseFormatError(KlingError):

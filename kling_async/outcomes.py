@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import json
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -113,5 +114,10 @@ class BatchReport:
                 timed_out.append(row)
         return cls(dict(counts), units, elapsed, failures, not_sent, ambiguous, timed_out)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain data (dicts, lists, numbers and strings)."""
         return attrs.asdict(self)
+
+    def to_json(self, *, indent: int | None = None) -> str:
+        """The report as a JSON document (what a script writes next to its results)."""
+        return json.dumps(self.to_dict(), indent=indent, sort_keys=True)

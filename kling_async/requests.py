@@ -9,6 +9,7 @@ is found again where the kind takes no ``external_task_id``.
 from __future__ import annotations
 
 import typing
+from collections.abc import Iterable
 from typing import Any, ClassVar, Union
 
 import attrs
@@ -170,6 +171,11 @@ class Trajectory:
     y: int = attrs.field(validator=number_in(-1e9, 1e9, integer=True))
 
 
+def _tuple_of_points(points: Iterable[Trajectory]) -> tuple[Trajectory, ...]:
+    # A typed converter: with a bare ``tuple`` type checkers see the argument as Iterable[_T].
+    return tuple(points)
+
+
 def _trajectories(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
     if not value:
         raise RequestValidationError("dynamic_masks.trajectories", "needs at least one point")
@@ -180,7 +186,9 @@ class DynamicMask:
     """An area of the image (``mask``: URL or raw base64) and the path it should move along."""
 
     mask: str = attrs.field(validator=[required_id, image_source])
-    trajectories: tuple[Trajectory, ...] = attrs.field(converter=tuple, validator=_trajectories)
+    trajectories: tuple[Trajectory, ...] = attrs.field(
+        converter=_tuple_of_points, validator=_trajectories
+    )
 
 
 def _masks(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:

@@ -10,6 +10,10 @@ triggers one confirming poll; either way tasks that callbacks cover are then pol
 long safety interval.
 
 Subscribers (:class:`~kling_async.watch.TaskWatch`) implement :class:`Listener`.
+
+One module, though past 400 lines: the loop, the pacing and the bookkeeping of listeners
+share one heap and its invariants (a task is in the heap once, polled by one coroutine at a
+time); split, each half would need the other's invariants to be read.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import attrs
 
 from .cadence import Cadence
 from .clock import Clock
+from .durations import DurationModel, DurationSketch
 from .errors import (
     AccountError,
     AuthenticationError,
@@ -77,6 +82,7 @@ class _Tracked:
         "last",
         "poll",
         "polls",
+        "profile",
         "recheck",
         "stale",
         "task_id",
@@ -98,6 +104,7 @@ class _Tracked:
         self.recheck = False
         self.polls = 0
         self.stale = 0  # polls in a row refused for a stale token (1003/1004)
+        self.profile = kind.name
 
 
 def _fatal(error: KlingError, stale_in_a_row: int) -> bool:
@@ -123,6 +130,7 @@ class PollScheduler:
         retry_delay: Callable[[int, BaseException], float],
         max_polls_per_second: float | None = 50.0,
         max_in_flight: int = 20,
+        durations: DurationModel | None = None,
     ) -> None:
         if max_polls_per_second is not None and max_polls_per_second <= 0:
             raise ValueError("max_polls_per_second must be > 0 or None")
@@ -131,6 +139,8 @@ class PollScheduler:
         self._fetch = fetch
         self.clock = clock
         self.cadence = cadence
+        #: What the scheduler has learned of how long tasks take (see :mod:`.durations`).
+        self.durations = durations if durations is not None else DurationModel()
         self._retry_delay = retry_delay
         self.rate = max_polls_per_second
         self.max_in_flight = max_in_flight
@@ -171,7 +181,11 @@ class PollScheduler:
         tracked = self._tracked.get(task_id)
         if tracked is None:
             tracked = self._tracked[task_id] = _Tracked(task_id, kind, last, now)
-            delay = 0.0 if last is None else self.cadence.first_delay(kind.expected_seconds)
+            tracked.profile = self.durations.profile_of(task_id, kind.name)
+            delay = 0.0
+            if last is not None:
+                sketch = self._sketch(tracked)
+                delay = self.cadence.first_delay(sketch, self._age(tracked, last, now))
             tracked.interval = delay
             self._schedule(tracked, now + delay)
         elif last is not None and tracked.last is None:
@@ -354,6 +368,7 @@ class PollScheduler:
         for listener in list(tracked.deadlines):
             listener.observe(task)
         if task.is_terminal:
+            self._learn(tracked, task)
             self._drop(tracked)
             return
         if self._tracked.get(tracked.task_id) is not tracked:
@@ -367,10 +382,20 @@ class PollScheduler:
         now = self.clock.monotonic()
         age = self._age(tracked, task, now)
         tracked.interval = self.cadence.next_delay(
-            tracked.kind.expected_seconds, age, tracked.interval, tracked.covered
+            self._sketch(tracked), age, tracked.interval, tracked.covered
         )
         self._schedule(tracked, now + tracked.interval)
         self._clip_to_deadline(tracked, now)
+
+    def _sketch(self, tracked: _Tracked) -> DurationSketch:
+        return self.durations.sketch(tracked.profile, tracked.kind.expected_seconds)
+
+    def _learn(self, tracked: _Tracked, task: Task) -> None:
+        """A task that succeeded teaches how long its profile takes (server timestamps)."""
+        self.durations.forget(tracked.task_id)
+        if task.task_status is TaskStatus.SUCCEED and 0 < task.created_at < task.updated_at:
+            seconds = (task.updated_at - task.created_at) / 1000
+            self.durations.observe(tracked.profile, seconds, tracked.kind.expected_seconds)
 
     def _age(self, tracked: _Tracked, task: Task, now: float) -> float:
         if task.created_at > 0:

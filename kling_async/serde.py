@@ -4,6 +4,10 @@ Reading is tolerant (unknown keys ignored, ``null`` lists read as empty, numeric
 strings, duration strings read as numbers); a wrong shape raises :class:`ResponseFormatError`
 naming the JSON path and carrying the ``request_id``. Writing is strict: ``None`` fields are left
 out of request bodies. orjson is used when installed.
+
+One module, though past 400 lines: the fast path for well-formed answers must mirror the
+converter's hooks field by field, and reading the two side by side is how a change to one is
+made to the other.
 """
 
 from __future__ import annotations
@@ -45,6 +49,23 @@ __all__ = [
 
 T = TypeVar("T")
 
+def _stdlib_loads(data: bytes | str) -> Any:
+    """``json.loads``, with too deep nesting reported like any other bad JSON (a ValueError):
+    a server choosing how deep its answer nests must not raise RecursionError in our caller."""
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+
+
+def json_excerpt(body: Any) -> str:
+    """The start of ``body`` as JSON for an error excerpt (never failing on a hostile value)."""
+    try:
+        return json.dumps(body, default=str)[:400]
+    except (RecursionError, ValueError):
+        return "<unprintable JSON value>"
+
+
 try:  # orjson is several times faster on the hot path (every poll decodes one envelope).
     import orjson
 
@@ -54,7 +75,7 @@ try:  # orjson is several times faster on the hot path (every poll decodes one e
         return orjson.dumps(obj)
 
 except ImportError:  # pragma: no cover - exercised in environments without orjson
-    loads = json.loads
+    loads = _stdlib_loads
 
     def dumps(obj: Any) -> bytes:
         return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
@@ -297,7 +318,7 @@ def _format_error(
         f"unexpected response shape: {details}",
         http_status=http_status,
         request_id=request_id,
-        body_excerpt=excerpt(json.dumps(body, default=str)[:400]),
+        body_excerpt=excerpt(json_excerpt(body)),
         path=path,
     )
 
@@ -310,7 +331,7 @@ def structure_envelope(payload: Any, *, http_status: int | None = None) -> Envel
             "response is not a Kling envelope (no 'code')",
             http_status=http_status,
             request_id=request_id if isinstance(request_id, str) else None,
-            body_excerpt=excerpt(json.dumps(payload, default=str)[:400]),
+            body_excerpt=excerpt(json_excerpt(payload)),
             path="$",
         )
     try:
@@ -333,7 +354,7 @@ def structure_task(
         raise ResponseFormatError(
             f"expected a task object at {root}, got {type(data).__name__}",
             request_id=request_id,
-            body_excerpt=excerpt(json.dumps(data, default=str)[:400]),
+            body_excerpt=excerpt(json_excerpt(data)),
             path=root,
         )
     try:

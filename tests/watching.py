@@ -78,3 +78,12 @@ async def run_batch(
     await run_clock(clock, kling, consumer.done, step=step)
     await consumer
     return outcomes
+
+
+def first_poll_delay(kling: KlingClient, kind: str = "video-extend") -> float:
+    """Seconds from a task's creation to its first poll, as the client's cadence places it
+    now (it depends on what the client has learned of how long tasks of ``kind`` take)."""
+    from kling_async.kinds import kind_named
+
+    sketch = kling.scheduler.durations.sketch(kind, kind_named(kind).expected_seconds)
+    return kling.scheduler.cadence.first_delay(sketch)

@@ -133,7 +133,7 @@ async def _preflight(kling: KlingClient) -> None:
 
 def _input_errors(ctx: Context, error: InputErrors) -> int:
     for item in error.errors:
-        ctx.out.error(str(item), exit_code=EXIT_USAGE, **item.to_json())
+        ctx.out.error(str(item), exit_code=EXIT_USAGE, **item.to_dict())
     if error.more:
         ctx.out.note(f"... and {error.more} more errors")
     ctx.out.note("nothing was sent")

@@ -49,7 +49,7 @@ class InputError:
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {"file": self.path, "line": self.line, "field": self.field, "reason": self.message}
 
 

@@ -50,7 +50,7 @@ class JournalSummary:
     units: float
     failures: list[dict[str, Any]]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self)
 
     @property
@@ -126,7 +126,7 @@ async def report_command(ctx: Context) -> int:
     if args.entries:
         for entry in entries:
             out.emit("entry", **_entry_json(entry))
-    out.emit("report", journal=str(path), **summary.to_json())
+    out.emit("report", journal=str(path), **summary.to_dict())
     out.line(Text(f"journal {path}", style="bold"))
     table = Table(show_footer=True)
     table.add_column("state", footer="total")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import types
 from collections.abc import Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 import attrs
 from aiohttp import web
@@ -35,6 +35,16 @@ class SeedVideo:
     task_id: str
     duration: float
     url: str
+
+
+class ClientKwargs(TypedDict, total=False):
+    """What :meth:`KlingEmulator.client_kwargs` gives: typed, so ``KlingClient(**kwargs)``
+    type-checks."""
+
+    base_url: str
+    access_key: str
+    secret_key: str
+    api_key: str
 
 
 class KlingEmulator:
@@ -162,7 +172,7 @@ class KlingEmulator:
         """The relay-flavour base URL: ``url + "/kling"``."""
         return self.url + "/kling"
 
-    def client_kwargs(self, flavour: Literal["jwt", "key", "relay"] = "jwt") -> dict[str, str]:
+    def client_kwargs(self, flavour: Literal["jwt", "key", "relay"] = "jwt") -> ClientKwargs:
         """Keyword arguments for ``KlingClient``: AK/SK (``jwt``), a static key (``key``), or
         the relay's base URL and key (``relay``)."""
         creds = self.credentials

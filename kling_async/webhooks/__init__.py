@@ -49,17 +49,20 @@ Both answer ``200 {"ok":true}`` for an accepted or repeated callback, ``401`` fo
 bad signature (only when a secret is set), ``400`` for a body that is not a callback, ``413`` for
 one over a megabyte, and ``500`` when ``on_event`` raised (so a sender that retries will retry).
 Without a secret anyone who knows the URL can post to it: events are then ``verified=False``,
-and the scheduler never yields a status it has not confirmed with its own GET.
+the scheduler never yields a status it has not confirmed with its own GET, at most
+``max_unsigned_per_task`` such events per task are passed on, and creating the receiver logs a
+warning.
 """
 
 from __future__ import annotations
 
-from .http import CallbackApp, aiohttp_handler, asgi_app
+from .http import MAX_BODY, CallbackApp, aiohttp_handler, asgi_app
 from .payload import CallbackEvent, parse_callback
 from .receiver import CallbackReceiver
 from .signing import SignatureError
 
 __all__ = [
+    "MAX_BODY",
     "CallbackApp",
     "CallbackEvent",
     "CallbackReceiver",

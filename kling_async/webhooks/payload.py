@@ -15,7 +15,6 @@ Whatever the :class:`Task` model has no field for (audio outputs, cash billing..
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Literal
 
@@ -23,7 +22,7 @@ import attrs
 
 from ..errors import ResponseFormatError, excerpt
 from ..models import Task
-from ..serde import loads, structure_task
+from ..serde import json_excerpt, loads, structure_task
 
 __all__ = ["CallbackEvent", "parse_callback"]
 
@@ -53,8 +52,8 @@ class CallbackEvent:
 
 
 def _refuse(message: str, body: Any, path: str = "$") -> ResponseFormatError:
-    shown = body if isinstance(body, (bytes, str)) else json.dumps(body, default=str)
-    return ResponseFormatError(message, body_excerpt=excerpt(shown[:400]), path=path)
+    shown = body[:400] if isinstance(body, (bytes, str)) else json_excerpt(body)
+    return ResponseFormatError(message, body_excerpt=excerpt(shown), path=path)
 
 
 def parse_callback(

@@ -7,18 +7,22 @@ It knows nothing of HTTP; :mod:`kling_async.webhooks.http` serves it over aiohtt
 from __future__ import annotations
 
 import collections
+import hashlib
 import inspect
+import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Protocol
 
 from ..clock import Clock, SystemClock
 from ..errors import ResponseFormatError
 from ..kinds import kind_named
-from ..models import Task, TaskStatus
+from ..models import Task
 from .payload import CallbackEvent, parse_callback
 from .signing import DEFAULT_TOLERANCE, SignatureError, WebhookSecret, verify
 
 __all__ = ["CallbackReceiver", "HintSink", "OnEvent", "WatchingClient"]
+
+log = logging.getLogger("kling_async")
 
 
 OnEvent = Callable[[CallbackEvent], object]  # a plain function, or one returning an awaitable
@@ -45,6 +49,13 @@ class WatchingClient(Protocol):
 
 
 _WEBHOOK_HEADERS = ("webhook-id", "webhook-timestamp", "webhook-signature")
+_MAX_KEY = 64  # longer ids are remembered by a digest: a sender chooses their size
+
+
+def _key(value: str) -> str:
+    if len(value) <= _MAX_KEY:
+        return value
+    return "#" + hashlib.blake2b(value.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
 class _Recent:
@@ -73,6 +84,30 @@ class _Recent:
 
     def discard(self, key: Hashable) -> None:
         self._keys.pop(key, None)
+
+
+class _Counts:
+    """How often each of the last ``size`` keys was counted (least recently counted forgotten
+    first)."""
+
+    __slots__ = ("_counts", "_size")
+
+    def __init__(self, size: int) -> None:
+        self._counts: collections.OrderedDict[Hashable, int] = collections.OrderedDict()
+        self._size = size
+
+    def __getitem__(self, key: Hashable) -> int:
+        return self._counts.get(key, 0)
+
+    def add(self, key: Hashable, n: int = 1) -> None:
+        count = self._counts.get(key, 0) + n
+        if count <= 0:
+            self._counts.pop(key, None)
+            return
+        self._counts[key] = count
+        self._counts.move_to_end(key)
+        while len(self._counts) > self._size:
+            self._counts.popitem(last=False)
 
 
 def _webhook_headers(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -114,10 +149,15 @@ class CallbackReceiver:
     ``secret`` may also be the raw key bytes. Call :meth:`receive` on the client's event loop.
 
     Repeats are dropped: an event whose ``webhook-id``, or whose ``(task_id, status)``, was seen
-    among the last ``remember`` events. The second rule also stops a flood of unsigned forgeries
-    from costing one confirming GET each; the price, without a secret, is that a forged
-    ``(task_id, status)`` that arrives first hides the genuine one, whose change is then seen on
-    the next safety poll instead. Set a secret if the URL is reachable by others.
+    among the last ``remember`` events (all statuses the client does not know count as one,
+    and ids over 64 characters are remembered by a digest, so the memory stays small whatever
+    is posted). The second rule also stops a flood of unsigned forgeries from costing one
+    confirming GET each; the price, without a secret, is that a forged ``(task_id, status)``
+    that arrives first hides the genuine one, whose change is then seen on the next safety poll
+    instead. Without a secret, at most ``max_unsigned_per_task`` events per task are passed on
+    (each costs the client a confirming GET; a task has at most four real statuses), later ones
+    are dropped as repeats; and creating the receiver logs a warning. Set a secret if the URL
+    is reachable by others.
     """
 
     def __init__(
@@ -130,12 +170,15 @@ class CallbackReceiver:
         clock: Clock | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
         remember: int = 10_000,
+        max_unsigned_per_task: int = 5,
     ) -> None:
         self.kind = kind_named(kind).name
         if not tolerance > 0:
             raise ValueError("tolerance must be > 0 seconds")
         if remember < 1:
             raise ValueError("remember must be >= 1")
+        if max_unsigned_per_task < 1:
+            raise ValueError("max_unsigned_per_task must be >= 1")
         # An empty string is refused (by WebhookSecret), not read as "unsigned": an unset
         # environment variable must not silently turn verification off.
         self._secret = (
@@ -147,6 +190,14 @@ class CallbackReceiver:
         self.tolerance = float(tolerance)
         self._ids = _Recent(remember)
         self._statuses = _Recent(remember)
+        self._unsigned = _Counts(remember)
+        self.max_unsigned_per_task = max_unsigned_per_task
+        if self._secret is None:
+            log.warning(
+                "CallbackReceiver for %s has no secret: anyone who knows its URL can post "
+                "callbacks (each is confirmed by a GET before it counts); pass secret='whsec_...'",
+                self.kind,
+            )
         self.accepted = 0
         self.duplicates = 0
         self.refused = 0
@@ -194,21 +245,31 @@ class CallbackReceiver:
             self.refused += 1
             raise
         task = event.task
-        status = task.raw_status if task.task_status is TaskStatus.UNKNOWN else task.task_status
-        status_key = (task.task_id, str(status))
-        if (webhook_id is not None and webhook_id in self._ids) or status_key in self._statuses:
+        task_key = _key(task.task_id)
+        # Every status we cannot read is one key: a sender inventing new ones gets one through.
+        status_key = (task_key, task.task_status.value)
+        id_key = None if webhook_id is None else _key(webhook_id)
+        if (
+            (id_key is not None and id_key in self._ids)
+            or status_key in self._statuses
+            or (not event.verified and self._unsigned[task_key] >= self.max_unsigned_per_task)
+        ):
             self.duplicates += 1
             return None
-        if webhook_id is not None:
-            self._ids.add(webhook_id)
+        if id_key is not None:
+            self._ids.add(id_key)
         self._statuses.add(status_key)
+        if not event.verified:
+            self._unsigned.add(task_key)
         try:
             await self._deliver(event)
         except BaseException:
             # Not handled: let a retry of this delivery through.
-            if webhook_id is not None:
-                self._ids.discard(webhook_id)
+            if id_key is not None:
+                self._ids.discard(id_key)
             self._statuses.discard(status_key)
+            if not event.verified:
+                self._unsigned.add(task_key, -1)
             raise
         self.accepted += 1
         return event

@@ -13,7 +13,7 @@ from kling_async.testing import Durations, Fault
 from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler
 
 from ..conftest import MakeClient, MakeEmulator
-from ..watching import settle
+from ..watching import first_poll_delay, settle
 from .common import (
     OK,
     SECRET,
@@ -201,7 +201,7 @@ async def test_a_stale_poll_answer_does_not_undo_a_verified_callback(
     consumer = asyncio.ensure_future(collect(kling.watch([task]), changes))
     await quiesce(emu, kling)
     emu.fault(Fault.SLOW, route="get", delay=0.3)  # the next poll's answer (`submitted`) lags
-    await clock.advance(5)  # the first poll starts
+    await clock.advance(first_poll_delay(kling))  # the first poll starts
     for _ in range(5):
         await asyncio.sleep(0)
     assert kling.scheduler.in_flight == 1
@@ -229,11 +229,12 @@ async def test_an_unverified_callback_during_a_poll_is_still_confirmed_at_once(
     consumer = asyncio.ensure_future(collect(kling.watch([task]), changes))
     await quiesce(emu, kling)
     emu.fault(Fault.SLOW, route="get", delay=0.3)  # the first poll's answer (`submitted`) lags
-    await clock.advance(5)
+    first = first_poll_delay(kling)
+    await clock.advance(first)
     for _ in range(5):
         await asyncio.sleep(0)
     assert kling.scheduler.in_flight == 1
-    await clock.advance(55)  # now 60 s: `processing` has begun; the slow poll still answers S
+    await clock.advance(60 - first)  # now 60 s: `processing` has begun; the poll still answers S
     processing = json.dumps(emu.task_json(task.task_id)).encode()
     async with aiohttp.ClientSession() as http, http.post(url, data=processing) as resp:
         assert resp.status == 200

@@ -91,7 +91,7 @@ async def test_asgi_app_in_fastapi_feeds_the_watch(
     polls = kling.scheduler.polls_sent
 
     async with asgi_client(api) as http:
-        await clock.advance(3)  # `processing` began at 2 s; the first poll is not due before 5 s
+        await clock.advance(3)  # `processing` began at 2 s; the first poll is not due before 9 s
         processing = json.dumps(emu.task_json(task.task_id)).encode()
         resp = await http.post(
             "/kling-callback/", content=processing, headers=signed(processing, clock.time())
