@@ -2,14 +2,15 @@
 
 For every request the batch:
 
-1. takes a slot from the :class:`SlotGate` (held until the task *ends*, as Kling counts it);
+1. takes a slot from the client's :class:`SlotGate` (held until the task *ends*, as Kling
+   counts it);
 2. writes its intent to the journal (with the ``external_task_id`` it will send), then the
    moment it is sent, then the task id it got: each write is committed before the next step;
 3. follows the task on one open-ended watch and reports its :class:`Outcome`.
 
 1303 gives the slot back, shrinks the gate and re-queues the request; 1302 pauses every
-submitter; 1102 closes the gate: created tasks are still followed to the end and the rest are
-reported ``not_sent``. A second run with the same journal resumes: finished requests are
+submitter; 1102 stops the batch's creates: created tasks are still followed to the end and the
+rest are reported ``not_sent``. A second run with the same journal resumes: finished requests are
 reported without a request, created tasks are watched, and an intent whose answer was lost (the
 process died, or the create was ambiguous) is looked up before it is ever sent again: it is sent
 only if the look-up proves it absent (official API: "not found" by ``external_task_id``), or if
@@ -45,8 +46,8 @@ from .errors import (
     RateLimitError,
     TransportError,
 )
-from .gate import SlotGate
 from .journal import Intent, Journal, JournalEntry
+from .kinds import kind_named
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
 from .requests import CreateRequest
@@ -57,6 +58,7 @@ from .serde import (
     task_to_json,
     unstructure_request,
 )
+from .slots import Slot
 from .watch import TaskWatch
 
 __all__ = [
@@ -118,7 +120,11 @@ class Batch:
         self._journal_arg = journal
         self._journal: Journal | None = None
         self._timeout = timeout
-        self.gate = SlotGate(creator.clock, limit=slots)
+        self.gate = creator.gate  # the client's: batch and ad-hoc creates share the account
+        if slots is not None:
+            self.gate.know(slots)
+        self._stopped = asyncio.Event()
+        self._recorded_limit: int | None = None
         self._outcomes: list[Outcome] = []
         # Outcomes (and _DONE, or an error to raise) not yet handed to the caller.
         self._outbox: collections.deque[Any] = collections.deque()
@@ -210,6 +216,10 @@ class Batch:
                     prepared = request_from_wire(entry.request["kind"], entry.request["body"])
                     self._client.doubt(prepared, entry.key)
             journalled = {e.key: e for e in entries}
+            if self._journal is not None and not self.gate.known:
+                learned = await self._journal.slot_limit()
+                if learned is not None:
+                    self.gate.resume_at(learned)  # a resumed batch starts where it left off
             workers = [
                 asyncio.ensure_future(self._produce(journalled, watch)),
                 asyncio.ensure_future(self._follow(watch)),
@@ -295,10 +305,11 @@ class Batch:
             entry = journalled.get(key)
             if entry is not None and self._resume_without_sending(key, request, entry, watch):
                 continue
-            if not await self.gate.acquire():
+            slot = await self._slot()
+            if slot is None:
                 self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
                 continue
-            job = asyncio.ensure_future(self._submit(key, request, entry, watch))
+            job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
             submits.add(job)
             job.add_done_callback(submits.discard)
 
@@ -314,7 +325,7 @@ class Batch:
             task = self._task_from(entry) or Task(
                 kind=request.kind, task_id=entry.task_id, task_status=TaskStatus.SUBMITTED
             )
-            self.gate.hold()  # it holds an account slot until it ends
+            self.gate.hold(task)  # it holds an account slot until it ends
             self._track(key, task, watch)
             return True
         return False
@@ -331,8 +342,35 @@ class Batch:
         if not watch.closed:  # the caller left: the task stays in `running` for them
             watch.add(task)
 
+    async def _slot(self, *, front: bool = False) -> Slot | None:
+        """A slot of the client's gate, or ``None`` once this batch stopped creating."""
+        if self._stop_reason is not None:
+            return None
+        acquiring = asyncio.ensure_future(self.gate.acquire(front=front))
+        stopped = asyncio.ensure_future(self._stopped.wait())
+        taken = False
+        try:
+            await asyncio.wait({acquiring, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if not acquiring.done() or self._stop_reason is not None:
+                return None
+            slot = acquiring.result()
+            taken = True
+            return slot
+        finally:
+            stopped.cancel()
+            if not taken:  # stopped, failed or cancelled: a slot granted meanwhile goes back
+                acquiring.cancel()
+                got = (await asyncio.gather(acquiring, return_exceptions=True))[0]
+                if isinstance(got, Slot):
+                    got.release()
+
     async def _submit(
-        self, key: str, request: CreateRequest, entry: JournalEntry | None, watch: Any
+        self,
+        key: str,
+        request: CreateRequest,
+        entry: JournalEntry | None,
+        watch: Any,
+        slot: Slot,
     ) -> None:
         client, journal = self._client, self._journal
         if entry is not None:
@@ -344,12 +382,11 @@ class Batch:
                 if journal is not None:
                     body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
                     await journal.record_intents([Intent(key, body)])
-            elif (
-                _may_exist(entry)
-                and await self._settled_by_look_up(key, request, prepared, entry, watch)
+            elif _may_exist(entry) and await self._settled_by_look_up(
+                key, request, prepared, entry, watch, slot
             ):
                 return
-            await self._send(key, request, prepared, watch)
+            await self._send(key, request, prepared, watch, slot)
 
     async def _settled_by_look_up(
         self,
@@ -358,12 +395,15 @@ class Batch:
         prepared: CreateRequest,
         entry: JournalEntry,
         watch: Any,
+        slot: Slot,
     ) -> bool:
         """A resumed create that may exist: look it up. False if it is to be sent (again)."""
         assert entry.sent_at is not None
-        found = await self._client.find_lost(prepared, entry.sent_at, ref=key)
+        client = self._client
+        found = await client.find_lost(prepared, entry.sent_at, ref=key)
         if found.task is not None:
             log.info("batch: request %s was created before (task %s)", key, found.task.task_id)
+            slot.created(found.task)
             await self._created(key, found.task, watch)
             return True
         if found.absent:
@@ -371,11 +411,15 @@ class Batch:
         if self._resend_ambiguous:
             log.warning("batch: re-sending ambiguous request %s (resend_ambiguous)", key)
             return False
-        self._ambiguous(key, request, self._client.ambiguous(prepared, entry.sent_at, found, key))
+        error = client.ambiguous(prepared, entry.sent_at, found, key)
+        # Its task may exist and run: the slot stays held a while, as for any lost answer.
+        hold = 2 * kind_named(prepared.kind).expected_seconds
+        self.gate.unsettled((error.external_task_id, error.sent_at), slot, hold)
+        self._ambiguous(key, request, error)
         return True
 
     async def _send(
-        self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any
+        self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any, slot: Slot
     ) -> None:
         client, journal = self._client, self._journal
         while True:
@@ -383,35 +427,32 @@ class Batch:
                 await journal.record_sent(key, client.clock.time())
             self._sending[key] = prepared
             try:
-                task = await client.send(prepared, retry_throttled=False, ref=key)
-            except ConcurrencyLimitError:
+                task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)
+            except (ConcurrencyLimitError, RateLimitError) as exc:
+                # Refused, nothing created; the gate took the slot back (and learned from a
+                # 1303). Wait again at the head of the line.
                 del self._sending[key]
-                wait = self.gate.refused()
-                log.info("batch: 1303, %d slots now, cooling down %.1fs", self.gate.allowed, wait)
-                if not await self.gate.acquire():  # closed: refused() gave the slot back
-                    self._not_sent(key, request, self._stop_reason, release=False)
+                if isinstance(exc, RateLimitError):
+                    self.gate.throttled(client.policy.delay(1, exc))
+                next_slot = await self._slot(front=True)
+                if next_slot is None:
+                    self._not_sent(key, request, self._stop_reason)
                     return
-                continue
-            except RateLimitError as exc:
-                del self._sending[key]
-                wait = client.policy.delay(1, exc)
-                self.gate.throttled(wait)
-                await client.clock.sleep(wait)
+                slot = next_slot
                 continue
             except InsufficientBalanceError as exc:
                 del self._sending[key]
                 self._stop_reason = exc
-                self._not_sent(key, request, exc)
-                self.gate.close()
+                self._stopped.set()
                 log.warning("batch: balance exhausted; no more creates (%s)", exc)
+                self._not_sent(key, request, exc)
                 return
-            except AmbiguousSubmitError as exc:
+            except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
                 del self._sending[key]  # and into an outcome in the same step
                 self._ambiguous(key, request, exc)
                 return
             except APIError as exc:  # a refusal with a business code: nothing was created
                 del self._sending[key]
-                self.gate.release(ended=False)
                 self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
                 self._emit(Outcome(key, "rejected", request, error=exc))
                 return
@@ -426,16 +467,11 @@ class Batch:
                 await journal.record_created(key, task.task_id, task.created_at)
             return
 
-    def _not_sent(
-        self, key: str, request: CreateRequest, error: KlingError | None, *, release: bool = True
-    ) -> None:
-        if release:
-            self.gate.release(ended=False)
+    def _not_sent(self, key: str, request: CreateRequest, error: KlingError | None) -> None:
         self._final_write(key, "not_sent", {"error": str(error) if error else ""})
         self._emit(Outcome(key, "not_sent", request, error=error))
 
     def _ambiguous(self, key: str, request: CreateRequest, error: AmbiguousSubmitError) -> None:
-        self.gate.release(ended=False)
         detail: dict[str, Any] = {"error": str(error), "sent_at": error.sent_at}
         if error.video_id is not None:
             detail["video_id"] = error.video_id
@@ -459,10 +495,19 @@ class Batch:
         try:
             async for change in watch:
                 self._on_change(change)
+                if change.is_final:
+                    self._remember_limit()
             self._push(_DONE)
         except Exception as exc:
             self._push(exc)
             raise
+
+    def _remember_limit(self) -> None:
+        """Journal the limit the gate learned from a 1303, for a resumed run to start from."""
+        learned = self.gate.learned
+        if self._journal is not None and learned is not None and learned != self._recorded_limit:
+            self._recorded_limit = learned
+            self._write(self._journal.record_slot_limit(learned))
 
     def _on_change(self, change: StatusChange) -> None:
         key = self._keys[change.task_id]
@@ -474,7 +519,7 @@ class Batch:
             )
         if not change.is_final:
             return
-        self.gate.release(ended=not change.timed_out)
+        # The slot is freed by the gate itself, which sees the end on the scheduler.
         outcome: OutcomeKind
         if change.timed_out:
             outcome = "timed_out"

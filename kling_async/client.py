@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Literal
 
 import aiohttp
 
-from ._fields import build_request
 from .auth import credentials_from
 from .batch import Batch, RequestLike
 from .cadence import Cadence
@@ -25,13 +24,15 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
+from .gate import SlotGate
 from .journal import Journal
 from .media import MediaPolicy, is_local_url
 from .models import Task, TaskStatus, Video
 from .reads import TaskReader
-from .requests import CreateRequest, LipSyncInput, VideoExtendRequest
+from .requests import CreateRequest
 from .retry import Retrier, RetryPolicy, retryable_read
 from .scheduler import PollScheduler
+from .shortcuts import Shortcuts
 from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, Timeouts, Transport
 from .watch import TaskWatch
 
@@ -54,7 +55,7 @@ def _warn_plain_http(base: str) -> None:
         )
 
 
-class KlingClient:
+class KlingClient(Shortcuts):
     """An asyncio client for the Kling task API, official or relay flavour.
 
     ::
@@ -70,6 +71,10 @@ class KlingClient:
     The flavour follows from ``base_url``: one ending in ``/kling`` is a relay, which also gets
     the parent ``task_id`` of an extend. Explicit arguments win over the ``KLING_*`` environment
     variables.
+
+    Every create waits its turn at one :class:`~kling_async.gate.SlotGate` (``client.gate``):
+    ``slots`` is the account's parallel-task limit if you know it (else it is learned from 1303
+    answers), ``slot_timeout`` the default bound on a create's wait for a slot.
     """
 
     def __init__(
@@ -93,6 +98,8 @@ class KlingClient:
         max_answer_bytes: int = DEFAULT_MAX_ANSWER,
         media_policy: MediaPolicy | None = None,
         download_timeouts: Timeouts = DOWNLOAD_TIMEOUTS,
+        slots: int | None = None,
+        slot_timeout: float | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         credentials = credentials_from(api_key, access_key, secret_key, self.clock)
@@ -122,6 +129,30 @@ class KlingClient:
         self._reader = TaskReader(
             self._transport, Retrier(self.retry_policy, self.clock, retryable_read)
         )
+        self.scheduler = PollScheduler(
+            self._reader.poll,
+            clock=self.clock,
+            cadence=cadence or Cadence(),
+            retry_delay=self.retry_policy.delay,
+            max_polls_per_second=max_polls_per_second,
+            max_in_flight=max_polls_in_flight,
+        )
+        if slots is not None and (
+            isinstance(slots, bool) or not isinstance(slots, int) or slots < 1
+        ):
+            raise ConfigurationError(f"slots must be an int >= 1 or None, got {slots!r}")
+        if slot_timeout is not None and not slot_timeout > 0:
+            raise ConfigurationError(
+                f"slot_timeout must be > 0 seconds or None, got {slot_timeout!r}"
+            )
+        # One gate for every create of this client: the account's slots are shared by all.
+        self.gate = SlotGate(
+            self.clock,
+            limit=slots,
+            timeout=slot_timeout,
+            backoff=self.retry_policy.delay,
+            scheduler=self.scheduler,
+        )
         self._creator = Creator(
             self._transport,
             self._reader,
@@ -130,14 +161,7 @@ class KlingClient:
             clock=self.clock,
             timeouts=self.create_timeouts,
             lookup_delays=lookup_delays,
-        )
-        self.scheduler = PollScheduler(
-            self._reader.poll,
-            clock=self.clock,
-            cadence=cadence or Cadence(),
-            retry_delay=self.retry_policy.delay,
-            max_polls_per_second=max_polls_per_second,
-            max_in_flight=max_polls_in_flight,
+            gate=self.gate,
         )
 
     @property
@@ -162,73 +186,11 @@ class KlingClient:
 
     async def aclose(self) -> None:
         """Stop all watching and close the session (unless it was injected). Idempotent."""
+        await self.gate.aclose()
         await self.scheduler.aclose()
         await self._transport.aclose()
 
     # -- creates -----------------------------------------------------------------------------
-
-    async def extend_video(
-        self,
-        video: str | Video | Task,
-        *,
-        parent_task_id: str | None = None,
-        prompt: str | None = None,
-        negative_prompt: str | None = None,
-        cfg_scale: float | None = None,
-        callback_url: str | None = None,
-        external_task_id: str | None = None,
-        watermark: bool | None = None,
-        timeouts: Timeouts | None = None,
-    ) -> Task:
-        """Create a video-extend task (4–5 more seconds of ``video``) and return it (``submitted``).
-
-        ``video`` is a video id, a :class:`Video`, or a finished :class:`Task` (whose first video
-        is extended and which becomes the parent task). Raises :class:`RequestValidationError`
-        before any I/O for bad input, an :class:`APIError` if refused, or
-        :class:`AmbiguousSubmitError` if the answer was lost and the task could not be found.
-        """
-        fields: dict[str, Any] = {
-            "prompt": prompt,
-            "negative_prompt": negative_prompt,
-            "cfg_scale": cfg_scale,
-            "callback_url": callback_url,
-            "external_task_id": external_task_id,
-            "watermark_info": watermark,
-        }
-        if parent_task_id is not None:
-            fields["parent_task_id"] = parent_task_id
-        request = VideoExtendRequest.from_source(video, **fields)
-        return await self.create(request, timeouts=timeouts)
-
-    # The shortcuts build their request as ``extend_many`` builds a mapping: nested objects
-    # (``camera_control``, ``dynamic_masks``, a lip-sync ``input``) may be mappings, and an
-    # unknown field or key is a RequestValidationError naming it, before any I/O.
-
-    async def text_to_video(self, prompt: str, **fields: Any) -> Task:
-        """Create a text-to-video task; ``fields`` as :class:`TextToVideoRequest`
-        (``camera_control`` a :class:`CameraControl` or a mapping of its fields)."""
-        return await self._create_kind("text2video", prompt=prompt, **fields)
-
-    async def image_to_video(self, image: str | None = None, **fields: Any) -> Task:
-        """Create an image-to-video task; ``fields`` as :class:`ImageToVideoRequest`
-        (``dynamic_masks`` :class:`DynamicMask` objects or mappings)."""
-        return await self._create_kind("image2video", image=image, **fields)
-
-    async def generate_images(self, prompt: str, **fields: Any) -> Task:
-        """Create an image-generation task; ``fields`` as :class:`ImageGenerationRequest`."""
-        return await self._create_kind("image-generation", prompt=prompt, **fields)
-
-    async def lip_sync(self, input: LipSyncInput | Mapping[str, Any], **fields: Any) -> Task:
-        """Create a lip-sync task for ``input`` (a :class:`LipSyncInput` or a mapping of its
-        fields)."""
-        return await self._create_kind("lip-sync", input=input, **fields)
-
-    async def virtual_try_on(self, human_image: str, **fields: Any) -> Task:
-        """Create a virtual try-on task; ``fields`` as :class:`VirtualTryOnRequest`."""
-        return await self._create_kind("virtual-try-on", human_image=human_image, **fields)
-
-    async def _create_kind(self, kind: str, **fields: Any) -> Task:
-        return await self.create(build_request(kind, fields))
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent; see :meth:`Creator.prepare
@@ -241,16 +203,17 @@ class KlingClient:
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
+        slot_timeout: float | None = None,
     ) -> Task:
         """Create the task described by ``request`` (any kind); see :meth:`extend_video`.
 
         Pass a request that went through :meth:`prepare` to know its ``external_task_id``
         before the POST (a journal records it); an unprepared one is prepared here.
-        ``retry_throttled=False`` raises 1302/1303 at once instead of backing off (for callers
-        that schedule creates themselves, like :meth:`extend_many`).
+        ``retry_throttled=False`` raises 1302/1303 at once instead of backing off or waiting
+        for a slot again (for callers that schedule creates themselves).
         """
         return await self._creator.create(
-            request, timeouts=timeouts, retry_throttled=retry_throttled
+            request, timeouts=timeouts, retry_throttled=retry_throttled, slot_timeout=slot_timeout
         )
 
     async def find_submitted(self, error: AmbiguousSubmitError) -> Task | None:
@@ -362,9 +325,8 @@ class KlingClient:
 
         ``slots`` is the account's parallel-task limit if you know it (else it is learned from
         1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash;
-        ``timeout`` a per-task deadline in seconds. ``resend_ambiguous=True`` sends again the
-        journalled creates whose answer was lost and that a fresh look-up still cannot settle
-        (they may be paid twice: the only way this batch ever risks it).
+        ``timeout`` a per-task deadline in seconds; ``resend_ambiguous=True`` re-sends journalled
+        creates a fresh look-up still cannot settle (each may then be paid twice).
 
         ``requests`` are read as they are needed. One that cannot be built (a mapping with an
         unknown field, say: :class:`RequestValidationError`), or an error of the iterable
@@ -375,14 +337,9 @@ class KlingClient:
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
         return Batch(
-            self._creator,
-            self.watch,
-            requests,
-            journal=journal,
-            slots=slots,
-            timeout=timeout,
+            self._creator, self.watch, requests, journal=journal, slots=slots, timeout=timeout,
             resend_ambiguous=resend_ambiguous,
-        )
+        )  # fmt: skip
 
     async def extend_until(
         self,

@@ -17,17 +17,17 @@ so no sibling create of this client can be in flight when a scan runs.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import contextlib
 import itertools
 import logging
 import uuid
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import Hashable
 from typing import Any, Literal
 
 import attrs
 
+from .claims import Doubts, Lookup, Turns
 from .clock import Clock
 from .errors import (
     AmbiguousSubmitError,
@@ -37,12 +37,14 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .gate import SlotGate
 from .kinds import Kind, kind_named
 from .models import Task
 from .reads import TaskReader
 from .requests import CreateRequest, VideoExtendRequest
-from .retry import Retrier, RetryPolicy, retryable_create, retryable_create_unthrottled
+from .retry import Retrier, RetryPolicy, retryable_create_gated, retryable_create_unthrottled
 from .serde import structure_task, unstructure_request
+from .slots import Slot, slot_weight
 from .transport import Timeouts, Transport
 
 __all__ = ["Creator", "Flavour", "Lookup"]
@@ -56,43 +58,6 @@ log = logging.getLogger("kling_async")
 _SCAN_SLACK = 120.0
 _SCAN_PAGES = 5
 _KNOWN_IDS = 100_000
-
-
-@attrs.frozen
-class Lookup:
-    """What looking for the task of a create with a lost answer found.
-
-    ``task``: the task (found by ``external_task_id``, or the one unknown candidate of a
-    relay scan). ``absent``: an authoritative "not found" (official API, by
-    ``external_task_id``) — the only look-up result after which the create may be sent
-    again. Otherwise the create stays ambiguous: ``candidates`` lists tasks a scan could not
-    tell apart, ``failure`` the error of a look-up that could not run.
-    """
-
-    task: Task | None = None
-    absent: bool = False
-    candidates: tuple[str, ...] = ()
-    failure: KlingError | None = None
-
-
-class _Turns:
-    """One asyncio lock per key, dropped when nobody holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[str, asyncio.Lock] = {}
-        self._users: collections.Counter[str] = collections.Counter()
-
-    @contextlib.asynccontextmanager
-    async def __call__(self, key: str) -> AsyncIterator[None]:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        self._users[key] += 1
-        try:
-            async with lock:
-                yield
-        finally:
-            self._users[key] -= 1
-            if not self._users[key]:
-                del self._users[key], self._locks[key]
 
 
 def _refusal(error: APIError) -> bool:
@@ -116,24 +81,23 @@ class Creator:
         clock: Clock,
         timeouts: Timeouts,
         lookup_delays: tuple[float, ...],
+        gate: SlotGate,
     ) -> None:
         self._transport = transport
+        self.gate = gate
         self._reader = reader
         self.flavour: Flavour = flavour
         self.policy = policy
         self.clock = clock
         self.timeouts = timeouts
         self.lookup_delays = lookup_delays
-        self._retry = Retrier(policy, clock, retryable_create)
+        self._retry = Retrier(policy, clock, retryable_create_gated)
         self._retry_unthrottled = Retrier(policy, clock, retryable_create_unthrottled)
         # Ids of tasks this client created or claimed: a list scan for a lost create must not
         # mistake one of them for the lost task, and no task is claimed by two requests.
         self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._turns = _Turns()
-        # Parent video id -> refs of this client's creates that may own a task it has not seen
-        # (their look-up failed, or met several candidates). While another create of that
-        # video is in doubt, a scan's single unknown task could be that one's: not claimed.
-        self._doubts: dict[str, set[Hashable]] = {}
+        self._turns = Turns()
+        self._doubts = Doubts()
         self._refs = itertools.count(1)
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
@@ -180,11 +144,24 @@ class Creator:
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
+        slot: Slot | None = None,
+        slot_timeout: float | None = None,
     ) -> Task:
-        """POST ``request`` (prepared here if it was not) and return the task it made."""
+        """POST ``request`` (prepared here if it was not) and return the task it made.
+
+        On a relay it first waits its parent video's turn (:meth:`turn`). The POST waits for a
+        slot of the client's :class:`SlotGate` (or uses ``slot``, taken by the caller), held
+        until the task ends; a 1303 re-queues it there.
+        """
         request = self.prepare(request)
         async with self.turn(request):
-            return await self.send(request, timeouts=timeouts, retry_throttled=retry_throttled)
+            return await self.send(
+                request,
+                timeouts=timeouts,
+                retry_throttled=retry_throttled,
+                slot=slot,
+                slot_timeout=slot_timeout,
+            )
 
     async def send(
         self,
@@ -192,6 +169,8 @@ class Creator:
         *,
         timeouts: Timeouts | None = None,
         retry_throttled: bool = True,
+        slot: Slot | None = None,
+        slot_timeout: float | None = None,
         ref: Hashable | None = None,
     ) -> Task:
         """Like :meth:`create`, for a caller that holds :meth:`turn` itself (a batch).
@@ -199,8 +178,25 @@ class Creator:
         ``ref`` names this create among the caller's (a batch's request key), so a later
         look-up of the same create (:meth:`find_lost`) is told apart from the others."""
         request = self.prepare(request)
-        if ref is None:
-            ref = next(self._refs)
+        create_ref: Hashable = next(self._refs) if ref is None else ref
+        kind = kind_named(request.kind)
+        return await self.gate.create(
+            lambda: self._send(request, timeouts, retry_throttled, create_ref),
+            weight=slot_weight(kind.name, getattr(request, "n", None)),
+            slot=slot,
+            timeout=slot_timeout,
+            requeue=retry_throttled,
+            hold_unsettled=2 * kind.expected_seconds,
+        )
+
+    async def _send(
+        self,
+        request: CreateRequest,
+        timeouts: Timeouts | None,
+        retry_throttled: bool,
+        ref: Hashable,
+    ) -> Task:
+        """POST once (re-sent only when provably nothing happened); a lost answer is looked up."""
         retrier = self._retry if retry_throttled else self._retry_unthrottled
         kind = kind_named(request.kind)
         body = unstructure_request(request)
@@ -274,18 +270,7 @@ class Creator:
         settles it, no scan of that parent video claims a single unknown task."""
         parent = request.parent_video_id
         if parent is not None:
-            self._doubts.setdefault(parent, set()).add(ref)
-
-    def _settle(self, parent: str, ref: Hashable, found: Lookup) -> None:
-        refs = self._doubts.get(parent)
-        if found.task is not None or (found.failure is None and not found.candidates):
-            # Claimed, or a scan that ran and saw nothing unknown: no unseen task to fear.
-            if refs is not None:
-                refs.discard(ref)
-                if not refs:
-                    del self._doubts[parent]
-        else:
-            self._doubts.setdefault(parent, set()).add(ref)
+            self._doubts.add(parent, ref)
 
     def remember(self, task_id: str) -> None:
         """Note ``task_id`` as created (or claimed) by us, so no list scan takes it for another
@@ -306,7 +291,9 @@ class Creator:
         ref = error.ref if error.ref is not None else next(self._refs)
         async with self.turn(request):
             found = await self.find_lost(request, error.sent_at, delays=(0.0,), ref=ref)
-        if found.failure is not None and found.task is None:
+        if found.task is not None:
+            self.gate.settle((error.external_task_id, error.sent_at), found.task)
+        elif found.failure is not None:
             raise found.failure
         return found.task
 
@@ -349,7 +336,7 @@ class Creator:
                 self.remember(result.task.task_id)
                 break
         if external is None and parent is not None:
-            self._settle(parent, ref, result)
+            self._doubts.settle(parent, ref, result)
         return result
 
     async def _scan_for(
@@ -376,7 +363,7 @@ class Creator:
                     matches.append(task)
             if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
                 break
-        others = self._doubts.get(video_id, set()) - {ref}
+        others = self._doubts.others(video_id, ref)
         if len(matches) == 1 and not others:
             return Lookup(task=matches[0])
         if matches:

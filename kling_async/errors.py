@@ -13,6 +13,7 @@
     │   ├── PolicyError               1300, 1301, 1304
     │   ├── RateLimitError            1302 (retryable)
     │   ├── ConcurrencyLimitError     1303 (retryable: the create was refused, no task exists)
+    │   │   └── SlotTimeoutError           no slot came free within ``slot_timeout``: nothing sent
     │   └── ServerError               5000–5002, or any HTTP 5xx without a code (retryable)
     ├── TransportError                no usable answer: connection failed, reset, timed out
     │   └── RequestTimeoutError
@@ -28,6 +29,9 @@
 ``retryable`` on an :class:`APIError` says whether sending the same request again may succeed.
 No message built here ever includes a credential, and every server-provided string goes
 through :func:`redact` before it is stored in one (a server may echo our own key back).
+
+One module, though past 400 lines: the tree is read as a whole, drawn once above, as httpx
+does with its exceptions module.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ __all__ = [
     "RequestValidationError",
     "ResponseFormatError",
     "ServerError",
+    "SlotTimeoutError",
     "TaskFailedError",
     "TaskTimeoutError",
     "TransportError",
@@ -197,6 +202,21 @@ class ConcurrencyLimitError(APIError):
     """1303: all task slots are busy. The create was refused: no task exists."""
 
     default_retryable = True
+
+
+class SlotTimeoutError(ConcurrencyLimitError):
+    """No task slot came free within ``slot_timeout`` seconds. No request was sent and no task
+    was created (a :class:`ConcurrencyLimitError` the client raises itself: ``code`` is
+    ``None``); create again later, or raise the time-out."""
+
+    def __init__(self, timeout: float, *, in_use: int, limit: int) -> None:
+        self.timeout = timeout
+        self.in_use = in_use
+        self.limit = limit
+        super().__init__(
+            f"no task slot came free within {timeout:g}s ({in_use} of {limit} held by this "
+            "client); no task was created"
+        )
 
 
 class ServerError(APIError):

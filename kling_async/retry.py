@@ -41,6 +41,7 @@ __all__ = [
     "RetryPolicy",
     "Retrier",
     "retryable_create",
+    "retryable_create_gated",
     "retryable_create_unthrottled",
     "retryable_read",
 ]
@@ -112,6 +113,12 @@ def retryable_create(error: BaseException) -> bool:
     if isinstance(error, TransportError):
         return not error.request_sent
     return _refused(error) or _stale_token(error)
+
+
+def retryable_create_gated(error: BaseException) -> bool:
+    """Like :func:`retryable_create`, but a 1303 is left to the slot gate, which re-queues the
+    create until one of the client's own tasks ends instead of retrying blindly."""
+    return not isinstance(error, ConcurrencyLimitError) and retryable_create(error)
 
 
 def retryable_create_unthrottled(error: BaseException) -> bool:

@@ -154,6 +154,7 @@ class PollScheduler:
         self._loop: asyncio.Task[None] | None = None
         self._wake: asyncio.Future[None] | None = None
         self.polls_sent = 0
+        self._observers: list[Callable[[Task], None]] = []
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -197,6 +198,11 @@ class PollScheduler:
         self._ensure_running()
         self._kick()
 
+    def add_observer(self, observer: Callable[[Task], None]) -> None:
+        """Call ``observer`` with every task state the scheduler takes in (polls and trusted
+        callbacks, for any subscriber): the slot gate learns there when tasks end."""
+        self._observers.append(observer)
+
     def untrack(self, task_id: str, listener: Listener) -> None:
         tracked = self._tracked.get(task_id)
         if tracked is None:
@@ -214,6 +220,8 @@ class PollScheduler:
         """
         tracked = self._tracked.get(task.task_id)
         if tracked is None:
+            if trusted:
+                self._notify(task)  # nobody follows it, but the slot gate may hold its slot
             return False
         last = tracked.last
         if last is not None and _RANK[task.task_status] <= _RANK[last.task_status]:
@@ -367,6 +375,7 @@ class PollScheduler:
             tracked.claim = None
         for listener in list(tracked.deadlines):
             listener.observe(task)
+        self._notify(task)
         if task.is_terminal:
             self._learn(tracked, task)
             self._drop(tracked)
@@ -377,6 +386,10 @@ class PollScheduler:
             self._schedule(tracked, self.clock.monotonic())
             return
         self._reschedule(tracked, task)
+
+    def _notify(self, task: Task) -> None:
+        for observer in self._observers:
+            observer(task)
 
     def _reschedule(self, tracked: _Tracked, task: Task) -> None:
         now = self.clock.monotonic()

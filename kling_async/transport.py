@@ -13,6 +13,11 @@ happened, which retries depend on:
   (decompressed), redirects are never followed (a 3xx is an error), our own credentials are
   redacted from every server string kept in an error, and no error we raise keeps aiohttp's
   ``request_info`` (it holds the ``Authorization`` header) reachable.
+
+One module, though past 400 lines: being the only user of aiohttp's client is the point — the
+API path and the media path (redirects checked one by one, sizes capped) share its session
+handling, time-outs and error mapping, and a second module touching aiohttp would be a second
+place to get those wrong.
 """
 
 from __future__ import annotations

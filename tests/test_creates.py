@@ -8,7 +8,6 @@ import pytest
 
 from kling_async import (
     AmbiguousSubmitError,
-    ConcurrencyLimitError,
     InsufficientBalanceError,
     KlingClient,
     RateLimitError,
@@ -140,23 +139,6 @@ async def test_balance_exhausted_is_never_retried(
     assert err.request_id
     assert requests_to(emu, "create") == 2
     assert created(emu) == 1
-
-
-async def test_slot_limit_is_retried_then_raised(
-    make_emulator: MakeEmulator, make_client: MakeClient
-) -> None:
-    emu = await make_emulator(slot_limit=1)
-    seed = emu.add_video()
-    events: list[RetryEvent] = []
-    kling = make_client(emu, retry=RetryPolicy.no_wait(max_attempts=4, on_retry=events.append))
-    await kling.extend_video(seed.video_id)
-    with pytest.raises(ConcurrencyLimitError) as info:
-        await kling.extend_video(seed.video_id)
-    assert info.value.message == "parallel task over resource pack limit"
-    assert requests_to(emu, "create") == 1 + 4
-    assert created(emu) == 1
-    assert [e.attempt for e in events] == [1, 2, 3]
-    assert all(e.wait >= 1.0 for e in events)  # 1303: at least one second, as Kling advises
 
 
 async def test_slot_frees_and_retry_succeeds(

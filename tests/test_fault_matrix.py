@@ -67,7 +67,8 @@ async def test_fault_matrix(
     assert len(outcomes) == n and len({o.key for o in outcomes}) == n
     counts = collections.Counter(o.outcome for o in outcomes)
     assert counts["succeed"] + counts["failed"] + counts["ambiguous"] == n, counts
-    assert emu.stats.requests[("POST", "create", 429)] > 0  # 1303 refusals were met
+    if list_route:  # (without one, creates in doubt hold their slots: fewer are in flight)
+        assert emu.stats.requests[("POST", "create", 429)] > 0  # 1303 refusals were met
     book = ledger(emu, outcomes, running=batch.running.values())
     if list_route:
         assert book.clean, (book, counts)

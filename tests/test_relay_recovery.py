@@ -56,7 +56,8 @@ async def test_a_create_in_doubt_stops_scans_of_its_parent_from_guessing(
 ) -> None:
     emu = await make_emulator()
     seed = emu.add_video()
-    kling = make_client(emu, "relay")
+    # Slots known: the first create's slot stays held while its task may exist.
+    kling = make_client(emu, "relay", slots=4)
     emu.fault(Fault.DROP_AFTER_CREATE, route="create")
     emu.fault(Fault.GATEWAY_HTML_502, route="list", times=None)  # its look-up fails
     with pytest.raises(AmbiguousSubmitError) as first:

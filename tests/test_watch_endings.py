@@ -48,7 +48,8 @@ async def test_a_far_clock_ends_wait_and_watch_with_the_error_naming_the_skew(
             assert isinstance(outcome, AuthenticationError), outcome
             assert outcome.code in (1003, 1004)
             assert f"s {side} the server's" in str(outcome)
-            assert outcome.clock_skew is not None and abs(outcome.clock_skew + offset) < 60
+            # (the far clock runs on while the emulator's stands still: a few minutes' drift)
+            assert outcome.clock_skew is not None and abs(outcome.clock_skew + offset) < 600
         # Retried once with a fresh token, then given up: not polled forever.
         assert requests_to(emu, "get") <= 6
         assert kling.scheduler.tracked == 0

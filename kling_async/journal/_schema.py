@@ -42,6 +42,8 @@ CREATE TABLE entry (
     updated_at    REAL    NOT NULL
 )
 """
+# Added without a version bump: older readers ignore it, and it is created when missing.
+_META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _COLUMNS = (
     "key, request, task_id, created_at_ms, status, task_json, outcome, detail, intent_at,"
     " updated_at, sent_at"
@@ -115,6 +117,7 @@ def _configure(
         except BaseException:
             conn.execute("ROLLBACK")
             raise
+    conn.execute(_META)  # what a batch learned about the account (its slot limit)
 
 
 def _identity(conn: sqlite3.Connection) -> tuple[int, int, int]:

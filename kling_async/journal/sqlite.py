@@ -217,6 +217,29 @@ class Journal:
 
         await self._write(op)
 
+    async def record_slot_limit(self, limit: int) -> None:
+        """Remember the account's parallel-task limit a batch learned, for a resumed run."""
+
+        def op(conn: sqlite3.Connection, now: float) -> None:
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('slot_limit', ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (str(int(limit)),),
+            )
+
+        await self._write(op)
+
+    async def slot_limit(self) -> int | None:
+        """The slot limit recorded by :meth:`record_slot_limit`, or ``None``."""
+
+        def op(conn: sqlite3.Connection, _now: float) -> int | None:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'slot_limit'").fetchone()
+            value = str(row[0]) if row is not None else ""
+            return int(value) if value.isdigit() and 1 <= int(value) <= 100_000 else None
+
+        result: int | None = await self._submit(op, writes=False)
+        return result
+
     async def entries(self) -> list[JournalEntry]:
         """Every entry, in insertion order; sees every ``record_*`` call that returned."""
         result: list[JournalEntry] = await self._submit(

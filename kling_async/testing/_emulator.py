@@ -247,6 +247,19 @@ class KlingEmulator:
         return self._core.limits.slots_in_use(self.clock.time())
 
     @property
+    def slot_limit(self) -> int | None:
+        """The account's parallel-task limit (``None``: unlimited). Settable while running, as
+        when a resource pack is bought or expires: tasks already running keep their slots, and
+        creates are refused with 1303 until fewer than the new limit are held."""
+        return self._core.limits.slot_limit
+
+    @slot_limit.setter
+    def slot_limit(self, value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError("slot_limit must be >= 0 or None")
+        self._core.limits.slot_limit = value
+
+    @property
     def balance(self) -> float | None:
         """Units left (``None``: unlimited)."""
         return self._core.limits.balance
