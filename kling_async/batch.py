@@ -36,6 +36,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
 from .batch_requests import RequestLike, as_request, each, request_key
+from .batch_resume import journalled_task, look_again, mark_known, may_exist
 from .creates import Creator
 from .errors import (
     AmbiguousSubmitError,
@@ -52,9 +53,7 @@ from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
 from .requests import CreateRequest
 from .serde import (
-    loads,
     request_from_wire,
-    structure_task,
     task_to_json,
     unstructure_request,
 )
@@ -83,12 +82,6 @@ class WatchFactory(Protocol):
 
 
 _DONE = object()
-
-
-def _may_exist(entry: JournalEntry) -> bool:
-    """A journalled request sent with no task id known, and not refused: look before sending."""
-    refused = entry.outcome in ("not_sent", "rejected")
-    return entry.task_id is None and entry.sent_at is not None and not refused
 
 
 class Batch:
@@ -209,12 +202,7 @@ class Batch:
         workers: list[asyncio.Task[None]] = []
         try:
             entries = await self._journal.entries() if self._journal else []
-            for entry in entries:
-                if entry.task_id is not None:  # never take a journalled task for a lost one
-                    self._client.remember(entry.task_id)
-                elif _may_exist(entry):  # a task may exist for it: no scan may guess for it
-                    prepared = request_from_wire(entry.request["kind"], entry.request["body"])
-                    self._client.doubt(prepared, entry.key)
+            mark_known(self._client, entries)
             journalled = {e.key: e for e in entries}
             if self._journal is not None and not self.gate.known:
                 learned = await self._journal.slot_limit()
@@ -317,24 +305,17 @@ class Batch:
         self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
     ) -> bool:
         """Handle a journalled request that needs no POST now; False if it must be submitted."""
+        task = journalled_task(entry, request.kind)
         if entry.state == "final" and entry.outcome in ("succeed", "failed", "rejected"):
-            task = self._task_from(entry)
+            if entry.task_json is None:
+                task = None  # a refusal, or statuses never journalled: only the outcome is known
             self._emit(Outcome(key, entry.outcome, request, task=task, from_journal=True))  # type: ignore[arg-type]
             return True
-        if entry.task_id is not None:
-            task = self._task_from(entry) or Task(
-                kind=request.kind, task_id=entry.task_id, task_status=TaskStatus.SUBMITTED
-            )
+        if task is not None:
             self.gate.hold(task)  # it holds an account slot until it ends
             self._track(key, task, watch)
             return True
         return False
-
-    def _task_from(self, entry: JournalEntry) -> Task | None:
-        if entry.task_json is None:
-            return None
-        data = loads(entry.task_json)
-        return structure_task(data, data.get("kind", "video-extend"), root="$journal")
 
     def _track(self, key: str, task: Task, watch: Any) -> None:
         self._keys[task.task_id] = key
@@ -382,41 +363,19 @@ class Batch:
                 if journal is not None:
                     body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
                     await journal.record_intents([Intent(key, body)])
-            elif _may_exist(entry) and await self._settled_by_look_up(
-                key, request, prepared, entry, watch, slot
-            ):
-                return
+            elif may_exist(entry):
+                found = await look_again(client, entry, resend=self._resend_ambiguous)
+                if isinstance(found, Task):
+                    log.info("batch: request %s was created before (task %s)", key, found.task_id)
+                    slot.created(found)
+                    await self._created(key, found, watch)
+                    return
+                if found is not None:  # its task may exist and run: its slot stays held a while
+                    hold = 2 * kind_named(prepared.kind).expected_seconds
+                    self.gate.unsettled((found.external_task_id, found.sent_at), slot, hold)
+                    self._ambiguous(key, request, found)
+                    return
             await self._send(key, request, prepared, watch, slot)
-
-    async def _settled_by_look_up(
-        self,
-        key: str,
-        request: CreateRequest,
-        prepared: CreateRequest,
-        entry: JournalEntry,
-        watch: Any,
-        slot: Slot,
-    ) -> bool:
-        """A resumed create that may exist: look it up. False if it is to be sent (again)."""
-        assert entry.sent_at is not None
-        client = self._client
-        found = await client.find_lost(prepared, entry.sent_at, ref=key)
-        if found.task is not None:
-            log.info("batch: request %s was created before (task %s)", key, found.task.task_id)
-            slot.created(found.task)
-            await self._created(key, found.task, watch)
-            return True
-        if found.absent:
-            return False  # an authoritative "not found": it never happened
-        if self._resend_ambiguous:
-            log.warning("batch: re-sending ambiguous request %s (resend_ambiguous)", key)
-            return False
-        error = client.ambiguous(prepared, entry.sent_at, found, key)
-        # Its task may exist and run: the slot stays held a while, as for any lost answer.
-        hold = 2 * kind_named(prepared.kind).expected_seconds
-        self.gate.unsettled((error.external_task_id, error.sent_at), slot, hold)
-        self._ambiguous(key, request, error)
-        return True
 
     async def _send(
         self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any, slot: Slot
