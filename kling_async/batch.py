@@ -375,56 +375,60 @@ class Batch:
                     self.gate.unsettled((found.external_task_id, found.sent_at), slot, hold)
                     self._ambiguous(key, request, found)
                     return
-            await self._send(key, request, prepared, watch, slot)
+            refused = await self._send(key, request, prepared, watch, slot)
+        while refused is not None:
+            # Refused (1302/1303), nothing created; the gate took the slot back (and learned
+            # from a 1303). Wait again at the head of the line — outside the parent's turn, so
+            # the creates waiting for it (each holding a slot) go on and give theirs back too.
+            if isinstance(refused, RateLimitError):
+                self.gate.throttled(client.policy.delay(1, refused))
+            next_slot = await self._slot(front=True)
+            if next_slot is None:
+                self._not_sent(key, request, self._stop_reason)
+                return
+            slot = next_slot
+            async with client.turn(prepared):
+                refused = await self._send(key, request, prepared, watch, slot)
 
     async def _send(
         self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any, slot: Slot
-    ) -> None:
+    ) -> APIError | None:
+        """One POST of ``prepared`` and its outcome; the refusal, if it was a 1302/1303."""
         client, journal = self._client, self._journal
-        while True:
-            if journal is not None:
-                await journal.record_sent(key, client.clock.time())
-            self._sending[key] = prepared
-            try:
-                task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)
-            except (ConcurrencyLimitError, RateLimitError) as exc:
-                # Refused, nothing created; the gate took the slot back (and learned from a
-                # 1303). Wait again at the head of the line.
-                del self._sending[key]
-                if isinstance(exc, RateLimitError):
-                    self.gate.throttled(client.policy.delay(1, exc))
-                next_slot = await self._slot(front=True)
-                if next_slot is None:
-                    self._not_sent(key, request, self._stop_reason)
-                    return
-                slot = next_slot
-                continue
-            except InsufficientBalanceError as exc:
-                del self._sending[key]
-                self._stop_reason = exc
-                self._stopped.set()
-                log.warning("batch: balance exhausted; no more creates (%s)", exc)
-                self._not_sent(key, request, exc)
-                return
-            except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
-                del self._sending[key]  # and into an outcome in the same step
-                self._ambiguous(key, request, exc)
-                return
-            except APIError as exc:  # a refusal with a business code: nothing was created
-                del self._sending[key]
-                self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
-                self._emit(Outcome(key, "rejected", request, error=exc))
-                return
-            except TransportError as exc:  # provably not sent, even after retries
-                del self._sending[key]
-                self._not_sent(key, request, exc)
-                return
-            # Out of `unsettled` and into `running` in one step: no moment without it.
-            self._track(key, task, watch)
+        if journal is not None:
+            await journal.record_sent(key, client.clock.time())
+        self._sending[key] = prepared
+        try:
+            task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)
+        except (ConcurrencyLimitError, RateLimitError) as exc:
             del self._sending[key]
-            if journal is not None:
-                await journal.record_created(key, task.task_id, task.created_at)
-            return
+            return exc
+        except InsufficientBalanceError as exc:
+            del self._sending[key]
+            self._stop_reason = exc
+            self._stopped.set()
+            log.warning("batch: balance exhausted; no more creates (%s)", exc)
+            self._not_sent(key, request, exc)
+            return None
+        except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
+            del self._sending[key]  # and into an outcome in the same step
+            self._ambiguous(key, request, exc)
+            return None
+        except APIError as exc:  # a refusal with a business code: nothing was created
+            del self._sending[key]
+            self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
+            self._emit(Outcome(key, "rejected", request, error=exc))
+            return None
+        except TransportError as exc:  # provably not sent, even after retries
+            del self._sending[key]
+            self._not_sent(key, request, exc)
+            return None
+        # Out of `unsettled` and into `running` in one step: no moment without it.
+        self._track(key, task, watch)
+        del self._sending[key]
+        if journal is not None:
+            await journal.record_created(key, task.task_id, task.created_at)
+        return None
 
     def _not_sent(self, key: str, request: CreateRequest, error: KlingError | None) -> None:
         self._final_write(key, "not_sent", {"error": str(error) if error else ""})

@@ -322,9 +322,15 @@ class PollScheduler:
         self._in_flight += 1
         self.polls_sent += 1
         tracked.polls += 1
-        tracked.poll = asyncio.get_running_loop().create_task(
-            self._poll(tracked), name="kling_async poll"
-        )
+        poll = asyncio.get_running_loop().create_task(self._poll(tracked), name="kling_async poll")
+        tracked.poll = poll
+        # Counted down when the task is done, not in its coroutine: a poll cancelled before it
+        # ever ran (its watch closed at once) never runs a `finally`, and would count forever.
+        poll.add_done_callback(self._poll_done)
+
+    def _poll_done(self, _: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        self._kick()
 
     async def _poll(self, tracked: _Tracked) -> None:
         try:
@@ -349,8 +355,6 @@ class PollScheduler:
                 self._observed(tracked, task)
         finally:
             tracked.poll = None
-            self._in_flight -= 1
-            self._kick()
 
     # -- what polls and callbacks tell us ---------------------------------------------------
 

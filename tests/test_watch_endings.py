@@ -116,3 +116,30 @@ async def test_unknown_after_processing_is_not_a_change(
     ]
     assert_well_formed(changes)
     assert emu.stats.requests[("GET", "get", 200)] >= 4  # the UNKNOWN answers did come
+
+
+async def test_a_poll_cancelled_before_it_ran_is_not_counted_in_flight_forever(
+    clock: FakeClock,
+) -> None:
+    fetched: list[str] = []
+
+    async def fetch(kind: Kind, task_id: str) -> Task:
+        fetched.append(task_id)
+        raise AssertionError("never reached: the watch left first")
+
+    scheduler = PollScheduler(
+        fetch, clock=clock, cadence=Cadence(), retry_delay=RetryPolicy.no_wait().delay
+    )
+    from kling_async.kinds import kind_named
+    from kling_async.watch import TaskWatch
+
+    watch = TaskWatch(scheduler, [])
+    scheduler.track("t1", kind_named("video-extend"), watch)
+    await asyncio.sleep(0)  # the scheduler's loop starts the poll...
+    assert scheduler.in_flight == 1
+    scheduler.untrack("t1", watch)  # ...and the watch leaves before the poll ever ran
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert fetched == []
+    assert scheduler.in_flight == 0  # else settle() and the budget see a poll for ever
+    await scheduler.aclose()
