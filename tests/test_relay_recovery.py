@@ -4,13 +4,15 @@ its own task, no task is claimed by two requests, and doubt is never resolved by
 from __future__ import annotations
 
 import asyncio
+import collections
 
 import pytest
 
-from kling_async import AmbiguousSubmitError, Task
-from kling_async.testing import Fault
+from kling_async import AmbiguousSubmitError, FakeClock, Task, VideoExtendRequest
+from kling_async.testing import Durations, Fault
 
 from .conftest import MakeClient, MakeEmulator, created, requests_to
+from .watching import run_batch
 
 
 @pytest.mark.parametrize("list_route", [True, False])
@@ -74,3 +76,22 @@ async def test_a_create_in_doubt_stops_scans_of_its_parent_from_guessing(
     assert created(emu) == 1 and requests_to(emu, "create") == 2
     # Two creates in doubt, one task: looking again still does not guess.
     assert await kling.find_submitted(first.value) is None
+
+
+async def test_relay_creates_of_one_parent_get_past_1303_while_siblings_wait_their_turn(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    # Two account slots, one parent video: siblings wait for the turn holding slots of the
+    # client's gate; the one refused in the turn must still get a slot when a task ends (it
+    # waits for it outside the turn).
+    emu = await make_emulator(durations=Durations(queued=1, running=10), slot_limit=2)
+    seed = emu.add_video()
+    kling = make_client(emu, "relay", max_polls_per_second=None)
+    requests = [
+        VideoExtendRequest(video_id=seed.video_id, parent_task_id=seed.task_id, prompt=f"s{i}")
+        for i in range(8)
+    ]
+    outcomes = await run_batch(clock, kling, kling.extend_many(requests))
+    assert collections.Counter(o.outcome for o in outcomes) == {"succeed": 8}
+    assert created(emu) == 8
+    assert emu.stats.requests[("POST", "create", 429)] > 0  # 1303s were met
