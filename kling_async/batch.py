@@ -12,7 +12,13 @@ For every request the batch:
 submitter; 1102 stops the batch's creates: created tasks are still followed to the end and the
 rest are reported ``not_sent``. A second run with the same journal resumes: finished requests are
 reported without a request, created tasks are watched, and an intent whose answer was lost (the
-process died, or the create was ambiguous) is looked up before it is ever sent again.
+process died, or the create was ambiguous) is looked up before it is ever sent again: it is sent
+only if the look-up proves it absent (official API: "not found" by ``external_task_id``), or if
+the caller opted in with ``resend_ambiguous=True``; otherwise it is reported ``ambiguous`` again.
+
+On a relay, creates of one parent video take turns (:meth:`Creator.turn`): each holds its turn
+from the look-up and the POST until its task id is journalled, so a scan — in this run or a
+resumed one — meets at most one unknown task per parent.
 
 One module, though past 400 lines: the producer (creates), the follower (the watch) and the
 journal writes share the batch's bookkeeping of which request owns which task, and that
@@ -23,14 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import hashlib
 import logging
 import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
-from ._fields import build_request
+from .batch_requests import RequestLike, as_request, each, request_key
+from .batch_resume import journalled_task, look_again, mark_known, may_exist
 from .creates import Creator
 from .errors import (
     AmbiguousSubmitError,
@@ -42,21 +48,27 @@ from .errors import (
     TransportError,
 )
 from .journal import Intent, Journal, JournalEntry
+from .kinds import kind_named
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
-from .requests import REQUEST_TYPES, CreateRequest
+from .requests import CreateRequest
 from .serde import (
-    dumps,
-    loads,
     request_from_wire,
-    structure_task,
     task_to_json,
     unstructure_request,
 )
 from .slots import Slot
 from .watch import TaskWatch
 
-__all__ = ["Batch", "BatchReport", "Outcome", "OutcomeKind", "Progress"]
+__all__ = [
+    "Batch",
+    "BatchReport",
+    "Outcome",
+    "OutcomeKind",
+    "Progress",
+    "RequestLike",
+    "request_key",
+]
 
 log = logging.getLogger("kling_async")
 
@@ -67,43 +79,6 @@ class WatchFactory(Protocol):
     def __call__(
         self, tasks: Iterable[Task | str], *, timeout: float | None, open_ended: bool
     ) -> TaskWatch: ...
-
-
-RequestLike = CreateRequest | Mapping[str, Any]
-
-
-def request_key(request: CreateRequest, seen: collections.Counter[str]) -> str:
-    """A stable key for a request within a batch: its ``external_task_id``, else a hash of its
-    kind and fields plus how many identical requests came before it (so re-runs match up)."""
-    external = getattr(request, "external_task_id", None)
-    if external is not None:
-        return str(external)
-    digest = hashlib.sha256(
-        dumps({"kind": request.kind, "body": unstructure_request(request)})
-    ).hexdigest()[:16]
-    n = seen[digest]
-    seen[digest] += 1
-    return f"{digest}#{n}"
-
-
-def _as_request(item: RequestLike) -> CreateRequest:
-    """A request object, or a mapping of its fields with an optional ``kind`` (default
-    ``video-extend``)."""
-    if isinstance(item, tuple(REQUEST_TYPES.values())):
-        return item  # type: ignore[return-value]
-    if isinstance(item, Mapping):
-        fields = dict(item)
-        return build_request(fields.pop("kind", "video-extend"), fields)
-    raise TypeError(f"expected a request or a mapping, got {type(item).__name__}")
-
-
-async def _each(requests: Iterable[RequestLike] | AsyncIterable[RequestLike]) -> AsyncIterator[Any]:
-    if isinstance(requests, AsyncIterable):
-        async for item in requests:
-            yield item
-    else:
-        for item in requests:
-            yield item
 
 
 _DONE = object()
@@ -129,8 +104,10 @@ class Batch:
         journal: str | os.PathLike[str] | Journal | None = None,
         slots: int | None = None,
         timeout: float | None = None,
+        resend_ambiguous: bool = False,
     ) -> None:
         self._client = creator
+        self._resend_ambiguous = resend_ambiguous
         self._watch = watch
         self._requests = requests
         self._journal_arg = journal
@@ -142,7 +119,9 @@ class Batch:
         self._stopped = asyncio.Event()
         self._recorded_limit: int | None = None
         self._outcomes: list[Outcome] = []
-        self._outbox: asyncio.Queue[Any] = asyncio.Queue()
+        # Outcomes (and _DONE, or an error to raise) not yet handed to the caller.
+        self._outbox: collections.deque[Any] = collections.deque()
+        self._outbox_waiter: asyncio.Future[None] | None = None
         self._keys: dict[str, str] = {}  # task id -> request key
         self._by_key: dict[str, CreateRequest] = {}
         self._status: dict[str, TaskStatus] = {}  # live tasks only
@@ -175,7 +154,16 @@ class Batch:
 
     @property
     def outcomes(self) -> list[Outcome]:
+        """Every outcome known so far, delivered or not."""
         return list(self._outcomes)
+
+    @property
+    def undelivered(self) -> list[Outcome]:
+        """Outcomes known but not yet yielded to the caller (it left the loop, or it was
+        cancelled, before they came up). With :attr:`running` and :attr:`unsettled` this
+        accounts for every task the batch created: each is in exactly one of the outcomes
+        yielded, ``undelivered``, ``running`` or ``unsettled``, at every moment."""
+        return [item for item in self._outbox if isinstance(item, Outcome)]
 
     @property
     def running(self) -> dict[str, str]:
@@ -214,9 +202,7 @@ class Batch:
         workers: list[asyncio.Task[None]] = []
         try:
             entries = await self._journal.entries() if self._journal else []
-            for entry in entries:
-                if entry.task_id is not None:  # never take a journalled task for a lost one
-                    self._client.remember(entry.task_id)
+            mark_known(self._client, entries)
             journalled = {e.key: e for e in entries}
             if self._journal is not None and not self.gate.known:
                 learned = await self._journal.slot_limit()
@@ -227,7 +213,11 @@ class Batch:
                 asyncio.ensure_future(self._follow(watch)),
             ]
             while True:
-                item = await self._outbox.get()
+                while not self._outbox:
+                    self._outbox_waiter = asyncio.get_running_loop().create_future()
+                    await self._outbox_waiter
+                # Taken and yielded in one step: a cancellation cannot fall between them.
+                item = self._outbox.popleft()
                 if item is _DONE:
                     break
                 if isinstance(item, BaseException):
@@ -250,7 +240,12 @@ class Batch:
         self._done[outcome.outcome] += 1
         if outcome.task is not None:
             self._status.pop(outcome.task.task_id, None)
-        self._outbox.put_nowait(outcome)
+        self._push(outcome)
+
+    def _push(self, item: Any) -> None:
+        self._outbox.append(item)
+        if self._outbox_waiter is not None and not self._outbox_waiter.done():
+            self._outbox_waiter.set_result(None)
 
     def _write(self, coro: Any) -> None:
         """A journal write that need not hold anything up (statuses, outcomes): in the
@@ -273,7 +268,7 @@ class Batch:
                 await asyncio.gather(*submits)
             watch.seal()
         except Exception as exc:  # surface in the consumer, not as a lost task exception
-            self._outbox.put_nowait(exc)
+            self._push(exc)
             raise
         finally:
             # Left early (the consumer stopped): end the creates still in flight with us, so
@@ -288,8 +283,8 @@ class Batch:
     ) -> None:
         """Read the requests and start a submit for each that needs a POST, as slots allow."""
         seen: collections.Counter[str] = collections.Counter()
-        async for item in _each(self._requests):
-            request = _as_request(item)
+        async for item in each(self._requests):
+            request = as_request(item)
             key = request_key(request, seen)
             if key in self._by_key:
                 raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
@@ -310,29 +305,23 @@ class Batch:
         self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
     ) -> bool:
         """Handle a journalled request that needs no POST now; False if it must be submitted."""
+        task = journalled_task(entry, request.kind)
         if entry.state == "final" and entry.outcome in ("succeed", "failed", "rejected"):
-            task = self._task_from(entry)
+            if entry.task_json is None:
+                task = None  # a refusal, or statuses never journalled: only the outcome is known
             self._emit(Outcome(key, entry.outcome, request, task=task, from_journal=True))  # type: ignore[arg-type]
             return True
-        if entry.task_id is not None:
-            task = self._task_from(entry) or Task(
-                kind=request.kind, task_id=entry.task_id, task_status=TaskStatus.SUBMITTED
-            )
+        if task is not None:
             self.gate.hold(task)  # it holds an account slot until it ends
             self._track(key, task, watch)
             return True
         return False
 
-    def _task_from(self, entry: JournalEntry) -> Task | None:
-        if entry.task_json is None:
-            return None
-        data = loads(entry.task_json)
-        return structure_task(data, data.get("kind", "video-extend"), root="$journal")
-
     def _track(self, key: str, task: Task, watch: Any) -> None:
         self._keys[task.task_id] = key
-        self._status[task.task_id] = task.task_status
-        watch.add(task)
+        self._status[task.task_id] = task.task_status  # in `running` from now on
+        if not watch.closed:  # the caller left: the task stays in `running` for them
+            watch.add(task)
 
     async def _slot(self, *, front: bool = False) -> Slot | None:
         """A slot of the client's gate, or ``None`` once this batch stopped creating."""
@@ -367,68 +356,99 @@ class Batch:
         client, journal = self._client, self._journal
         if entry is not None:
             prepared = request_from_wire(entry.request["kind"], entry.request["body"])
-            if entry.sent_at is not None:
-                found = await client.find_lost(prepared, entry.sent_at)
-                if found is not None:
+        else:
+            prepared = client.prepare(request)
+        async with client.turn(prepared):
+            if entry is None:
+                if journal is not None:
+                    body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
+                    await journal.record_intents([Intent(key, body)])
+            elif may_exist(entry):
+                found = await look_again(client, entry, resend=self._resend_ambiguous)
+                if isinstance(found, Task):
                     log.info("batch: request %s was created before (task %s)", key, found.task_id)
                     slot.created(found)
                     await self._created(key, found, watch)
                     return
-        else:
-            prepared = client.prepare(request)
-            if journal is not None:
-                body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
-                await journal.record_intents([Intent(key, body)])
-        while True:
-            if journal is not None:
-                await journal.record_sent(key, client.clock.time())
-            try:
-                task = await self._create(key, prepared, slot)
-            except (ConcurrencyLimitError, RateLimitError) as exc:
-                # Refused, nothing created; the gate took the slot back (and learned from a
-                # 1303). Wait again at the head of the line.
-                if isinstance(exc, RateLimitError):
-                    self.gate.throttled(client.policy.delay(1, exc))
-                next_slot = await self._slot(front=True)
-                if next_slot is None:
-                    self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+                if found is not None:  # its task may exist and run: its slot stays held a while
+                    hold = 2 * kind_named(prepared.kind).expected_seconds
+                    self.gate.unsettled((found.external_task_id, found.sent_at), slot, hold)
+                    self._ambiguous(key, request, found)
                     return
-                slot = next_slot
-                continue
-            except InsufficientBalanceError as exc:
-                self._stop_reason = exc
-                self._stopped.set()
-                log.warning("batch: balance exhausted; no more creates (%s)", exc)
-                self._emit(Outcome(key, "not_sent", request, error=exc))
+            refused = await self._send(key, request, prepared, watch, slot)
+        while refused is not None:
+            # Refused (1302/1303), nothing created; the gate took the slot back (and learned
+            # from a 1303). Wait again at the head of the line — outside the parent's turn, so
+            # the creates waiting for it (each holding a slot) go on and give theirs back too.
+            if isinstance(refused, RateLimitError):
+                self.gate.throttled(client.policy.delay(1, refused))
+            next_slot = await self._slot(front=True)
+            if next_slot is None:
+                self._not_sent(key, request, self._stop_reason)
                 return
-            except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
-                self._final_write(key, "ambiguous", {"error": str(exc)})
-                self._emit(Outcome(key, "ambiguous", request, error=exc))
-                return
-            except APIError as exc:
-                self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
-                self._emit(Outcome(key, "rejected", request, error=exc))
-                return
-            except TransportError as exc:  # provably not sent, even after retries
-                self._emit(Outcome(key, "not_sent", request, error=exc))
-                return
-            await self._created(key, task, watch)
-            return
+            slot = next_slot
+            async with client.turn(prepared):
+                refused = await self._send(key, request, prepared, watch, slot)
 
-    async def _create(self, key: str, prepared: CreateRequest, slot: Slot) -> Task:
+    async def _send(
+        self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any, slot: Slot
+    ) -> APIError | None:
+        """One POST of ``prepared`` and its outcome; the refusal, if it was a 1302/1303."""
+        client, journal = self._client, self._journal
+        if journal is not None:
+            await journal.record_sent(key, client.clock.time())
         self._sending[key] = prepared
         try:
-            task = await self._client.create(prepared, retry_throttled=False, slot=slot)
-        except Exception:
-            del self._sending[key]  # answered; only a cancellation leaves it in `unsettled`
-            raise
+            task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)
+        except (ConcurrencyLimitError, RateLimitError) as exc:
+            del self._sending[key]
+            return exc
+        except InsufficientBalanceError as exc:
+            del self._sending[key]
+            self._stop_reason = exc
+            self._stopped.set()
+            log.warning("batch: balance exhausted; no more creates (%s)", exc)
+            self._not_sent(key, request, exc)
+            return None
+        except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
+            del self._sending[key]  # and into an outcome in the same step
+            self._ambiguous(key, request, exc)
+            return None
+        except APIError as exc:  # a refusal with a business code: nothing was created
+            del self._sending[key]
+            self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
+            self._emit(Outcome(key, "rejected", request, error=exc))
+            return None
+        except TransportError as exc:  # provably not sent, even after retries
+            del self._sending[key]
+            self._not_sent(key, request, exc)
+            return None
+        # Out of `unsettled` and into `running` in one step: no moment without it.
+        self._track(key, task, watch)
         del self._sending[key]
-        return task
+        if journal is not None:
+            await journal.record_created(key, task.task_id, task.created_at)
+        return None
+
+    def _not_sent(self, key: str, request: CreateRequest, error: KlingError | None) -> None:
+        self._final_write(key, "not_sent", {"error": str(error) if error else ""})
+        self._emit(Outcome(key, "not_sent", request, error=error))
+
+    def _ambiguous(self, key: str, request: CreateRequest, error: AmbiguousSubmitError) -> None:
+        detail: dict[str, Any] = {"error": str(error), "sent_at": error.sent_at}
+        if error.video_id is not None:
+            detail["video_id"] = error.video_id
+        if error.parent_task_id is not None:
+            detail["parent_task_id"] = error.parent_task_id
+        if error.candidates:
+            detail["candidates"] = list(error.candidates)
+        self._final_write(key, "ambiguous", detail)
+        self._emit(Outcome(key, "ambiguous", request, error=error))
 
     async def _created(self, key: str, task: Task, watch: Any) -> None:
+        self._track(key, task, watch)
         if self._journal is not None:
             await self._journal.record_created(key, task.task_id, task.created_at)
-        self._track(key, task, watch)
 
     def _final_write(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
         if self._journal is not None:
@@ -440,9 +460,9 @@ class Batch:
                 self._on_change(change)
                 if change.is_final:
                     self._remember_limit()
-            self._outbox.put_nowait(_DONE)
+            self._push(_DONE)
         except Exception as exc:
-            self._outbox.put_nowait(exc)
+            self._push(exc)
             raise
 
     def _remember_limit(self) -> None:

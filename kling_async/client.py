@@ -318,13 +318,15 @@ class KlingClient(Shortcuts):
         journal: str | os.PathLike[str] | Journal | None = None,
         slots: int | None = None,
         timeout: float | None = None,
+        resend_ambiguous: bool = False,
     ) -> Batch:
         """Extend many videos; an async iterator of one :class:`~kling_async.batch.Outcome` per
         request, in the order they end. See :mod:`kling_async.batch`.
 
         ``slots`` is the account's parallel-task limit if you know it (else it is learned from
         1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash;
-        ``timeout`` a per-task deadline in seconds.
+        ``timeout`` a per-task deadline in seconds; ``resend_ambiguous=True`` re-sends journalled
+        creates a fresh look-up still cannot settle (each may then be paid twice).
 
         ``requests`` are read as they are needed. One that cannot be built (a mapping with an
         unknown field, say: :class:`RequestValidationError`), or an error of the iterable
@@ -335,8 +337,9 @@ class KlingClient(Shortcuts):
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
         return Batch(
-            self._creator, self.watch, requests, journal=journal, slots=slots, timeout=timeout
-        )
+            self._creator, self.watch, requests, journal=journal, slots=slots, timeout=timeout,
+            resend_ambiguous=resend_ambiguous,
+        )  # fmt: skip
 
     async def extend_until(
         self,

@@ -4,21 +4,35 @@ A create that may have reached the server is never sent again blindly. The retry
 (:mod:`kling_async.retry`) re-sends only what provably did not happen; an answer lost after
 sending is looked up — by ``external_task_id`` on the official API, by a scan of the task list
 on a relay — and raises :class:`AmbiguousSubmitError` when the task cannot be found.
+
+What a look-up proves (:class:`Lookup`): on the official API, "not found" by
+``external_task_id`` is authoritative (``absent``). A look-up that itself fails (a gateway's
+502 for a while) proves nothing. On a relay nothing proves absence: the list route is not
+documented (it may answer 404/1203), and a scan that finds zero or several candidates cannot
+tell. So a relay scan claims a task only when it is the single unknown task of that parent
+video since just before the send, and the client makes that the common case by construction:
+at most one create per parent video has an unsettled answer at a time (:meth:`Creator.turn`),
+so no sibling create of this client can be in flight when a scan runs.
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
+import itertools
 import logging
 import uuid
+from collections.abc import Hashable
 from typing import Any, Literal
 
 import attrs
 
+from .claims import Doubts, Lookup, Turns
 from .clock import Clock
 from .errors import (
     AmbiguousSubmitError,
-    InvalidRequestError,
+    APIError,
+    KlingError,
     ResponseFormatError,
     ServerError,
     TransportError,
@@ -33,7 +47,7 @@ from .serde import structure_task, unstructure_request
 from .slots import Slot, slot_weight
 from .transport import Timeouts, Transport
 
-__all__ = ["Creator", "Flavour"]
+__all__ = ["Creator", "Flavour", "Lookup"]
 
 Flavour = Literal["official", "relay"]
 log = logging.getLogger("kling_async")
@@ -44,6 +58,14 @@ log = logging.getLogger("kling_async")
 _SCAN_SLACK = 120.0
 _SCAN_PAGES = 5
 _KNOWN_IDS = 100_000
+
+
+def _refusal(error: APIError) -> bool:
+    """Kling's own refusal (1102, 1201, 1303... a business code), or a redirect refused before
+    it was followed; not a 5xx, nor a 4xx page without a code (Kling may have been reached)."""
+    if isinstance(error, ServerError):
+        return False
+    return error.code is not None or (error.http_status or 0) < 400
 
 
 class Creator:
@@ -71,9 +93,12 @@ class Creator:
         self.lookup_delays = lookup_delays
         self._retry = Retrier(policy, clock, retryable_create_gated)
         self._retry_unthrottled = Retrier(policy, clock, retryable_create_unthrottled)
-        # Ids of tasks this client created: a list scan for a lost create must not mistake one
-        # of them for the lost task.
+        # Ids of tasks this client created or claimed: a list scan for a lost create must not
+        # mistake one of them for the lost task, and no task is claimed by two requests.
         self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._turns = Turns()
+        self._doubts = Doubts()
+        self._refs = itertools.count(1)
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
         """The request as it will be sent.
@@ -99,6 +124,20 @@ class Creator:
             request = attrs.evolve(request, **changes)
         return request
 
+    def turn(self, request: CreateRequest) -> contextlib.AbstractAsyncContextManager[None]:
+        """Hold while a create of ``request`` may have an unsettled answer.
+
+        On a relay, creates of the same parent video take turns: the next is sent only once
+        the previous one's task is known (or the create is settled as ambiguous), so a list
+        scan never meets a sibling whose answer is still on its way. A batch holds the turn
+        until the task id is journalled, so a resumed batch finds at most one unknown task
+        per parent. Elsewhere (official API, no parent video) there is nothing to wait for.
+        """
+        parent = request.parent_video_id
+        if self.flavour != "relay" or parent is None:
+            return contextlib.nullcontext()
+        return self._turns(parent)
+
     async def create(
         self,
         request: CreateRequest,
@@ -110,13 +149,39 @@ class Creator:
     ) -> Task:
         """POST ``request`` (prepared here if it was not) and return the task it made.
 
-        The POST waits for a slot of the client's :class:`SlotGate` (or uses ``slot``, taken
-        by the caller), held until the task ends; a 1303 re-queues it there.
+        On a relay it first waits its parent video's turn (:meth:`turn`). The POST waits for a
+        slot of the client's :class:`SlotGate` (or uses ``slot``, taken by the caller), held
+        until the task ends; a 1303 re-queues it there.
         """
         request = self.prepare(request)
+        async with self.turn(request):
+            return await self.send(
+                request,
+                timeouts=timeouts,
+                retry_throttled=retry_throttled,
+                slot=slot,
+                slot_timeout=slot_timeout,
+            )
+
+    async def send(
+        self,
+        request: CreateRequest,
+        *,
+        timeouts: Timeouts | None = None,
+        retry_throttled: bool = True,
+        slot: Slot | None = None,
+        slot_timeout: float | None = None,
+        ref: Hashable | None = None,
+    ) -> Task:
+        """Like :meth:`create`, for a caller that holds :meth:`turn` itself (a batch).
+
+        ``ref`` names this create among the caller's (a batch's request key), so a later
+        look-up of the same create (:meth:`find_lost`) is told apart from the others."""
+        request = self.prepare(request)
+        create_ref: Hashable = next(self._refs) if ref is None else ref
         kind = kind_named(request.kind)
         return await self.gate.create(
-            lambda: self._send(request, timeouts, retry_throttled),
+            lambda: self._send(request, timeouts, retry_throttled, create_ref),
             weight=slot_weight(kind.name, getattr(request, "n", None)),
             slot=slot,
             timeout=slot_timeout,
@@ -125,7 +190,11 @@ class Creator:
         )
 
     async def _send(
-        self, request: CreateRequest, timeouts: Timeouts | None, retry_throttled: bool
+        self,
+        request: CreateRequest,
+        timeouts: Timeouts | None,
+        retry_throttled: bool,
+        ref: Hashable,
     ) -> Task:
         """POST once (re-sent only when provably nothing happened); a lost answer is looked up."""
         retrier = self._retry if retry_throttled else self._retry_unthrottled
@@ -141,23 +210,17 @@ class Creator:
                 operation,
             )
             task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
-        except (TransportError, ServerError, ResponseFormatError) as lost:
+        except (TransportError, ServerError, ResponseFormatError, APIError) as lost:
             if isinstance(lost, TransportError) and not lost.request_sent:
                 raise  # provably never sent: nothing to look for
+            if isinstance(lost, APIError) and _refusal(lost):
+                raise  # nothing was created
+            # Anything else, a 4xx page without a business code included, may have created it.
             log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
-            found = await self.find_lost(request, sent_at)
-            if found is None:
-                raise AmbiguousSubmitError(
-                    "the create was sent but its answer was lost, and no task was found for it",
-                    kind=kind.name,
-                    video_id=request.parent_video_id,
-                    external_task_id=getattr(request, "external_task_id", None),
-                    parent_task_id=getattr(request, "parent_task_id", None),
-                    sent_at=sent_at,
-                    cause=lost,
-                    request=request,
-                ) from lost
-            task = found
+            found = await self.find_lost(request, sent_at, ref=ref)
+            if found.task is None:
+                raise self._ambiguous(request, sent_at, found, lost, ref) from lost
+            task = found.task
         sent_external = getattr(request, "external_task_id", None)
         if task.task_info.external_task_id is None and sent_external is not None:
             # Older API versions do not echo it; we know what we sent.
@@ -167,8 +230,51 @@ class Creator:
         self.remember(task.task_id)
         return task
 
+    def _ambiguous(
+        self,
+        request: CreateRequest,
+        sent_at: float,
+        found: Lookup,
+        cause: BaseException | None,
+        ref: Hashable,
+    ) -> AmbiguousSubmitError:
+        if found.failure is not None:
+            why = f"and looking for its task failed too ({type(found.failure).__name__})"
+        elif found.candidates:
+            why = f"and {len(found.candidates)} unknown tasks of that video could be it"
+        else:
+            why = "and no task was found for it"
+        return AmbiguousSubmitError(
+            f"the create was sent but its answer was lost, {why}",
+            kind=request.kind,
+            video_id=request.parent_video_id,
+            external_task_id=getattr(request, "external_task_id", None),
+            parent_task_id=getattr(request, "parent_task_id", None),
+            sent_at=sent_at,
+            cause=cause,
+            request=request,
+            candidates=found.candidates,
+            lookup_error=found.failure,
+            ref=ref,
+        )
+
+    def ambiguous(
+        self, request: CreateRequest, sent_at: float, found: Lookup, ref: Hashable
+    ) -> AmbiguousSubmitError:
+        """The error for a create that a later look-up (a resumed batch's) could not settle."""
+        return self._ambiguous(request, sent_at, found, found.failure, ref)
+
+    def doubt(self, request: CreateRequest, ref: Hashable) -> None:
+        """Note that the create ``ref`` of ``request`` may own a task not seen yet (a resumed
+        batch says so of each journalled create it will look up): until its own look-up
+        settles it, no scan of that parent video claims a single unknown task."""
+        parent = request.parent_video_id
+        if parent is not None:
+            self._doubts.add(parent, ref)
+
     def remember(self, task_id: str) -> None:
-        """Note ``task_id`` as created by us, so no list scan takes it for a lost create."""
+        """Note ``task_id`` as created (or claimed) by us, so no list scan takes it for another
+        lost create."""
         self._created[task_id] = None
         if len(self._created) > _KNOWN_IDS:
             self._created.popitem(last=False)
@@ -182,11 +288,14 @@ class Creator:
                 parent_task_id=error.parent_task_id,
                 external_task_id=error.external_task_id,
             )
-        task = await self.find_lost(request, error.sent_at, delays=(0.0,))
-        if task is not None:
-            self.remember(task.task_id)
-            self.gate.settle((error.external_task_id, error.sent_at), task)
-        return task
+        ref = error.ref if error.ref is not None else next(self._refs)
+        async with self.turn(request):
+            found = await self.find_lost(request, error.sent_at, delays=(0.0,), ref=ref)
+        if found.task is not None:
+            self.gate.settle((error.external_task_id, error.sent_at), found.task)
+        elif found.failure is not None:
+            raise found.failure
+        return found.task
 
     async def find_lost(
         self,
@@ -194,59 +303,76 @@ class Creator:
         sent_at: float,
         *,
         delays: tuple[float, ...] | None = None,
-    ) -> Task | None:
-        """Find the task a create with a lost answer may have made, or ``None``.
+        ref: Hashable | None = None,
+    ) -> Lookup:
+        """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
 
         By ``external_task_id`` where one was sent; else, for kinds that start from a video,
         by scanning the list for the one unknown task of that video created since the send;
-        else there is nothing to look by.
+        else there is nothing to look by. A task found is remembered (claimed). On a relay,
+        call it holding :meth:`turn` for the request; ``ref`` is the create's (see :meth:`send`).
         """
         kind = kind_named(request.kind)
         external = getattr(request, "external_task_id", None)
         parent = request.parent_video_id
         if external is None and parent is None:
-            return None
+            return Lookup()
+        result = Lookup()
         for delay in self.lookup_delays if delays is None else delays:
             if delay and self.policy.wait:
                 await self.clock.sleep(delay)
-            if external is not None:
-                task = await self._reader.find_task(external, kind=kind.name)
-            else:
-                assert parent is not None
-                task = await self._scan_for(kind, parent, sent_at)
-            if task is not None:
-                log.info("%s: found task %s after a lost answer", kind.name, task.task_id)
-                return task
-        return None
+            try:
+                if external is not None:
+                    task = await self._reader.find_task(external, kind=kind.name)
+                    result = Lookup(task=task, absent=task is None)
+                else:
+                    assert parent is not None
+                    result = await self._scan_for(kind, parent, sent_at, ref)
+            except KlingError as exc:  # the look-up failed: that is no answer
+                log.warning("%s: looking up a lost create failed: %s", kind.name, exc)
+                result = Lookup(failure=exc)
+            if result.task is not None:
+                log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
+                self.remember(result.task.task_id)
+                break
+        if external is None and parent is not None:
+            self._doubts.settle(parent, ref, result)
+        return result
 
-    async def _scan_for(self, kind: Kind, video_id: str, sent_at: float) -> Task | None:
-        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet."""
+    async def _scan_for(
+        self, kind: Kind, video_id: str, sent_at: float, ref: Hashable | None
+    ) -> Lookup:
+        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet,
+        claimed only if no other create of that video is in doubt.
+
+        A relay may have no list route (404/1203): that raises, and so proves nothing.
+        """
         since_ms = (sent_at - _SCAN_SLACK) * 1000
         matches: list[Task] = []
         pages = 0
-        try:
-            async for page in self._reader.list_tasks(kind.name, page_size=100):
-                pages += 1
-                for task in page:
-                    parent = task.task_info.parent_video
-                    if (
-                        parent is not None
-                        and parent.id == video_id
-                        and task.created_at >= since_ms
-                        and task.task_id not in self._created
-                    ):
-                        matches.append(task)
-                if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
-                    break
-        except InvalidRequestError:
-            return None  # a relay without list queries: nothing to scan
-        if len(matches) == 1:
-            return matches[0]
+        async for page in self._reader.list_tasks(kind.name, page_size=100):
+            pages += 1
+            for task in page:
+                parent = task.task_info.parent_video
+                if (
+                    parent is not None
+                    and parent.id == video_id
+                    and task.created_at >= since_ms
+                    and task.task_id not in self._created
+                ):
+                    matches.append(task)
+            if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
+                break
+        others = self._doubts.others(video_id, ref)
+        if len(matches) == 1 and not others:
+            return Lookup(task=matches[0])
         if matches:
             log.warning(
-                "%s: %d unknown tasks for video %s since the lost create; not guessing",
+                "%s: %d unknown task(s) for video %s since the lost create, %d other create(s)"
+                " of it in doubt; not guessing",
                 kind.name,
                 len(matches),
                 video_id,
+                len(others),
             )
-        return None
+        return Lookup(candidates=tuple(t.task_id for t in matches))

@@ -152,7 +152,14 @@ class APIError(KlingError):
 
 
 class AuthenticationError(APIError):
-    """1000–1004. 1003 (not yet valid) and 1004 (expired) are fixed by minting a new token."""
+    """1000–1004. 1003 (not yet valid) and 1004 (expired) are fixed by minting a new token.
+
+    ``clock_skew`` (seconds, server minus client) is set on a 1003/1004 when the server's
+    ``Date`` header shows the client's clock far off, which no fresh token can fix; the
+    message names it too.
+    """
+
+    clock_skew: float | None = None
 
     @property
     def token_stale(self) -> bool:
@@ -343,6 +350,12 @@ class AmbiguousSubmitError(KlingError):
     The task may exist and may be billed. Do not blindly send the create again: look it up with
     ``await client.find_submitted(err)`` (by ``external_task_id`` where there is one, else by the
     parent ``video_id`` created since ``sent_at``), later if need be.
+
+    What a person needs to settle it: ``request`` (as sent), ``video_id`` / ``parent_task_id``,
+    ``sent_at`` (client clock, seconds: the task, if any, was created soon after), and
+    ``candidates``: ids of tasks of that parent video the client could not tell apart (a
+    relay list scan that found several). ``lookup_error`` is set when the look-up itself
+    failed (so "not found" was never even answered).
     """
 
     def __init__(
@@ -356,8 +369,14 @@ class AmbiguousSubmitError(KlingError):
         sent_at: float,
         cause: BaseException | None = None,
         request: Any = None,
+        candidates: tuple[str, ...] = (),
+        lookup_error: BaseException | None = None,
+        ref: Any = None,
     ) -> None:
         self.message = message
+        self.ref = ref  # the client's name for this create, so find_submitted settles it
+        self.candidates = tuple(candidates)
+        self.lookup_error = lookup_error
         self.kind = kind
         self.video_id = video_id
         self.external_task_id = external_task_id
@@ -369,6 +388,8 @@ class AmbiguousSubmitError(KlingError):
 
     def __str__(self) -> str:
         ids = f"external_task_id={self.external_task_id!r}, video_id={self.video_id!r}"
+        if self.candidates:
+            ids += f", candidates={list(self.candidates)!r}"
         return f"{self.message} ({self.kind}; {ids})"
 
 

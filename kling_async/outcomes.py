@@ -25,8 +25,10 @@ class Outcome:
     ``succeed``/``failed``: the task ended (``task`` has the result or ``task_status_msg``);
     ``rejected``: the API refused the create (``error``); ``timed_out``: we stopped waiting,
     the task (``task``) runs on; ``ambiguous``: the create may exist (``error`` is an
-    :class:`AmbiguousSubmitError`; a later run looks it up); ``not_sent``: never created (the
-    balance ran out, or the request could not be sent) — a later run sends it.
+    :class:`AmbiguousSubmitError` with the request, parent ids, ``sent_at`` and candidates; a
+    later run looks it up again, and re-sends it only after an authoritative "not found" or
+    with ``resend_ambiguous=True``); ``not_sent``: never created (the balance ran out, or the
+    request could not be sent) — a later run sends it.
     """
 
     key: str
@@ -101,7 +103,12 @@ class BatchReport:
             elif o.outcome == "not_sent":
                 not_sent.append(o.key)
             elif o.outcome == "ambiguous":
+                # What a person needs to settle it: the request, its parent, when, candidates.
                 row["external_task_id"] = getattr(o.error, "external_task_id", None)
+                row["parent_task_id"] = getattr(o.error, "parent_task_id", None)
+                row["sent_at"] = getattr(o.error, "sent_at", None)
+                row["candidates"] = list(getattr(o.error, "candidates", ()))
+                row["message"] = o.message
                 ambiguous.append(row)
             elif o.outcome == "timed_out":
                 timed_out.append(row)

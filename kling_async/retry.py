@@ -6,7 +6,9 @@ Two rules, from kling-api.md §7 and the design's invariants:
   5xx/5000–5002, 1302 and 1303, and 1003/1004 once after the token is re-minted.
 * **Creates** cost money: they retry only when the create provably did not happen — the
   request never left (connect phase), 1302, 1303 (refused: no task exists), or 1003/1004 once
-  after re-minting. A lost answer is *not* retried here; the client looks the task up instead.
+  after re-minting. A lost answer is *not* retried here; the client looks the task up instead
+  (:mod:`kling_async.creates`), and only an authoritative "not found" lets a resumed batch send
+  it again.
 
 Waits are exponential with full jitter (``backoff.full_jitter``); a ``Retry-After`` header is
 honoured exactly, up to ``retry_after_cap``; 1303 waits at least one second (the official
@@ -101,11 +103,16 @@ def retryable_read(error: BaseException) -> bool:
     return isinstance(error, APIError) and error.retryable
 
 
+def _refused(error: BaseException) -> bool:
+    """1302/1303 *as business codes*: a bare HTTP 429 from a proxy proves nothing."""
+    return isinstance(error, (RateLimitError, ConcurrencyLimitError)) and error.code in (1302, 1303)
+
+
 def retryable_create(error: BaseException) -> bool:
     """May a create be sent again after ``error``? Only if it provably created nothing."""
     if isinstance(error, TransportError):
         return not error.request_sent
-    return isinstance(error, (RateLimitError, ConcurrencyLimitError)) or _stale_token(error)
+    return _refused(error) or _stale_token(error)
 
 
 def retryable_create_gated(error: BaseException) -> bool:

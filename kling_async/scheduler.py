@@ -84,6 +84,7 @@ class _Tracked:
         "polls",
         "profile",
         "recheck",
+        "stale",
         "task_id",
     )
 
@@ -102,13 +103,18 @@ class _Tracked:
         self.claim: TaskStatus | None = None
         self.recheck = False
         self.polls = 0
+        self.stale = 0  # polls in a row refused for a stale token (1003/1004)
         self.profile = kind.name
 
 
-def _fatal(error: KlingError) -> bool:
-    """Errors that no task of this account can get past: stop the whole watch."""
+def _fatal(error: KlingError, stale_in_a_row: int) -> bool:
+    """Errors that no task of this account can get past: stop the whole watch.
+
+    1003/1004 make the transport mint a fresh token, so the next poll may pass; refused
+    again with that fresh token, the credentials (or the clock) are wrong for good.
+    """
     if isinstance(error, AuthenticationError):
-        return not error.token_stale
+        return not error.token_stale or stale_in_a_row > 1
     return isinstance(error, (AccountError, PolicyError))
 
 
@@ -318,9 +324,15 @@ class PollScheduler:
         self._in_flight += 1
         self.polls_sent += 1
         tracked.polls += 1
-        tracked.poll = asyncio.get_running_loop().create_task(
-            self._poll(tracked), name="kling_async poll"
-        )
+        poll = asyncio.get_running_loop().create_task(self._poll(tracked), name="kling_async poll")
+        tracked.poll = poll
+        # Counted down when the task is done, not in its coroutine: a poll cancelled before it
+        # ever ran (its watch closed at once) never runs a `finally`, and would count forever.
+        poll.add_done_callback(self._poll_done)
+
+    def _poll_done(self, _: asyncio.Task[None]) -> None:
+        self._in_flight -= 1
+        self._kick()
 
     async def _poll(self, tracked: _Tracked) -> None:
         try:
@@ -329,14 +341,22 @@ class PollScheduler:
             tracked.poll = None
             if self._tracked.get(tracked.task_id) is tracked:
                 self._poll_failed(tracked, error)
+        except Exception as error:  # a bug, or a hostile answer (RecursionError...): not silent
+            tracked.poll = None
+            log.error(
+                "poll of %s raised %s; trying again with backoff",
+                tracked.task_id,
+                type(error).__name__,
+                exc_info=error,
+            )
+            if self._tracked.get(tracked.task_id) is tracked:
+                self._retry_later(tracked, error)
         else:
             tracked.poll = None
             if self._tracked.get(tracked.task_id) is tracked:
                 self._observed(tracked, task)
         finally:
             tracked.poll = None
-            self._in_flight -= 1
-            self._kick()
 
     # -- what polls and callbacks tell us ---------------------------------------------------
 
@@ -349,6 +369,7 @@ class PollScheduler:
             return
         tracked.last = task
         tracked.failures = 0
+        tracked.stale = 0
         unconfirmed = tracked.claim is not None and task.task_status != tracked.claim
         if tracked.claim is not None and not unconfirmed:
             tracked.covered = True
@@ -401,22 +422,30 @@ class PollScheduler:
         return now - tracked.added
 
     def _poll_failed(self, tracked: _Tracked, error: KlingError) -> None:
-        if _fatal(error):
+        stale = isinstance(error, AuthenticationError) and error.token_stale
+        tracked.stale = tracked.stale + 1 if stale else 0
+        if _fatal(error, tracked.stale):
             log.error("watch stopped: %s", error)
             for listener in list(tracked.deadlines):
                 listener.fatal(error)
             return
+        if stale:  # a fresh token is minted for the next request: try it at once
+            self._schedule(tracked, self.clock.monotonic())
+            return
         if retryable_read(error):
-            tracked.failures += 1
-            delay = self._retry_delay(tracked.failures, error)
-            log.info("poll of %s failed (%s); again in %.2fs", tracked.task_id, error, delay)
-            now = self.clock.monotonic()
-            self._schedule(tracked, now + delay)
-            self._clip_to_deadline(tracked, now)
+            self._retry_later(tracked, error)
             return
         for listener in list(tracked.deadlines):
             listener.fail(tracked.task_id, error)
         self._drop(tracked)
+
+    def _retry_later(self, tracked: _Tracked, error: BaseException) -> None:
+        tracked.failures += 1
+        delay = self._retry_delay(tracked.failures, error)
+        log.info("poll of %s failed (%s); again in %.2fs", tracked.task_id, error, delay)
+        now = self.clock.monotonic()
+        self._schedule(tracked, now + delay)
+        self._clip_to_deadline(tracked, now)
 
     def _expire(self, now: float) -> None:
         deferred = []

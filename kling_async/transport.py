@@ -35,7 +35,9 @@ from yarl import URL
 from ._version import __version__
 from .auth import Credentials
 from .clock import Clock, io_in_flight
+from .clock_skew import name_skew, skew_from_date
 from .errors import (
+    AuthenticationError,
     ClientClosedError,
     DownloadError,
     KlingError,
@@ -254,6 +256,7 @@ class Transport:
             ):
                 status = response.status
                 retry_after = response.headers.get("Retry-After")
+                date = response.headers.get("Date")
                 if 300 <= status < 400:
                     location = response.headers.get("Location", "")
                     self._refuse_redirect(status, location, authorization)
@@ -290,7 +293,12 @@ class Transport:
             detach_from = exc
         if failure is not None:
             _raise_detached(failure, detach_from)
-        envelope = self._decode(raw, status, retry_after, authorization)
+        try:
+            envelope = self._decode(raw, status, retry_after, authorization)
+        except AuthenticationError as error:
+            if error.token_stale:  # a clock far off? the server's Date header tells
+                name_skew(error, skew_from_date(date, self.clock.time()))
+            raise
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
                 "%s %s -> HTTP %s code=%s request_id=%s",

@@ -35,6 +35,20 @@ class TaskWatch:
     ``timed_out`` (``on_timeout="raise"`` raises :class:`TaskTimeoutError` instead); the task
     keeps running on the server. Tasks can be added while iterating with :meth:`add`; an
     ``open_ended`` watch waits for more until :meth:`seal` is called.
+
+    No status appears twice in a task's stream. Statuses only move forward (a late answer or
+    callback never moves a task back). An ``UNKNOWN`` observation (a ``task_status`` this
+    version does not know; ``change.task.raw_status`` has it) is a change only while the task
+    has not been seen ``processing``: as the first observation or after ``submitted``, then at
+    most once. Once a task was seen ``processing``, an ``UNKNOWN`` answer is not a change: the
+    last known status stands and polling goes on, so ``processing -> UNKNOWN -> processing``
+    never reaches the stream.
+
+    The watch ends with an error (raised by the iteration) when no task of the account can be
+    followed any more: credentials refused (1000-1002), or a token refused again right after a
+    fresh one was minted (1003/1004: a clock far off, named in the message), 1100-1103 and
+    policy refusals. A poll that fails otherwise — a Kling error or any other exception — is
+    logged and tried again with backoff; it never stops a task silently.
     """
 
     def __init__(
@@ -97,6 +111,11 @@ class TaskWatch:
             last=task if isinstance(task, Task) else None,
             deadline=deadline,
         )
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (or the iteration ended): no task can be added."""
+        return self._closed
 
     @property
     def unfinished(self) -> list[Task | str]:
@@ -171,6 +190,8 @@ class TaskWatch:
         if task_id not in self._kinds:
             return
         previous = self._status.get(task_id)
+        if task.task_status is TaskStatus.UNKNOWN and previous is TaskStatus.PROCESSING:
+            return  # not a change (see the class docstring): the known status stands
         self._last[task_id] = task
         if previous == task.task_status:
             return

@@ -234,7 +234,11 @@ async def _run(
                 await _preflight(kling)
             journal = await journal_now()
             batch = kling.extend_many(
-                [r.request for r in rows], journal=journal, slots=args.slots, timeout=args.timeout
+                [r.request for r in rows],
+                journal=journal,
+                slots=args.slots,
+                timeout=args.timeout,
+                resend_ambiguous=args.resend_ambiguous,
             )
             with ResultsFile(results) as results_file:
                 async with BatchView(out, batch, len(rows)) as view:

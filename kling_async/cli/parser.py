@@ -284,6 +284,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=positive, metavar="SECONDS", help="stop waiting for a task (> 0)"
     )
     p.add_argument("--download", metavar="DIR", help="then download the result videos into DIR")
+    p.add_argument(
+        "--resend-ambiguous",
+        action="store_true",
+        help="send again the journalled creates whose answer was lost and that a fresh look-up "
+        "still cannot find (each may then be paid twice)",
+    )
 
     p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
     p.add_argument("journal", metavar="JOURNAL", help="the batch's .journal.sqlite file")

@@ -17,6 +17,7 @@ __all__ = [
     "connect",
     "create_private",
     "json_text",
+    "damaged",
     "select_entries",
     "unknown_key",
     "update",
@@ -64,6 +65,9 @@ def connect(path: str, *, read_only: bool, busy_timeout: float) -> sqlite3.Conne
         conn = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout)
     try:
         _configure(conn, path, read_only=read_only, busy_timeout=busy_timeout)
+    except sqlite3.Error as exc:
+        conn.close()
+        raise damaged(path, "open", exc) from exc
     except BaseException:
         conn.close()
         if not read_only:  # a refused file is left as it was: no side files of ours beside it
@@ -168,9 +172,22 @@ def _check_identity(path: str, app_id: int, version: int) -> None:
         raise JournalFormatError(f"{path}: journal schema version {version} is not valid")
 
 
-def select_entries(conn: sqlite3.Connection) -> list[JournalEntry]:
-    rows = conn.execute(f"SELECT {_COLUMNS} FROM entry ORDER BY seq").fetchall()
-    return [_entry(row) for row in rows]
+def select_entries(conn: sqlite3.Connection, path: str) -> list[JournalEntry]:
+    """Every entry; a damaged file or entry is a :class:`JournalError` naming ``path``."""
+    try:
+        rows = conn.execute(f"SELECT {_COLUMNS} FROM entry ORDER BY seq").fetchall()
+        return [_entry(row) for row in rows]
+    except (sqlite3.Error, ValueError, TypeError) as exc:  # a bad page; JSON or columns mangled
+        raise damaged(path, "read", exc) from exc
+
+
+def damaged(path: str, operation: str, exc: BaseException) -> JournalError:
+    """The error for a journal file that failed an ``operation`` (open, read, write)."""
+    return JournalError(
+        f"journal {path}: {operation} failed, the file may be damaged: {exc}",
+        path=path,
+        operation=operation,
+    )
 
 
 def _entry(row: tuple[Any, ...]) -> JournalEntry:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..clock import Clock
-from ._schema import connect, create_private
+from ._schema import connect, create_private, damaged
 from .records import JournalError
 
 __all__ = ["Job", "Op", "Writer", "resolve"]
@@ -89,17 +89,19 @@ class Writer:
         try:
             lock = _lock_exclusively(self.path)
         except BaseException as exc:
-            self.ready.set_exception(exc)
+            _settle(self.ready, exc)
             self.done.set_result(None)
             return
         try:
             conn = connect(self.path, read_only=False, busy_timeout=self._busy_timeout)
         except BaseException as exc:
             lock.close()
-            self.ready.set_exception(exc)
+            _settle(self.ready, exc)
             self.done.set_result(None)
             return
-        self.ready.set_result(None)
+        # Whoever awaited the opening may have been cancelled: the stop sentinel queued then
+        # still closes the connection and the lock below.
+        _settle(self.ready, None)
         try:
             stopping = False
             while not stopping:
@@ -141,7 +143,7 @@ class Writer:
                 # process, instead of failing half-way through the batch.
                 conn.execute("BEGIN IMMEDIATE")
             for job in jobs:
-                results.append(_run_job(conn, job, now, savepoint=writes))
+                results.append(_run_job(conn, job, now, savepoint=writes, path=self.path))
             if writes:
                 conn.execute("COMMIT")
                 self.commits += 1
@@ -152,8 +154,10 @@ class Writer:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            message = f"journal {self.path}: transaction failed, nothing of it was written: {exc}"
-            results = [(False, _chained(JournalError(message), exc)) for _ in jobs]
+            operation = "write" if writes else "read"
+            message = f"journal {self.path}: {operation} failed, nothing of it was written: {exc}"
+            error = JournalError(message, path=self.path, operation=operation)
+            results = [(False, _chained(error, exc)) for _ in jobs]
         offset = 0
         for loop, batch in batches:
             part = results[offset : offset + len(batch)]
@@ -179,8 +183,17 @@ class Writer:
                 loop.call_soon_threadsafe(resolve, batch, results)
 
 
+def _settle(future: concurrent.futures.Future[None], error: BaseException | None) -> None:
+    """Resolve ``future`` unless it was cancelled (an ``open`` that was given up on)."""
+    if future.set_running_or_notify_cancel():
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)
+
+
 def _run_job(
-    conn: sqlite3.Connection, job: Job, now: float, *, savepoint: bool
+    conn: sqlite3.Connection, job: Job, now: float, *, savepoint: bool, path: str
 ) -> tuple[bool, Any]:
     # A savepoint per job: one failing call (unknown key, non-JSON detail...) is undone on its
     # own and reported to its caller, without costing the rest of the batch its commit.
@@ -193,7 +206,7 @@ def _run_job(
             conn.execute("ROLLBACK TO job")
             conn.execute("RELEASE job")
         if isinstance(exc, sqlite3.Error):
-            return False, _chained(JournalError(f"journal write failed: {exc}"), exc)
+            return False, _chained(damaged(path, "write" if job.writes else "read", exc), exc)
         return False, exc
     if savepoint:
         conn.execute("RELEASE job")

@@ -27,7 +27,19 @@ OUTCOMES = frozenset({"succeed", "failed", "rejected", "timed_out", "ambiguous",
 
 
 class JournalError(KlingError):
-    """The journal could not be opened, read or written."""
+    """The journal could not be opened, read or written.
+
+    ``path`` is the journal's file and ``operation`` what failed (``"open"``, ``"read"`` or
+    ``"write"``) where known; the message names both. A damaged file (a zeroed page, say) is
+    one: the batch then sends nothing.
+    """
+
+    def __init__(
+        self, message: str, *, path: str | None = None, operation: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.operation = operation
 
 
 class JournalFormatError(JournalError):

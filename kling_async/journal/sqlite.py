@@ -106,7 +106,7 @@ class Journal:
         running batch has the file open — it sees what that batch has committed.
         """
         with contextlib.closing(connect(os.fspath(path), read_only=True, busy_timeout=5.0)) as c:
-            return select_entries(c)
+            return select_entries(c, os.fspath(path))
 
     @property
     def path(self) -> str:
@@ -153,10 +153,15 @@ class Journal:
 
     async def record_sent(self, key: str, sent_at: float) -> None:
         """Note that the POST for ``key`` is being sent at ``sent_at``; call (and await) it
-        before the POST: a re-run then knows the create may exist, and from when."""
+        before the POST: a re-run then knows the create may exist, and from when. An outcome
+        recorded by an earlier attempt (``not_sent``, ``ambiguous``) is cleared: this send
+        supersedes it, and a re-run must look for its task rather than trust the old one."""
 
         def op(conn: sqlite3.Connection, now: float) -> None:
-            sql = "UPDATE entry SET sent_at = ?, updated_at = ? WHERE key = ?"
+            sql = (
+                "UPDATE entry SET sent_at = ?, outcome = NULL, detail = NULL, updated_at = ?"
+                " WHERE key = ?"
+            )
             update(conn, key, sql, (sent_at, now))
 
         await self._write(op)
@@ -238,7 +243,7 @@ class Journal:
     async def entries(self) -> list[JournalEntry]:
         """Every entry, in insertion order; sees every ``record_*`` call that returned."""
         result: list[JournalEntry] = await self._submit(
-            lambda conn, _: select_entries(conn), writes=False
+            lambda conn, _: select_entries(conn, self.path), writes=False
         )
         return result
 

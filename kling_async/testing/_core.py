@@ -39,12 +39,16 @@ class EmulatorStats:
     ``requests`` is keyed ``(method, route, http_status)``: route is ``create``, ``get``,
     ``list``, ``media`` or ``other``; status ``0`` means the connection was dropped unanswered.
     ``max_slots_in_use`` is the peak of task slots held (one per task, ``n`` per image
-    generation task), measured at each create.
+    generation task), measured at each create. ``creates`` lists every create the account
+    handled (faults that replace handling, like ``DROP_BEFORE``, never reach it), in order:
+    its body and the id of the task it made (``None``: refused), so a test can tell a create
+    sent again after its task existed.
     """
 
     created: int = 0
     requests: collections.Counter[tuple[str, str, int]] = attrs.field(factory=collections.Counter)
     max_slots_in_use: int = 0
+    creates: list[tuple[dict[str, Any], str | None]] = attrs.field(factory=list)
 
 
 class EmulatorCore:
@@ -78,6 +82,15 @@ class EmulatorCore:
 
     def create(self, kind: Kind, flavour: Flavour, body: dict[str, Any]) -> dict[str, Any]:
         """Validate, check the limits, then create and charge; returns the create ``data``."""
+        try:
+            data = self._create(kind, flavour, body)
+        except ApiError:
+            self.stats.creates.append((dict(body), None))
+            raise
+        self.stats.creates.append((dict(body), str(data["task_id"])))
+        return data
+
+    def _create(self, kind: Kind, flavour: Flavour, body: dict[str, Any]) -> dict[str, Any]:
         assert kind.validate is not None, f"{kind.name} is not creatable"
         ctx = CreateContext(flavour, self._require_relay_parent, self.find_video, self.video_at)
         plan = kind.validate(body, ctx)

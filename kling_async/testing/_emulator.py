@@ -62,6 +62,12 @@ class KlingEmulator:
 
     ``async with KlingEmulator() as emu:`` starts and stops it; see the package docs for the
     knobs (limits, faults, callbacks) and what it records (``stats``, ``tasks``, ``callbacks``).
+
+    Relay behaviours the relay docs leave open, as knobs: ``require_relay_parent`` (the
+    relay's create wants the parent ``task_id``) and ``relay_list_route`` — the relay docs
+    document no list query, so ``False`` serves a relay whose list (and ``?external_task_id=``)
+    route answers 404/1203 like an unknown route; ``True`` (the default) lists as the official
+    API does, newest first, with ``task_info.parent_video``.
     """
 
     def __init__(
@@ -82,6 +88,7 @@ class KlingEmulator:
         rate_limit: float | None = None,
         retry_after: float | None = None,
         require_relay_parent: bool = True,
+        relay_list_route: bool = True,
         webhook_secret: str | None = None,
         seed: int = 0,
         host: str = "127.0.0.1",
@@ -107,6 +114,7 @@ class KlingEmulator:
             seed=seed,
         )
         self._faults = FaultPlan()
+        self._relay_list_route = relay_list_route
         self._host, self._port = host, port
         self._runner: web.AppRunner | None = None
         self._url: str | None = None
@@ -117,7 +125,10 @@ class KlingEmulator:
         """Bind the socket and start serving and delivering callbacks."""
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
-        app = EmulatorServer(self._core, self.credentials, self._faults).application()
+        server = EmulatorServer(
+            self._core, self.credentials, self._faults, relay_list_route=self._relay_list_route
+        )
+        app = server.application()
         # A short shutdown_timeout: handlers still sleeping in a SLOW fault are cut off.
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.25)
         await runner.setup()

@@ -52,6 +52,9 @@ class Fault(enum.Enum):
     SLOW = "slow"
     """The request is handled (a create creates its task), then the answer waits ``delay`` real
     seconds, so a client's read timeout can fire while the task exists."""
+    GATEWAY_502_AFTER_CREATE = "gateway_502_after_create"
+    """The request is handled (a create creates its task), then a gateway's text/html 502
+    replaces the answer: a 5xx that hides a paid task (an upstream timing out, say)."""
     NONZERO_CODE_200 = "nonzero_code_200"
     """HTTP 200 carrying ``{"code": 5000, ...}``; nothing is created."""
     TRUNCATED_JSON = "truncated_json"
@@ -64,7 +67,11 @@ class Fault(enum.Enum):
     """Unknown keys at envelope and task level (and a nullable ``task_result`` on create)."""
 
 
-DEFAULT_RANDOM_KINDS: tuple[Fault, ...] = tuple(f for f in Fault if f is not Fault.SLOW)
+# SLOW waits real seconds; the after-create 502 came later and is left out so that seeded
+# random plans written before it draw the same faults.
+DEFAULT_RANDOM_KINDS: tuple[Fault, ...] = tuple(
+    f for f in Fault if f not in (Fault.SLOW, Fault.GATEWAY_502_AFTER_CREATE)
+)
 
 
 @attrs.frozen
@@ -173,6 +180,8 @@ def refusal(fault: Fault | None) -> web.Response | None:
 
 def tampered(fault: Fault | None, reply: Reply, route: Route) -> web.Response:
     """``reply`` as written, spoilt by ``fault`` when it is one that spoils bodies."""
+    if fault is Fault.GATEWAY_502_AFTER_CREATE:
+        return web.Response(status=502, text=_GATEWAY_PAGE, content_type="text/html")
     if fault is Fault.TRUNCATED_JSON:
         body = encode(reply.payload)
         return _raw(reply, body[: len(body) // 2])

@@ -15,6 +15,7 @@ error envelopes too (1203 / 1202, HTTP 404), never aiohttp's text pages.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,10 +42,18 @@ _PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 class EmulatorServer:
     """Builds the ``aiohttp.web`` application over one :class:`EmulatorCore`."""
 
-    def __init__(self, core: EmulatorCore, credentials: Credentials, faults: FaultPlan) -> None:
+    def __init__(
+        self,
+        core: EmulatorCore,
+        credentials: Credentials,
+        faults: FaultPlan,
+        *,
+        relay_list_route: bool = True,
+    ) -> None:
         self._core = core
         self._credentials = credentials
         self._faults = faults
+        self._relay_list_route = relay_list_route
 
     def application(self) -> web.Application:
         app = web.Application(middlewares=[self._unrouted])
@@ -80,6 +89,8 @@ class EmulatorServer:
                 if fault is Fault.SLOW and drawn is not None:
                     await asyncio.sleep(drawn.delay)  # real seconds: client timeouts are real
                 response = tampered(fault, reply, route)
+            # The account's own clock, as a real server's Date header shows its clock.
+            response.headers["Date"] = email.utils.formatdate(self._core.clock.time(), usegmt=True)
             self._count(request, route, response.status)
             return response
 
@@ -102,6 +113,10 @@ class EmulatorServer:
         return success(self._core.get(kind, request.match_info["ident"]))
 
     async def _list(self, request: web.Request, kind: Kind, flavour: Flavour) -> Reply:
+        if flavour == "relay" and not self._relay_list_route:
+            # The relay docs [S6, S7] document create and get-by-id only: play a relay that
+            # has no list (nor ?external_task_id=) query, as an unknown route answers.
+            raise ApiError.not_found("no such route")
         external_task_id = request.query.get("external_task_id")
         if external_task_id:
             return success(self._core.by_external(kind, external_task_id))

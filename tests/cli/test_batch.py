@@ -320,3 +320,46 @@ def test_an_emulator_batch_of_csv_rows_seeds_only_the_videos_rows_start_from(
         "video-extend", "video-extend", "text2video", "image-generation"
     ]  # fmt: skip
     assert len(outcomes[5]["result_urls"]) == 3
+
+
+async def test_a_damaged_journal_exits_2_with_one_line_and_sends_nothing(
+    remote: Remote, tmp_path: Path
+) -> None:
+    from ..test_journal_damage import damaged_journal
+
+    video = remote.emu.add_video()
+    source = write_jsonl(tmp_path / "one.jsonl", seeded_rows([video]))
+    journal = await damaged_journal(tmp_path / "one.jsonl.journal.sqlite")
+    run = await arun_cli("batch", str(source), *remote.clock_flags, env=remote.env)
+    assert run.code == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(journal) in lines[0] and "read failed" in lines[0], lines
+    assert remote.emu.stats.created == 0
+    assert remote.emu.stats.requests[("POST", "create", 200)] == 0
+
+
+async def test_resend_ambiguous_is_the_only_way_a_relay_batch_sends_a_lost_create_again(
+    tmp_path: Path,
+) -> None:
+    from kling_async import ScaledClock
+    from kling_async.testing import Durations, Fault, KlingEmulator
+
+    origin = time.time()
+    clock = ScaledClock(100.0, start_time=origin)
+    async with KlingEmulator(clock=clock, durations=Durations(queued=1, running=5)) as emu:
+        video = emu.add_video()
+        creds = emu.client_kwargs("relay")
+        env = cli_env(KLING_BASE_URL=creds["base_url"], KLING_API_KEY=creds["api_key"])
+        flags = ("--time-scale", "100", "--time-origin", repr(origin))
+        source = write_jsonl(tmp_path / "relay.jsonl", seeded_rows([video]))
+        emu.fault(Fault.SERVER_5001, route="create")  # nothing made, but a relay cannot tell
+        first = await arun_cli("batch", str(source), "--json", *flags, env=env)
+        again = await arun_cli("batch", str(source), "--json", *flags, env=env)
+        assert emu.stats.created == 0 and emu.stats.requests[("POST", "create", 503)] == 1
+        assert [o["outcome"] for o in first.of_type("outcome")] == ["ambiguous"], first.stderr
+        assert [o["outcome"] for o in again.of_type("outcome")] == ["ambiguous"], again.stderr
+        opted = await arun_cli(
+            "batch", str(source), "--json", "--resend-ambiguous", *flags, env=env
+        )
+        assert [o["outcome"] for o in opted.of_type("outcome")] == ["succeed"], opted.stderr
+        assert emu.stats.created == 1

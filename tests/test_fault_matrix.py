@@ -1,0 +1,80 @@
+"""The fault matrix at scale, on a fake clock: every fault a create and a poll can meet, at
+once, over 1,000 official and 300 relay creates (10 parent videos). Counted per request:
+tasks beyond the first, creates re-sent after their task existed, tasks the caller cannot
+reach, tasks reported for another request — all must be 0."""
+
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from kling_async import FakeClock, Timeouts, VideoExtendRequest
+from kling_async.testing import Durations, Fault
+
+from .conftest import MakeClient, MakeEmulator
+from .money import ledger
+from .watching import run_batch
+
+FAULTS = (
+    Fault.DROP_AFTER_CREATE,  # the answer is lost after the task was made
+    Fault.GATEWAY_502_AFTER_CREATE,  # a 5xx page hides a made task
+    Fault.SERVER_5001,  # a 503 before handling: nothing made
+    Fault.SLOW,  # the answer comes after the create's read time-out
+    Fault.GATEWAY_HTML_502,  # faulty GETs (and creates refused by a gateway)
+    Fault.TRUNCATED_JSON,
+    Fault.DROP_BEFORE,
+)
+
+
+@pytest.mark.parametrize(
+    ("flavour", "n", "parents", "list_route"),
+    [("jwt", 1000, 10, True), ("relay", 300, 10, True), ("relay", 300, 5, False)],
+)
+async def test_fault_matrix(
+    make_emulator: MakeEmulator,
+    make_client: MakeClient,
+    clock: FakeClock,
+    flavour: str,
+    n: int,
+    parents: int,
+    list_route: bool,
+) -> None:
+    emu = await make_emulator(
+        durations=Durations(queued=1, running=8), slot_limit=60, relay_list_route=list_route
+    )
+    seeds = [emu.add_video() for _ in range(parents)]
+    emu.random_faults(0.15, kinds=FAULTS, seed=12, route="any", delay=0.05)
+    kling = make_client(
+        emu,
+        flavour,
+        max_polls_per_second=None,
+        max_polls_in_flight=100,
+        create_timeouts=Timeouts(connect=5, read=0.02, total=5),
+    )
+    # Grouped by video, as people write request files; the slots are more than the account
+    # has (60), so 1303 answers come too.
+    requests = [
+        VideoExtendRequest(
+            video_id=seeds[i * parents // n].video_id,
+            parent_task_id=seeds[i * parents // n].task_id,
+            prompt=f"m{i}",
+        )
+        for i in range(n)
+    ]
+    batch = kling.extend_many(requests, slots=80)
+    outcomes = await run_batch(clock, kling, batch, step=2.0)
+    assert len(outcomes) == n and len({o.key for o in outcomes}) == n
+    counts = collections.Counter(o.outcome for o in outcomes)
+    assert counts["succeed"] + counts["failed"] + counts["ambiguous"] == n, counts
+    if list_route:  # (without one, creates in doubt hold their slots: fewer are in flight)
+        assert emu.stats.requests[("POST", "create", 429)] > 0  # 1303 refusals were met
+    book = ledger(emu, outcomes, running=batch.running.values())
+    if list_route:
+        assert book.clean, (book, counts)
+        assert counts["succeed"] > n * 0.8
+    else:
+        # A relay with no list route cannot see a task whose answer was lost: each such task
+        # is behind an ambiguous outcome of its own request, and none is paid twice.
+        assert (book.duplicated, book.resent, book.misreported) == (0, 0, 0), book
+        assert 0 < book.unreported <= counts["ambiguous"]
