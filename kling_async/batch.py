@@ -117,6 +117,7 @@ class Batch:
         if slots is not None:
             self.gate.know(slots)
         self._stopped = asyncio.Event()
+        self._finals = 0
         self._recorded_limit: int | None = None
         self._outcomes: list[Outcome] = []
         # Outcomes (and _DONE, or an error to raise) not yet handed to the caller.
@@ -208,6 +209,7 @@ class Batch:
                 learned = await self._journal.slot_limit()
                 if learned is not None:
                     self.gate.resume_at(learned)  # a resumed batch starts where it left off
+            await self._load_durations()
             workers = [
                 asyncio.ensure_future(self._produce(journalled, watch)),
                 asyncio.ensure_future(self._follow(watch)),
@@ -460,10 +462,30 @@ class Batch:
                 self._on_change(change)
                 if change.is_final:
                     self._remember_limit()
+                    self._remember_durations()
             self._push(_DONE)
         except Exception as exc:
             self._push(exc)
             raise
+
+    async def _load_durations(self) -> None:
+        """A resumed batch polls on what the last run learned of how long its tasks take."""
+        model = self._client.durations
+        if self._journal is None or model is None:
+            return
+        saved = await self._journal.durations()
+        if saved is not None:
+            try:
+                model.load(saved)
+            except (ValueError, TypeError) as exc:  # a damaged value only costs the warm start
+                log.warning("batch: journalled durations ignored: %s", exc)
+
+    def _remember_durations(self) -> None:
+        """Journal the learned durations every ten ends (one small write, off the loop)."""
+        self._finals += 1
+        model = self._client.durations
+        if self._journal is not None and model is not None and self._finals % 10 == 0:
+            self._write(self._journal.record_durations(model.to_dict()))
 
     def _remember_limit(self) -> None:
         """Journal the limit the gate learned from a 1303, for a resumed run to start from."""

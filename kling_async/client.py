@@ -162,6 +162,7 @@ class KlingClient(Shortcuts):
             timeouts=self.create_timeouts,
             lookup_delays=lookup_delays,
             gate=self.gate,
+            durations=self.scheduler.durations,
         )
 
     @property

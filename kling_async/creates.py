@@ -29,6 +29,7 @@ import attrs
 
 from .claims import Doubts, Lookup, Turns
 from .clock import Clock
+from .durations import DurationModel, profile_key
 from .errors import (
     AmbiguousSubmitError,
     APIError,
@@ -82,8 +83,11 @@ class Creator:
         timeouts: Timeouts,
         lookup_delays: tuple[float, ...],
         gate: SlotGate,
+        durations: DurationModel | None = None,
     ) -> None:
         self._transport = transport
+        #: Told the profile of each task created, so the cadence learns per profile.
+        self.durations = durations
         self.gate = gate
         self._reader = reader
         self.flavour: Flavour = flavour
@@ -228,6 +232,8 @@ class Creator:
                 task, task_info=attrs.evolve(task.task_info, external_task_id=sent_external)
             )
         self.remember(task.task_id)
+        if self.durations is not None:
+            self.durations.note(task.task_id, profile_key(kind.name, body))
         return task
 
     def _ambiguous(

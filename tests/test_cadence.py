@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import random
+from pathlib import Path
 
 import pytest
 
+from kling_async import FakeClock, KlingClient
 from kling_async.cadence import Cadence
 from kling_async.durations import DurationModel, DurationSketch, profile_key
+from kling_async.testing import Durations, KlingEmulator
+
+from .conftest import MakeClient, MakeEmulator, requests_to
+from .watching import run_batch, run_clock
 
 
 def learned(values: list[float], prior: float | None = None) -> DurationSketch:
@@ -163,3 +170,89 @@ def test_an_overdue_task_is_polled_less_and_less() -> None:
         late.append(cadence.next_delay(sketch, end * 2, late[-1], False))
     assert late == sorted(late) and late[-1] == cadence.max_interval
     assert cadence.next_delay(sketch, 10.0, 5.0, True) == cadence.callback_interval
+
+
+# -- the scheduler learns, over the emulator ---------------------------------------------------
+
+
+async def _wave(
+    kling: KlingClient, emu: KlingEmulator, clock: FakeClock, n: int
+) -> tuple[int, float]:
+    """``n`` extends created and watched to their ends: GETs spent, and the worst lag as a
+    share of each task's duration (clock time from its end on the server to its change)."""
+    seed = emu.add_video()
+    gets = requests_to(emu, "get")
+    tasks = [await kling.extend_video(seed.video_id) for _ in range(n)]
+    seen: dict[str, float] = {}
+
+    async def follow() -> None:
+        async for change in kling.watch(tasks):
+            if change.is_final:
+                seen[change.task_id] = change.at
+
+    consumer = asyncio.ensure_future(follow())
+    await run_clock(clock, kling, consumer.done, step=0.5)
+    await consumer
+    truth = {t.task_id: emu.tasks[t.task_id] for t in tasks}
+    worst = max(
+        (seen[i] - task.ends_at) / (task.ends_at - task.created_at) for i, task in truth.items()
+    )
+    return requests_to(emu, "get") - gets, worst
+
+
+async def test_the_client_learns_a_duration_it_was_not_told(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    # Extends of 120 s +-25 %, where the built-in prior says 320 s.
+    emu = await make_emulator(durations=Durations.random(mean_running=115, spread=29, seed=5))
+    kling = make_client(emu, max_polls_per_second=None)
+    cold_gets, cold_lag = await _wave(kling, emu, clock, 30)
+    sketch = kling.scheduler.durations.sketch("video-extend")
+    assert sketch.observed == 30
+    assert sketch.quantile(0.5) == pytest.approx(120, rel=0.1)
+    warm_gets, warm_lag = await _wave(kling, emu, clock, 30)
+    # Cold, the gaps grew past the real ends (a 120-s task seen up to ~30 s late); warm, the
+    # polls sit where the ends are: every end seen within 5 % of its task, at <= 12 polls.
+    assert warm_lag <= 0.05 < cold_lag
+    assert warm_gets / 30 <= 12 and cold_gets / 30 <= 12
+
+
+async def test_each_profile_is_learned_apart(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    emu = await make_emulator(
+        durations=Durations.per_task(lambda b: (2.0, 600.0 if b.get("mode") == "pro" else 100.0))
+    )
+    kling = make_client(emu, max_polls_per_second=None)
+    tasks = [await kling.text_to_video("a cat", mode=mode) for mode in ("pro", "std") * 3]
+    async def drain() -> None:
+        async for _ in kling.watch(tasks):
+            pass
+
+    drained = asyncio.ensure_future(drain())
+    await run_clock(clock, kling, drained.done, step=1.0)
+    await drained
+    model = kling.scheduler.durations
+    pro = model.sketch("text2video mode=pro").quantile(0.5)
+    std = model.sketch("text2video mode=std").quantile(0.5)
+    assert pro == pytest.approx(602, rel=0.06) and std == pytest.approx(102, rel=0.06)
+
+
+async def test_a_resumed_batch_starts_warm(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    emu = await make_emulator(durations=Durations.random(mean_running=895, spread=200, seed=6))
+    seed = emu.add_video()
+    journal = tmp_path / "batch.sqlite"
+    first = make_client(emu, max_polls_per_second=None)
+    requests = [{"video_id": seed.video_id, "prompt": f"take {i}"} for i in range(20)]
+    await run_batch(clock, first, first.extend_many(requests, journal=journal, slots=20), step=2)
+    assert first.scheduler.durations.sketch("video-extend").observed == 20
+    # A new process: nothing learned, until the journal is read.
+    second = make_client(emu, max_polls_per_second=None)
+    assert second.scheduler.durations.sketch("video-extend").observed == 0
+    outcomes = await run_batch(clock, second, second.extend_many(requests, journal=journal))
+    assert [o.outcome for o in outcomes] == ["succeed"] * 20  # from the journal, nothing sent
+    warm = second.scheduler.durations.sketch("video-extend")
+    assert warm.observed == 20
+    assert warm.quantile(0.5) == pytest.approx(900, rel=0.15)

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import sqlite3
 import warnings
@@ -238,6 +239,35 @@ class Journal:
             return int(value) if value.isdigit() and 1 <= int(value) <= 100_000 else None
 
         result: int | None = await self._submit(op, writes=False)
+        return result
+
+    async def record_durations(self, model: Mapping[str, Any]) -> None:
+        """Keep what a batch learned of how long tasks take (``DurationModel.to_dict()``)."""
+        text = json_text(model, "durations")
+
+        def op(conn: sqlite3.Connection, now: float) -> None:
+            conn.execute(
+                "INSERT INTO meta (name, value) VALUES ('durations', ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                (text,),
+            )
+
+        await self._write(op)
+
+    async def durations(self) -> dict[str, Any] | None:
+        """What :meth:`record_durations` kept, or ``None`` (also for an unreadable value)."""
+
+        def op(conn: sqlite3.Connection, _now: float) -> dict[str, Any] | None:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'durations'").fetchone()
+            if row is None:
+                return None
+            try:
+                value = json.loads(str(row[0]))
+            except ValueError:
+                return None
+            return value if isinstance(value, dict) else None
+
+        result: dict[str, Any] | None = await self._submit(op, writes=False)
         return result
 
     async def entries(self) -> list[JournalEntry]:
