@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
+from .._filelock import LockHeld, hold
 from .session import UsageError
 
 __all__ = [
@@ -109,20 +110,11 @@ def run_lock(journal: Path) -> IO[bytes]:
     """
     path = Path(f"{journal}.run.lock")
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | _NOFOLLOW | _CLOEXEC, 0o600)
-    except OSError as exc:
-        raise UsageError(f"{path}: {exc.strerror or exc}") from None
-    handle = os.fdopen(fd, "r+b")
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+        return hold(path)
+    except LockHeld:
         raise UsageError(
             f"journal {journal} is in use by another process (another batch on the same file "
             "still running?); nothing was sent"
         ) from None
-    return handle
+    except OSError as exc:
+        raise UsageError(f"{path}: {exc.strerror or exc}") from None

@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .._filelock import LockHeld, hold
 from ..clock import Clock
-from ._schema import connect, create_private, damaged
+from ._schema import connect, damaged
 from .records import JournalError
 
 __all__ = ["Job", "Op", "Writer", "resolve"]
@@ -42,20 +43,14 @@ def _lock_exclusively(path: str) -> Any:
     ``Journal.read`` takes no lock (reading while a batch runs is fine). Where ``fcntl`` does
     not exist (Windows) there is no lock.
     """
-    create_private(path, (".lock",))  # 0600, and never through a planted symbolic link
-    handle = open(path + ".lock", "a+b")  # noqa: SIM115 (kept open: it is the lock)
+    if os.path.islink(path + ".lock"):
+        raise JournalError(f"{path}.lock is a symbolic link; refusing to follow it")
     try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        return handle
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
+        return hold(path + ".lock")  # 0600, and never through a planted symbolic link
+    except LockHeld:
         raise JournalError(
             f"journal {path} is in use by another process (another batch still running?)"
         ) from None
-    return handle
 
 
 class Writer:
