@@ -27,12 +27,16 @@ MAX_BODY = 1 << 20  # a callback is a task object: a few kilobytes
 class Receiver(Protocol):
     """What an adapter needs from a receiver (:class:`kling_async.webhooks.CallbackReceiver`).
 
-    ``receive`` takes the request's headers as ``(name, value)`` pairs and the raw body; it
-    raises :class:`SignatureError` (answered 401), :class:`~kling_async.ResponseFormatError`
-    (400) or anything else (500). What it returns is not used.
+    ``receive`` takes the request's headers as ``(name, value)`` pairs, the raw body and the
+    query string of the URL posted to (``extend_many(callback_receiver=...)`` reads its token
+    there); it raises :class:`SignatureError` (answered 401),
+    :class:`~kling_async.ResponseFormatError` (400) or anything else (500). What it returns is
+    not used.
     """
 
-    async def receive(self, headers: Iterable[tuple[str, str]], body: bytes) -> object: ...
+    async def receive(
+        self, headers: Iterable[tuple[str, str]], body: bytes, *, query: str
+    ) -> object: ...
 
 
 _OK = b'{"ok":true}'
@@ -46,11 +50,11 @@ _ANSWERS = {
 
 
 async def _answer(
-    receiver: Receiver, headers: Iterable[tuple[str, str]], body: bytes
+    receiver: Receiver, headers: Iterable[tuple[str, str]], body: bytes, query: str
 ) -> tuple[int, bytes]:
     """The HTTP status and JSON body for one delivery."""
     try:
-        await receiver.receive(headers, body)
+        await receiver.receive(headers, body, query=query)
     except SignatureError as exc:
         log.warning("kling callback refused: %s", exc)
         return 401, _ANSWERS[401]
@@ -73,7 +77,9 @@ def aiohttp_handler(
 
     async def handle_kling_callback(request: web.Request) -> web.StreamResponse:
         body = await request.read()
-        status, answer = await _answer(receiver, request.headers.items(), body)
+        status, answer = await _answer(
+            receiver, request.headers.items(), body, request.query_string
+        )
         return web.Response(status=status, body=answer, content_type="application/json")
 
     return handle_kling_callback
@@ -122,7 +128,8 @@ class CallbackApp:
         if body is None:
             await self._respond(send, 413, _ANSWERS[413])
             return
-        status, answer = await _answer(self.receiver, headers, body)
+        query = scope.get("query_string", b"").decode("latin-1")
+        status, answer = await _answer(self.receiver, headers, body, query)
         await self._respond(send, status, answer)
 
     async def _body(self, receive: Receive, headers: list[tuple[str, str]]) -> bytes | None:

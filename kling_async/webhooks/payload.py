@@ -37,7 +37,8 @@ class CallbackEvent:
     in; ``webhook_id`` the ``webhook-id`` header (``None`` when the sender sent none);
     ``verified`` whether its Standard-Webhooks signature was checked and matched (only then is
     the content known to come from Kling). ``payload`` is the decoded JSON body, for fields the
-    :class:`Task` model does not carry.
+    :class:`Task` model does not carry. ``query`` is the raw query string of the URL the
+    callback was posted to, as the HTTP adapter saw it (not covered by the signature).
     """
 
     task: Task
@@ -45,6 +46,7 @@ class CallbackEvent:
     webhook_id: str | None = None
     verified: bool = False
     payload: dict[str, Any] = attrs.field(factory=dict, repr=False, eq=False)
+    query: str = attrs.field(default="", repr=False, eq=False)
 
     @property
     def task_id(self) -> str:

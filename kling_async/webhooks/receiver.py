@@ -13,6 +13,8 @@ import logging
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Protocol
 
+import attrs
+
 from ..clock import Clock, SystemClock
 from ..errors import ResponseFormatError
 from ..kinds import kind_named
@@ -20,12 +22,13 @@ from ..models import Task
 from .payload import CallbackEvent, parse_callback
 from .signing import DEFAULT_TOLERANCE, SignatureError, WebhookSecret, verify
 
-__all__ = ["CallbackReceiver", "HintSink", "OnEvent", "WatchingClient"]
+__all__ = ["CallbackReceiver", "HintSink", "Listener", "OnEvent", "WatchingClient"]
 
 log = logging.getLogger("kling_async")
 
 
 OnEvent = Callable[[CallbackEvent], object]  # a plain function, or one returning an awaitable
+Listener = Callable[[CallbackEvent], None]  # told of each new event (a batch, see listen())
 
 
 class HintSink(Protocol):
@@ -198,6 +201,7 @@ class CallbackReceiver:
                 "callbacks (each is confirmed by a GET before it counts); pass secret='whsec_...'",
                 self.kind,
             )
+        self._listeners: list[Listener] = []
         self.accepted = 0
         self.duplicates = 0
         self.refused = 0
@@ -214,15 +218,33 @@ class CallbackReceiver:
             f"duplicates={self.duplicates}, refused={self.refused})"
         )
 
+    def listen(self, listener: Listener) -> Callable[[], None]:
+        """Tell ``listener`` of each new event too (after the scheduler's hint); returns the
+        function that stops it. ``extend_many(callback_receiver=...)`` listens this way for the
+        callbacks of creates whose answer was lost."""
+        self._listeners.append(listener)
+
+        def stop() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return stop
+
     async def receive(
-        self, headers: Mapping[str, str] | Iterable[tuple[str, str]], body: bytes
+        self,
+        headers: Mapping[str, str] | Iterable[tuple[str, str]],
+        body: bytes,
+        *,
+        query: str = "",
     ) -> CallbackEvent | None:
         """Check and read one delivery; the new :class:`CallbackEvent`, or ``None`` for a repeat.
 
         ``headers`` is any mapping (names compared case-insensitively) or ``(name, value)``
         pairs; ``body`` the raw bytes as received (the signature covers them, so do not decode
-        and re-encode). Raises :class:`SignatureError` (with a secret: missing, malformed, stale,
-        future or non-matching signature) or :class:`~kling_async.ResponseFormatError` (not a
+        and re-encode); ``query`` the query string of the URL it was posted to (copied onto the
+        event: a per-create callback URL says there which create it was made for). Raises
+        :class:`SignatureError` (with a secret: missing, malformed, stale, future or
+        non-matching signature) or :class:`~kling_async.ResponseFormatError` (not a
         callback body); neither message contains the secret.
         """
         fields = _webhook_headers(headers)
@@ -244,6 +266,8 @@ class CallbackReceiver:
         except (SignatureError, ResponseFormatError):
             self.refused += 1
             raise
+        if query:
+            event = attrs.evolve(event, query=query)
         task = event.task
         task_key = _key(task.task_id)
         # Every status we cannot read is one key: a sender inventing new ones gets one through.
@@ -277,6 +301,8 @@ class CallbackReceiver:
     async def _deliver(self, event: CallbackEvent) -> None:
         if self.client is not None:
             self.client.scheduler.hint(event.task, trusted=event.verified)
+        for listener in list(self._listeners):
+            listener(event)
         if self.on_event is not None:
             result = self.on_event(event)
             if inspect.isawaitable(result):
