@@ -35,6 +35,7 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
 
+from .batch_callbacks import CallbackClaims, ListeningReceiver
 from .batch_requests import RequestLike, as_request, each, request_key
 from .batch_resume import journalled_task, look_again, mark_known, may_exist
 from .creates import Creator
@@ -63,6 +64,7 @@ from .watch import TaskWatch
 __all__ = [
     "Batch",
     "BatchReport",
+    "ListeningReceiver",
     "Outcome",
     "OutcomeKind",
     "Progress",
@@ -105,8 +107,15 @@ class Batch:
         slots: int | None = None,
         timeout: float | None = None,
         resend_ambiguous: bool = False,
+        callback_receiver: ListeningReceiver | None = None,
+        callback_wait: float = 120.0,
     ) -> None:
         self._client = creator
+        self._claims = (
+            None
+            if callback_receiver is None
+            else CallbackClaims(creator, callback_receiver, callback_wait)
+        )
         self._resend_ambiguous = resend_ambiguous
         self._watch = watch
         self._requests = requests
@@ -201,6 +210,8 @@ class Batch:
             self._journal = await Journal.open(self._journal_arg)
         watch = self._watch((), timeout=self._timeout, open_ended=True)
         workers: list[asyncio.Task[None]] = []
+        if self._claims is not None:
+            self._claims.start()
         try:
             entries = await self._journal.entries() if self._journal else []
             mark_known(self._client, entries)
@@ -228,6 +239,8 @@ class Batch:
             if self._input_error is not None:
                 raise self._input_error
         finally:
+            if self._claims is not None:
+                self._claims.close()
             watch.close()
             for worker in workers:
                 worker.cancel()
@@ -320,6 +333,8 @@ class Batch:
         return False
 
     def _track(self, key: str, task: Task, watch: Any) -> None:
+        if self._claims is not None:
+            self._claims.done(key)
         self._keys[task.task_id] = key
         self._status[task.task_id] = task.task_status  # in `running` from now on
         if not watch.closed:  # the caller left: the task stays in `running` for them
@@ -358,8 +373,12 @@ class Batch:
         client, journal = self._client, self._journal
         if entry is not None:
             prepared = request_from_wire(entry.request["kind"], entry.request["body"])
+            if self._claims is not None:
+                self._claims.know(key, prepared)
         else:
             prepared = client.prepare(request)
+            if self._claims is not None:
+                prepared = self._claims.tag(key, prepared)
         async with client.turn(prepared):
             if entry is None:
                 if journal is not None:
@@ -375,7 +394,8 @@ class Batch:
                 if found is not None:  # its task may exist and run: its slot stays held a while
                     hold = 2 * kind_named(prepared.kind).expected_seconds
                     self.gate.unsettled((found.external_task_id, found.sent_at), slot, hold)
-                    self._ambiguous(key, request, found)
+                    self._sending[key] = prepared  # unsettled while a callback may settle it
+                    await self._lost(key, request, found, watch)
                     return
             refused = await self._send(key, request, prepared, watch, slot)
         while refused is not None:
@@ -413,8 +433,7 @@ class Batch:
             self._not_sent(key, request, exc)
             return None
         except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
-            del self._sending[key]  # and into an outcome in the same step
-            self._ambiguous(key, request, exc)
+            await self._lost(key, request, exc, watch)
             return None
         except APIError as exc:  # a refusal with a business code: nothing was created
             del self._sending[key]
@@ -435,6 +454,25 @@ class Batch:
     def _not_sent(self, key: str, request: CreateRequest, error: KlingError | None) -> None:
         self._final_write(key, "not_sent", {"error": str(error) if error else ""})
         self._emit(Outcome(key, "not_sent", request, error=error))
+
+    async def _lost(
+        self, key: str, request: CreateRequest, error: AmbiguousSubmitError, watch: Any
+    ) -> None:
+        """An ambiguous create (in ``unsettled``): settled by a callback that names its task,
+        with a receiver, else reported ``ambiguous``. Either way it leaves ``unsettled`` in the
+        same step as it enters ``running`` or an outcome."""
+        task = None
+        if self._claims is not None:
+            task = await self._claims.settle(key, error.sent_at)
+        del self._sending[key]
+        if task is None:
+            if self._claims is not None:
+                self._claims.done(key)
+            self._ambiguous(key, request, error)
+            return
+        log.info("batch: request %s settled by a callback (task %s)", key, task.task_id)
+        self.gate.settle((error.external_task_id, error.sent_at), task)
+        await self._created(key, task, watch)
 
     def _ambiguous(self, key: str, request: CreateRequest, error: AmbiguousSubmitError) -> None:
         detail: dict[str, Any] = {"error": str(error), "sent_at": error.sent_at}

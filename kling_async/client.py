@@ -11,7 +11,7 @@ from typing import Any, Literal
 import aiohttp
 
 from .auth import credentials_from
-from .batch import Batch, RequestLike
+from .batch import Batch, ListeningReceiver, RequestLike
 from .cadence import Cadence
 from .chain import Chain, extend_until
 from .clock import Clock, SystemClock
@@ -320,6 +320,8 @@ class KlingClient(Shortcuts):
         slots: int | None = None,
         timeout: float | None = None,
         resend_ambiguous: bool = False,
+        callback_receiver: ListeningReceiver | None = None,
+        callback_wait: float = 120.0,
     ) -> Batch:
         """Extend many videos; an async iterator of one :class:`~kling_async.batch.Outcome` per
         request, in the order they end. See :mod:`kling_async.batch`.
@@ -328,6 +330,7 @@ class KlingClient(Shortcuts):
         1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash;
         ``timeout`` a per-task deadline in seconds; ``resend_ambiguous=True`` re-sends journalled
         creates a fresh look-up still cannot settle (each may then be paid twice).
+        ``callback_receiver``/``callback_wait``: see :mod:`kling_async.batch_callbacks`.
 
         ``requests`` are read as they are needed. One that cannot be built (a mapping with an
         unknown field, say: :class:`RequestValidationError`), or an error of the iterable
@@ -337,10 +340,9 @@ class KlingClient(Shortcuts):
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
-        return Batch(
-            self._creator, self.watch, requests, journal=journal, slots=slots, timeout=timeout,
-            resend_ambiguous=resend_ambiguous,
-        )  # fmt: skip
+        return Batch(self._creator, self.watch, requests, journal=journal, slots=slots,
+            timeout=timeout, resend_ambiguous=resend_ambiguous,
+            callback_receiver=callback_receiver, callback_wait=callback_wait)  # fmt: skip
 
     async def extend_until(
         self,

@@ -285,6 +285,14 @@ class Creator:
         if len(self._created) > _KNOWN_IDS:
             self._created.popitem(last=False)
 
+    def knows(self, task_id: str) -> bool:
+        """Whether ``task_id`` was created or claimed by us (see :meth:`remember`)."""
+        return task_id in self._created
+
+    async def fetch(self, task_id: str, kind: str) -> Task:
+        """The task ``task_id`` as Kling shows it now (a callback's claim, confirmed)."""
+        return await self._reader.get_task(task_id, kind=kind)
+
     async def find_submitted(self, error: AmbiguousSubmitError) -> Task | None:
         """Look again for the task of an :class:`AmbiguousSubmitError`; ``None`` if not found."""
         request = error.request
