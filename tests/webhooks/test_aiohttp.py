@@ -246,3 +246,15 @@ async def test_an_unverified_callback_during_a_poll_is_still_confirmed_at_once(
         consumer.cancel()
         with pytest.raises(asyncio.CancelledError):
             await consumer
+
+
+async def test_the_aiohttp_handler_passes_the_query_string_on(serve: Serve) -> None:
+    events: list[CallbackEvent] = []
+    receiver = CallbackReceiver(on_event=events.append)
+    url = await serve(aiohttp_handler(receiver))
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(url + "?ka_ref=t%2B1&x=", data=legacy_body()) as r,
+    ):
+        assert r.status == 200
+    assert [e.query for e in events] == ["ka_ref=t%2B1&x="]

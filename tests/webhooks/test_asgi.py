@@ -117,3 +117,16 @@ async def test_asgi_app_in_fastapi_feeds_the_watch(
     await consumer
     assert_once_each(changes, [S, P, OK])
     assert kling.scheduler.polls_sent == polls
+
+
+async def test_asgi_app_passes_the_query_string_to_listeners() -> None:
+    receiver = CallbackReceiver()
+    heard: list[str] = []
+    stop = receiver.listen(lambda event: heard.append(event.query))
+    async with asgi_client(asgi_app(receiver)) as http:
+        ok = await http.post("/?site=a&ka_ref=tok", content=legacy_body())
+        assert ok.status_code == 200
+        stop()  # a stopped listener hears nothing more
+        await http.post("/?ka_ref=other", content=legacy_body(status="succeed"))
+    assert heard == ["site=a&ka_ref=tok"]
+    assert receiver.accepted == 2
