@@ -17,13 +17,14 @@ import pytest
 from aiohttp import web
 
 from kling_async import FakeClock, KlingClient, VideoExtendRequest
+from kling_async.batch import Batch, Outcome
 from kling_async.journal import Journal
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.webhooks import CallbackReceiver, aiohttp_handler
 
 from .conftest import MakeClient, MakeEmulator, created, requests_to
 from .money import Ledger, ledger
-from .watching import run_batch, run_clock
+from .watching import run_clock, settle
 
 SECRET = "whsec_a2xpbmctYXN5bmMtY2FsbGJhY2stcmVjb3Zlcnl0ZXN0"
 
@@ -50,6 +51,29 @@ async def serve() -> AsyncIterator[Callable[[CallbackReceiver], Any]]:
         await runner.cleanup()
 
 
+async def run_batch(
+    clock: FakeClock, kling: KlingClient, emu: KlingEmulator, batch: Batch
+) -> list[Outcome]:
+    """Consume ``batch`` on ``clock``, stepping it only once the callbacks due are delivered
+    (their delivery takes real time; the fake clock must not run ahead of it)."""
+    outcomes: list[Outcome] = []
+
+    async def consume() -> None:
+        async for outcome in batch:
+            outcomes.append(outcome)
+
+    consumer = asyncio.ensure_future(consume())
+    for _ in range(100_000):
+        if consumer.done():
+            break
+        await settle(kling)
+        await emu.flush_callbacks()
+        await clock.advance(1.0)
+        await asyncio.sleep(0)
+    await consumer
+    return outcomes
+
+
 async def _relay_batch(
     make_emulator: MakeEmulator,
     make_client: MakeClient,
@@ -66,8 +90,7 @@ async def _relay_batch(
     )
     seeds = [emu.add_video() for _ in range(3)]
     kling = make_client(emu, "relay", max_polls_per_second=None)
-    # The fake clock runs on during real-time deliveries: a wide signature tolerance and wait.
-    receiver = CallbackReceiver(client=kling, secret=SECRET if signed else None, tolerance=100_000)
+    receiver = CallbackReceiver(client=kling, secret=SECRET if signed else None)
     url = await serve(receiver)
     requests = [
         VideoExtendRequest(
@@ -81,10 +104,8 @@ async def _relay_batch(
     emu.random_faults(
         0.3, kinds=(Fault.DROP_AFTER_CREATE, Fault.GATEWAY_502_AFTER_CREATE), seed=5, route="create"
     )
-    batch = kling.extend_many(
-        requests, callback_receiver=receiver if callbacks else None, callback_wait=5_000
-    )
-    outcomes = await run_batch(clock, kling, batch)
+    batch = kling.extend_many(requests, callback_receiver=receiver if callbacks else None)
+    outcomes = await run_batch(clock, kling, emu, batch)
     return emu, kling, outcomes, batch
 
 
@@ -141,6 +162,12 @@ async def test_a_forged_unsigned_callback_with_a_token_settles_nothing(
         decoy = VideoExtendRequest(
             video_id=other.video_id, parent_task_id=other.task_id, prompt="d"
         )
+        # A task of the same parent video made by someone else well before the batch: not ours,
+        # but older than the lost create.
+        older = await make_client(emu, "relay").extend_video(
+            seed.video_id, parent_task_id=seed.task_id, prompt="o"
+        )
+        await clock.advance(600)
         # A task of the same parent video, already ours: no callback may hand it to another.
         earlier = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id, prompt="e")
         emu.fault(Fault.DROP_AFTER_CREATE, route="create")  # the next create's answer is lost
@@ -160,10 +187,10 @@ async def test_a_forged_unsigned_callback_with_a_token_settles_nothing(
         query = urllib.parse.urlsplit(record.callback_url or "").query
         (decoy_id,) = batch.running.values()
         # Each a copy of the lost task's own callback (right parent, right time) under another
-        # id: ours already (same video, and another), a made-up one, and the seed's (no
-        # extension of that video).
+        # id: someone else's older one, ours already (same video, and another), a made-up one,
+        # and the seed's (no extension of that video).
         genuine = emu.task_json(record.task_id)
-        for task_id in (earlier.task_id, decoy_id, "999999999", seed.task_id):
+        for task_id in (older.task_id, earlier.task_id, decoy_id, "999999999", seed.task_id):
             body = json.dumps({**genuine, "task_id": task_id, "task_status": "succeed"})
             assert await receiver.receive({}, body.encode(), query=query) is not None
         await run_clock(clock, kling, consumer.done)
@@ -174,7 +201,7 @@ async def test_a_forged_unsigned_callback_with_a_token_settles_nothing(
     assert by_prompt["x"].outcome == "ambiguous"  # nothing forged was believed
     assert by_prompt["d"].outcome == "succeed" and by_prompt["d"].task.task_id == decoy_id
     assert sink.hits > 0  # the genuine callbacks existed, they just never reached the batch
-    assert requests_to(emu, "create") == 3
+    assert requests_to(emu, "create") == 4
 
 
 @attrs.define
@@ -209,10 +236,8 @@ async def test_a_resumed_batch_settles_journalled_ambiguous_creates_from_later_c
     clock: FakeClock,
     tmp_path: Path,
 ) -> None:
-    # Long queues: the fake clock runs on while HTTP round trips take real time.
-    emu = await make_emulator(
-        relay_list_route=False, durations=Durations(queued=5_000, running=100)
-    )
+    # Long queues: the fake clock steps on while the journal writes in its thread.
+    emu = await make_emulator(relay_list_route=False, durations=Durations(queued=3_000, running=60))
     seeds = [emu.add_video() for _ in range(2)]
     kling = make_client(emu, "relay", max_polls_per_second=None)
     receiver = CallbackReceiver(client=kling)
@@ -235,8 +260,8 @@ async def test_a_resumed_batch_settles_journalled_ambiguous_creates_from_later_c
     first = kling.extend_many(
         requests, journal=journal, slots=4, callback_receiver=deaf, callback_wait=0
     )
-    before = await run_batch(clock, kling, first)
-    assert clock.monotonic() < 5_000  # before any task's next status
+    before = await run_batch(clock, kling, emu, first)
+    assert clock.monotonic() < 3_000  # before any task's next status
     assert collections.Counter(o.outcome for o in before) == {"ambiguous": 4}
     async with await Journal.open(journal) as saved:
         sent = {e.request["body"]["callback_url"] for e in await saved.entries()}
@@ -244,8 +269,13 @@ async def test_a_resumed_batch_settles_journalled_ambiguous_creates_from_later_c
     assert len(sent) == 4
     # Resumed: the look-ups still cannot run; each task's next status callback settles it.
     again = kling.extend_many(
-        requests, journal=journal, callback_receiver=receiver, callback_wait=10_000
+        requests, journal=journal, callback_receiver=receiver, callback_wait=5_000
     )
-    after = await run_batch(clock, kling, again)
+    after = await run_batch(clock, kling, emu, again)
     assert collections.Counter(o.outcome for o in after) == {"succeed": 4}
     assert created(emu) == 4 and ledger(emu, after).clean
+    # And journalled as created, then finished: a third run only reports them.
+    third = await run_batch(clock, kling, emu, kling.extend_many(requests, journal=journal))
+    assert [(o.outcome, o.from_journal) for o in third] == [("succeed", True)] * 4
+    assert {o.task.task_id for o in third if o.task} == {o.task.task_id for o in after if o.task}
+    assert requests_to(emu, "create") == 4
