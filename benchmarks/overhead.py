@@ -139,7 +139,11 @@ async def requests_side_by_side(
             timeout=aiohttp.ClientTimeout(total=60),
             headers={"User-Agent": f"kling-async/{kling_async.__version__}"},
         ) as session,
-        KlingClient(api_key=info["api_key"], base_url=info["base_url"]) as kling,
+        # The emulator here has no slot limit and its tasks outlive the run: say so, or the
+        # client's slot gate would stop at its 1,000-task ceiling for an unknown limit.
+        KlingClient(
+            api_key=info["api_key"], base_url=info["base_url"], slots=1_000_000
+        ) as kling,
     ):
         sides = {
             "lib": library_iteration(kling, info["video_id"]),
