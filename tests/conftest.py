@@ -1,4 +1,5 @@
-"""Fixtures shared by the client tests: an emulator on a fake clock and clients bound to it."""
+"""Fixtures shared by the client tests: an emulator on a fake clock, clients bound to it, and
+aiohttp handlers served on loopback (``serve``)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+from aiohttp import web
 
 from kling_async import FakeClock, KlingClient, RetryPolicy
 from kling_async.testing import KlingEmulator
@@ -70,3 +72,27 @@ def requests_to(emulator: KlingEmulator, route: str, method: str | None = None) 
         for (m, r, _status), n in emulator.stats.requests.items()
         if r == route and (method is None or m == method)
     )
+
+
+Serve = Callable[[Callable[[web.Request], Awaitable[web.StreamResponse]]], Awaitable[str]]
+
+
+@pytest.fixture
+async def serve() -> AsyncIterator[Serve]:
+    """Serve aiohttp handlers on 127.0.0.1 (any free port); all stopped at the end."""
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> str:
+        app = web.Application()
+        app.router.add_post("/kling-callback", handler)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        runners.append(runner)
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        return f"http://{host}:{port}/kling-callback"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()

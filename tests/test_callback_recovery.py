@@ -8,11 +8,10 @@ import asyncio
 import collections
 import json
 import urllib.parse
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import pytest
 from aiohttp import web
 
@@ -22,33 +21,23 @@ from kling_async.journal import Journal
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.webhooks import CallbackReceiver, aiohttp_handler
 
-from .conftest import MakeClient, MakeEmulator, created, requests_to
+from .conftest import MakeClient, MakeEmulator, Serve, created, requests_to
 from .money import Ledger, ledger
 from .watching import run_clock, settle
 
+Mount = Callable[[CallbackReceiver], Awaitable[str]]
 SECRET = "whsec_a2xpbmctYXN5bmMtY2FsbGJhY2stcmVjb3Zlcnl0ZXN0"
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[CallbackReceiver], Any]]:
+async def mount(serve: Serve) -> Mount:
     """Mount a receiver at ``/kling-callback?site=a`` on loopback; its URL (with a query the
     batch must keep)."""
-    runners: list[web.AppRunner] = []
 
     async def start(receiver: CallbackReceiver) -> str:
-        app = web.Application()
-        app.router.add_post("/kling-callback", aiohttp_handler(receiver))
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        runners.append(runner)
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = runner.addresses[0][:2]
-        return f"http://{host}:{port}/kling-callback?site=a"
+        return await serve(aiohttp_handler(receiver)) + "?site=a"
 
-    yield start
-    for runner in runners:
-        await runner.cleanup()
+    return start
 
 
 async def run_batch(
@@ -77,7 +66,7 @@ async def run_batch(
 async def _relay_batch(
     make_emulator: MakeEmulator,
     make_client: MakeClient,
-    serve: Any,
+    mount: Mount,
     clock: FakeClock,
     *,
     callbacks: bool,
@@ -91,7 +80,7 @@ async def _relay_batch(
     seeds = [emu.add_video() for _ in range(3)]
     kling = make_client(emu, "relay", max_polls_per_second=None)
     receiver = CallbackReceiver(client=kling, secret=SECRET if signed else None)
-    url = await serve(receiver)
+    url = await mount(receiver)
     requests = [
         VideoExtendRequest(
             video_id=seeds[i % 3].video_id,
@@ -111,10 +100,14 @@ async def _relay_batch(
 
 @pytest.mark.parametrize("signed", [True, False])
 async def test_callbacks_settle_every_lost_relay_create_for_its_own_request(
-    make_emulator: MakeEmulator, make_client: MakeClient, serve: Any, clock: FakeClock, signed: bool
+    make_emulator: MakeEmulator,
+    make_client: MakeClient,
+    mount: Mount,
+    clock: FakeClock,
+    signed: bool,
 ) -> None:
     emu, _, outcomes, _ = await _relay_batch(
-        make_emulator, make_client, serve, clock, callbacks=True, signed=signed
+        make_emulator, make_client, mount, clock, callbacks=True, signed=signed
     )
     lost = sum(1 for _, task_id in emu.stats.creates if task_id is not None) - 24
     assert lost == 0  # nothing was sent twice
@@ -133,10 +126,13 @@ async def test_callbacks_settle_every_lost_relay_create_for_its_own_request(
 
 
 async def test_without_the_receiver_the_same_lost_creates_stay_ambiguous(
-    make_emulator: MakeEmulator, make_client: MakeClient, serve: Any, clock: FakeClock
+    make_emulator: MakeEmulator,
+    make_client: MakeClient,
+    mount: Mount,
+    clock: FakeClock,
 ) -> None:
     emu, _, outcomes, _ = await _relay_batch(
-        make_emulator, make_client, serve, clock, callbacks=False, signed=True
+        make_emulator, make_client, mount, clock, callbacks=False, signed=True
     )
     counts = collections.Counter(o.outcome for o in outcomes)
     assert counts["ambiguous"] > 0 and counts["ambiguous"] + counts["succeed"] == 24
@@ -146,7 +142,7 @@ async def test_without_the_receiver_the_same_lost_creates_stay_ambiguous(
 
 
 async def test_a_forged_unsigned_callback_with_a_token_settles_nothing(
-    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock, serve: Serve
 ) -> None:
     # The server's own callbacks go to a sink: only the forger reaches the receiver, with the
     # token of a lost create and task ids that are not its task's.
@@ -154,85 +150,60 @@ async def test_a_forged_unsigned_callback_with_a_token_settles_nothing(
     seed, other = emu.add_video(), emu.add_video()
     kling = make_client(emu, "relay", max_polls_per_second=None)
     receiver = CallbackReceiver(client=kling)
-    sink = await _sink()
-    try:
-        lost = VideoExtendRequest(
-            video_id=seed.video_id, parent_task_id=seed.task_id, prompt="x", callback_url=sink.url
-        )
-        decoy = VideoExtendRequest(
-            video_id=other.video_id, parent_task_id=other.task_id, prompt="d"
-        )
-        # A task of the same parent video made by someone else well before the batch: not ours,
-        # but older than the lost create.
-        older = await make_client(emu, "relay").extend_video(
-            seed.video_id, parent_task_id=seed.task_id, prompt="o"
-        )
-        await clock.advance(600)
-        # A task of the same parent video, already ours: no callback may hand it to another.
-        earlier = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id, prompt="e")
-        emu.fault(Fault.DROP_AFTER_CREATE, route="create")  # the next create's answer is lost
-        batch = kling.extend_many(
-            [lost, decoy], slots=4, callback_receiver=receiver, callback_wait=60
-        )
-        outcomes: list[Any] = []
+    hits = 0
 
-        async def consume() -> None:
-            async for outcome in batch:
-                outcomes.append(outcome)
+    async def swallow(request: web.Request) -> web.Response:  # answers 200, passes none on
+        nonlocal hits
+        hits += 1
+        return web.Response(text="{}")
 
-        consumer = asyncio.ensure_future(consume())
-        # The lost create waits for a callback (unsettled) while the decoy's task runs.
-        await run_clock(clock, kling, lambda: len(batch.running) == len(batch.unsettled) == 1)
-        (record,) = [r for r in emu.tasks.values() if r.callback_url]
-        query = urllib.parse.urlsplit(record.callback_url or "").query
-        (decoy_id,) = batch.running.values()
-        # Each a copy of the lost task's own callback (right parent, right time) under another
-        # id: someone else's older one, ours already (same video, and another), a made-up one,
-        # and the seed's (no extension of that video).
-        genuine = emu.task_json(record.task_id)
-        for task_id in (older.task_id, earlier.task_id, decoy_id, "999999999", seed.task_id):
-            body = json.dumps({**genuine, "task_id": task_id, "task_status": "succeed"})
-            assert await receiver.receive({}, body.encode(), query=query) is not None
-        await run_clock(clock, kling, consumer.done)
-        await consumer
-    finally:
-        await sink.runner.cleanup()
+    sink = await serve(swallow)
+    lost = VideoExtendRequest(
+        video_id=seed.video_id, parent_task_id=seed.task_id, prompt="x", callback_url=sink
+    )
+    decoy = VideoExtendRequest(video_id=other.video_id, parent_task_id=other.task_id, prompt="d")
+    # A task of the same parent video made by someone else well before the batch: not ours,
+    # but older than the lost create.
+    older = await make_client(emu, "relay").extend_video(
+        seed.video_id, parent_task_id=seed.task_id, prompt="o"
+    )
+    await clock.advance(600)
+    # A task of the same parent video, already ours: no callback may hand it to another.
+    earlier = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id, prompt="e")
+    emu.fault(Fault.DROP_AFTER_CREATE, route="create")  # the next create's answer is lost
+    batch = kling.extend_many([lost, decoy], slots=4, callback_receiver=receiver, callback_wait=60)
+    outcomes: list[Any] = []
+
+    async def consume() -> None:
+        async for outcome in batch:
+            outcomes.append(outcome)
+
+    consumer = asyncio.ensure_future(consume())
+    # The lost create waits for a callback (unsettled) while the decoy's task runs.
+    await run_clock(clock, kling, lambda: len(batch.running) == len(batch.unsettled) == 1)
+    (record,) = [r for r in emu.tasks.values() if r.callback_url]
+    query = urllib.parse.urlsplit(record.callback_url or "").query
+    (decoy_id,) = batch.running.values()
+    # Each a copy of the lost task's own callback (right parent, right time) under another
+    # id: someone else's older one, ours already (same video, and another), a made-up one,
+    # and the seed's (no extension of that video).
+    genuine = emu.task_json(record.task_id)
+    for task_id in (older.task_id, earlier.task_id, decoy_id, "999999999", seed.task_id):
+        body = json.dumps({**genuine, "task_id": task_id, "task_status": "succeed"})
+        assert await receiver.receive({}, body.encode(), query=query) is not None
+    await run_clock(clock, kling, consumer.done)
+    await consumer
     by_prompt = {o.request.prompt: o for o in outcomes}
     assert by_prompt["x"].outcome == "ambiguous"  # nothing forged was believed
     assert by_prompt["d"].outcome == "succeed" and by_prompt["d"].task.task_id == decoy_id
-    assert sink.hits > 0  # the genuine callbacks existed, they just never reached the batch
+    assert hits > 0  # the genuine callbacks existed, they just never reached the batch
     assert requests_to(emu, "create") == 4
-
-
-@attrs.define
-class _Sink:
-    runner: web.AppRunner
-    url: str = ""
-    hits: int = 0
-
-
-async def _sink() -> _Sink:
-    """An HTTP endpoint that answers 200 to every callback and passes none on."""
-    app = web.Application()
-    sink = _Sink(web.AppRunner(app, access_log=None))
-
-    async def swallow(request: web.Request) -> web.Response:
-        sink.hits += 1
-        return web.Response(text="{}")
-
-    app.router.add_post("/sink", swallow)
-    await sink.runner.setup()
-    site = web.TCPSite(sink.runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = sink.runner.addresses[0][:2]
-    sink.url = f"http://{host}:{port}/sink"
-    return sink
 
 
 async def test_a_resumed_batch_settles_journalled_ambiguous_creates_from_later_callbacks(
     make_emulator: MakeEmulator,
     make_client: MakeClient,
-    serve: Any,
+    mount: Mount,
     clock: FakeClock,
     tmp_path: Path,
 ) -> None:
@@ -241,7 +212,7 @@ async def test_a_resumed_batch_settles_journalled_ambiguous_creates_from_later_c
     seeds = [emu.add_video() for _ in range(2)]
     kling = make_client(emu, "relay", max_polls_per_second=None)
     receiver = CallbackReceiver(client=kling)
-    url = await serve(receiver)
+    url = await mount(receiver)
     requests = [
         VideoExtendRequest(
             video_id=seeds[i % 2].video_id,

@@ -12,7 +12,7 @@ from kling_async import FakeClock, StatusChange
 from kling_async.testing import Durations, Fault
 from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler
 
-from ..conftest import MakeClient, MakeEmulator
+from ..conftest import MakeClient, MakeEmulator, Serve
 from ..watching import first_poll_delay, settle
 from .common import (
     OK,
@@ -28,7 +28,6 @@ from .common import (
     quiesce,
     signed,
 )
-from .conftest import Serve
 
 
 async def test_signed_callbacks_yield_each_transition_once_with_far_fewer_polls(
