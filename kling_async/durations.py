@@ -60,7 +60,7 @@ def profile_key(kind: str, fields: Mapping[str, Any] | None = None) -> str:
 class DurationSketch:
     """A decaying histogram of durations with quantile queries; see the module doc."""
 
-    __slots__ = ("_counts", "_prior", "_total", "decay", "observed")
+    __slots__ = ("_counts", "_memo", "_prior", "_total", "decay", "observed")
 
     #: Real observations after which the prior no longer counts (it fades linearly until then).
     PRIOR_FADE = 8
@@ -72,6 +72,9 @@ class DurationSketch:
         self._counts = [0.0] * _BINS
         self._prior: dict[int, float] = {}
         self._total = 0.0
+        # Quantiles asked since the last observation: every reschedule of every task asks the
+        # same two, and a sketch changes only when a task ends.
+        self._memo: dict[float, float | None] = {}
         #: Real observations so far (the prior's pseudo-observations not counted).
         self.observed = 0
         if prior is not None and math.isfinite(prior) and prior > 0:
@@ -94,6 +97,7 @@ class DurationSketch:
         self._counts[_bin(seconds)] += 1.0
         self._total += 1.0
         self.observed += 1
+        self._memo.clear()
 
     @property
     def weight(self) -> float:
@@ -119,6 +123,12 @@ class DurationSketch:
         """
         if not 0.0 <= q <= 1.0:
             raise ValueError(f"q must be in [0, 1], got {q!r}")
+        if q in self._memo:
+            return self._memo[q]
+        value = self._memo[q] = self._quantile(q)
+        return value
+
+    def _quantile(self, q: float) -> float | None:
         mass = self._mass()
         total = sum(mass)
         if total <= 1e-12:
