@@ -33,7 +33,7 @@ from .requests import CreateRequest
 from .retry import Retrier, RetryPolicy, retryable_read
 from .scheduler import PollScheduler
 from .shortcuts import Shortcuts
-from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, Timeouts, Transport
+from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, READ_TIMEOUTS, Timeouts, Transport
 from .watch import TaskWatch
 
 __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
@@ -121,7 +121,7 @@ class KlingClient(Shortcuts):
             base_url=base,
             credentials=credentials,
             clock=self.clock,
-            timeouts=timeouts or Timeouts(),
+            timeouts=timeouts or READ_TIMEOUTS,
             session=session,
             max_connections=max_connections,
             max_answer_bytes=max_answer_bytes,

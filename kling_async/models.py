@@ -43,6 +43,9 @@ class TaskStatus(str, enum.Enum):
     @classmethod
     def parse(cls, value: object) -> TaskStatus:
         """Read a wire value; ``succeeded`` (new-standard APIs) reads as ``SUCCEED``."""
+        exact = _WIRE_STATUSES.get(value) if type(value) is str else None
+        if exact is not None:  # every poll's answer: one dict look-up
+            return exact
         text = str(value).strip().lower() if value is not None else ""
         if text == "succeeded":
             return cls.SUCCEED
@@ -58,6 +61,12 @@ class TaskStatus(str, enum.Enum):
 
     def __str__(self) -> str:
         return self.value
+
+
+_WIRE_STATUSES: dict[str, TaskStatus] = {
+    **{status.value: status for status in TaskStatus if status is not TaskStatus.UNKNOWN},
+    "succeeded": TaskStatus.SUCCEED,
+}
 
 
 @attrs.frozen

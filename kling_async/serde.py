@@ -24,6 +24,7 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 
 from .errors import RequestValidationError, ResponseFormatError, excerpt
 from .models import (
+    _WIRE_STATUSES,
     Envelope,
     Image,
     ParentVideo,
@@ -216,22 +217,26 @@ def _fast_envelope(payload: dict[str, Any]) -> Envelope:
     if type(code) is not int:
         raise TypeError("code")
     message = payload.get("message")
+    # Absent and null differ, as with the converter: absent is the default "", null is read by
+    # the hook (as None, whatever the annotation says).
+    request_id = payload.get("request_id", "")
     return Envelope(
         code=code,
         message=message if type(message) is str else _text(message, None),
-        # Absent and null differ, as with the converter: absent is the default "", null is
-        # read by the hook (as None, whatever the annotation says).
-        request_id=_opt_text(payload["request_id"], None) if "request_id" in payload else "",  # type: ignore[arg-type]
+        request_id=request_id if type(request_id) is str else _opt_text(request_id, None),  # type: ignore[arg-type]
         data=payload.get("data"),
     )
 
 
 def _fast_video(data: dict[str, Any]) -> Video:
+    video_id = data["id"]
+    url = data.get("url")
+    marked = data.get("watermark_url")
     return Video(
-        id=_id(data["id"], None),
-        url=_text(data.get("url"), None),
+        id=video_id if type(video_id) is str else _id(video_id, None),
+        url=url if type(url) is str else _text(url, None),
         duration=_seconds(data.get("duration"), None),
-        watermark_url=_opt_text(data.get("watermark_url"), None),
+        watermark_url=marked if type(marked) is str else _opt_text(marked, None),
     )
 
 
@@ -246,28 +251,59 @@ def _fast_image(data: dict[str, Any]) -> Image:
     )
 
 
+# Frozen attrs objects cost several times a plain one to build, and every poll of a task reads
+# the same task_info and, until it ends, an empty result: equal answers share one immutable
+# object instead of building it again (the cache holds only all-string shapes, so a value of
+# another type still takes the hooks below and meets the same checks as ever).
+_NO_INFO = TaskInfo()
+_NO_RESULT = TaskResult()
+_WATERMARKS = {enabled: WatermarkInfo(enabled=enabled) for enabled in (False, True)}
+_INFOS: dict[tuple[str, str, str, str | None], TaskInfo] = {}
+_INFOS_KEPT = 4096
+
+
 def _fast_info(data: Any) -> TaskInfo:
     if data is None:
-        return TaskInfo()
+        return _NO_INFO
     if type(data) is not dict:
         raise TypeError("task_info")
     parent = data.get("parent_video")
+    external = data.get("external_task_id")
+    if type(parent) is dict and (external is None or type(external) is str):
+        parent_id, url, duration = parent.get("id"), parent.get("url"), parent.get("duration")
+        if type(parent_id) is str and type(url) is str and type(duration) is str:
+            key = (parent_id, url, duration, external)
+            info = _INFOS.get(key)
+            if info is None:
+                if len(_INFOS) >= _INFOS_KEPT:
+                    _INFOS.clear()
+                info = _INFOS[key] = _build_info(parent, external)
+            return info
+    return _build_info(parent, external)
+
+
+def _build_info(parent: Any, external: Any) -> TaskInfo:
     if parent is not None:
         if type(parent) is not dict:
             raise TypeError("parent_video")
+        parent_id = parent["id"]
+        url = parent.get("url")
         parent = ParentVideo(
-            id=_id(parent["id"], None),
-            url=_text(parent.get("url"), None),
+            id=parent_id if type(parent_id) is str else _id(parent_id, None),
+            url=url if type(url) is str else _text(url, None),
             duration=_seconds(parent.get("duration"), None),
         )
+    elif external is None:
+        return _NO_INFO
     return TaskInfo(
-        parent_video=parent, external_task_id=_opt_text(data.get("external_task_id"), None)
+        parent_video=parent,
+        external_task_id=external if type(external) is str else _opt_text(external, None),
     )
 
 
 def _fast_result(data: Any) -> TaskResult:
     if data is None:
-        return TaskResult()
+        return _NO_RESULT
     if type(data) is not dict:
         raise TypeError("task_result")
     videos = data.get("videos")
@@ -276,9 +312,11 @@ def _fast_result(data: Any) -> TaskResult:
         images is not None and type(images) is not list
     ):
         raise TypeError("task_result")
+    if not videos and not images:
+        return _NO_RESULT
     return TaskResult(
-        videos=tuple(_fast_video(v) for v in videos) if videos else (),
-        images=tuple(_fast_image(i) for i in images) if images else (),
+        videos=tuple([_fast_video(v) for v in videos]) if videos else (),
+        images=tuple([_fast_image(i) for i in images]) if images else (),
     )
 
 
@@ -288,25 +326,31 @@ def _fast_watermark(data: Any) -> WatermarkInfo | None:
     enabled = data.get("enabled", False) if type(data) is dict else None
     if type(enabled) is not bool:
         raise TypeError("watermark_info")
-    return WatermarkInfo(enabled=enabled)
+    return _WATERMARKS[enabled]
 
 
 def _fast_task(data: dict[str, Any], kind: str) -> Task:
     if type(kind) is not str:
         raise TypeError("kind")
     status = data["task_status"]
+    task_id = data["task_id"]
+    message = data.get("task_status_msg")
+    units = data.get("final_unit_deduction")
+    created = data.get("created_at")
+    updated = data.get("updated_at")
+    # The exact-type tests take the shapes every poll meets without a hook call each.
     return Task(
         kind=kind,
-        task_id=_id(data["task_id"], None),
-        task_status=TaskStatus.parse(status),
-        raw_status=_text(status, None),
-        task_status_msg=_text(data.get("task_status_msg"), None),
+        task_id=task_id if type(task_id) is str else _id(task_id, None),
+        task_status=_WIRE_STATUSES.get(status) or TaskStatus.parse(status),
+        raw_status=status if type(status) is str else _text(status, None),
+        task_status_msg=message if type(message) is str else _text(message, None),
         task_info=_fast_info(data.get("task_info")),
         task_result=_fast_result(data.get("task_result")),
         watermark_info=_fast_watermark(data.get("watermark_info")),
-        final_unit_deduction=_units(data.get("final_unit_deduction"), None),
-        created_at=_millis(data.get("created_at"), None),
-        updated_at=_millis(data.get("updated_at"), None),
+        final_unit_deduction=units if type(units) is str else _units(units, None),
+        created_at=created if type(created) is int else _millis(created, None),
+        updated_at=updated if type(updated) is int else _millis(updated, None),
     )
 
 

@@ -53,7 +53,14 @@ from .media import AddressRefused, MediaPolicy, PolicyResolver
 from .models import Envelope
 from .serde import dumps, loads, structure_envelope
 
-__all__ = ["DEFAULT_MAX_ANSWER", "DOWNLOAD_TIMEOUTS", "Timeouts", "Transport", "quote_id"]
+__all__ = [
+    "DEFAULT_MAX_ANSWER",
+    "DOWNLOAD_TIMEOUTS",
+    "READ_TIMEOUTS",
+    "Timeouts",
+    "Transport",
+    "quote_id",
+]
 
 log = logging.getLogger("kling_async")
 
@@ -66,6 +73,10 @@ class Timeouts:
 
     ``connect`` covers getting a connection (pool wait, DNS, TCP, TLS), ``read`` the wait for
     each chunk of the answer, ``total`` the whole request.
+
+    A :class:`~kling_async.KlingClient`'s defaults: reads (get, list, polls)
+    ``Timeouts(connect=10, read=None, total=30)``; creates ``Timeouts(connect=10, read=60,
+    total=90)``; downloads ``Timeouts(connect=10, read=30, total=None)``.
     """
 
     connect: float | None = 10.0
@@ -75,6 +86,12 @@ class Timeouts:
     def to_aiohttp(self) -> aiohttp.ClientTimeout:
         return aiohttp.ClientTimeout(total=self.total, connect=self.connect, sock_read=self.read)
 
+
+# Reads (get, list, every poll) by default: an answer is kilobytes (a 500-task page well
+# under 1 MiB), so one deadline for the whole request bounds a stalled server as tightly as a
+# per-chunk limit would. A per-chunk ``read`` makes aiohttp re-arm a timer on every chunk, 7% of
+# a poll's CPU (benchmarks/README.md, issue #16); pass ``read=`` to have it anyway.
+READ_TIMEOUTS = Timeouts(connect=10.0, read=None, total=30.0)
 
 # A video on a slow link may take longer than any total: downloads bound the connect and each
 # read instead.
@@ -176,6 +193,7 @@ class Transport:
         self._max_connections = max_connections
         self._closed = False
         self._aiohttp_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        self._default_timeout = timeouts.to_aiohttp()  # every poll's: no hash to find it
         # Downloads get sessions of their own, keyed by allow_private: their resolver is the
         # media policy's address check, and they never carry the API session's settings.
         self._media_sessions: dict[bool, aiohttp.ClientSession] = {}
@@ -211,11 +229,10 @@ class Transport:
     def _secrets(self, authorization: str) -> tuple[str, ...]:
         return (authorization.removeprefix("Bearer "), *self.credentials.secrets())
 
-    def _client_timeout(self, timeouts: Timeouts | None) -> aiohttp.ClientTimeout:
-        t = timeouts or self.timeouts
-        cached = self._aiohttp_timeouts.get(t)
+    def _client_timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+        cached = self._aiohttp_timeouts.get(timeouts)
         if cached is None:
-            cached = self._aiohttp_timeouts[t] = t.to_aiohttp()
+            cached = self._aiohttp_timeouts[timeouts] = timeouts.to_aiohttp()
         return cached
 
     async def request(
@@ -228,7 +245,9 @@ class Transport:
         timeouts: Timeouts | None = None,
     ) -> Envelope:
         """Send one request and return the envelope of a ``code == 0`` answer, or raise."""
-        session = self._session_now()
+        session = self._session
+        if session is None or self._closed:
+            session = self._session_now()
         authorization = self.credentials.authorization()
         headers = {"Authorization": authorization}
         data = None
@@ -250,7 +269,9 @@ class Transport:
                     data=data,
                     params=params,
                     headers=headers,
-                    timeout=self._client_timeout(timeouts),
+                    timeout=self._default_timeout
+                    if timeouts is None
+                    else self._client_timeout(timeouts),
                     allow_redirects=False,
                 ) as response,
             ):

@@ -38,6 +38,20 @@ TASK: dict[str, Any] = {
     "updated_at": 1722769844426,
 }
 ENVELOPE: dict[str, Any] = {"code": 0, "message": "SUCCEED", "request_id": "r-1", "data": TASK}
+# What every poll before the end reads: a parent video, an empty result.
+POLL: dict[str, Any] = {
+    "task_id": "815336423632572488",
+    "task_status": "processing",
+    "task_status_msg": "",
+    "task_info": {
+        "parent_video": {"id": "v-parent", "url": "https://x/p.mp4", "duration": "5"},
+    },
+    "task_result": {"videos": []},
+    "watermark_info": {"enabled": False},
+    "final_unit_deduction": "1",
+    "created_at": 1722769557708,
+    "updated_at": 1722769557708,
+}
 ODD_VALUES: list[Any] = [None, "", "5", "x", 5, 5.5, -1, True, False, [], {}, [{}], {"id": 1}]
 
 
@@ -108,11 +122,12 @@ def test_the_payloads_themselves_take_the_fast_path_and_read_fully() -> None:
 
 
 @pytest.mark.parametrize("seed", range(4))
-def test_mutated_tasks_read_as_the_converter_reads_them(seed: int) -> None:
+@pytest.mark.parametrize("payload", [TASK, POLL], ids=["ended", "poll"])
+def test_mutated_tasks_read_as_the_converter_reads_them(seed: int, payload: Any) -> None:
     rng = random.Random(seed)
     outcomes = {"read": 0, "refused": 0}
     for _ in range(500):
-        data = _mutate(TASK, rng)
+        data = _mutate(payload, rng)
         expected = _converter_task(data)
         got = _read(structure_task, data, "video-extend")
         assert got == expected, data
@@ -129,3 +144,28 @@ def test_mutated_envelopes_read_as_the_converter_reads_them(seed: int) -> None:
         if "code" not in payload:
             continue  # refused before either reader runs
         assert _read(structure_envelope, payload) == _converter_envelope(payload), payload
+
+
+def test_equal_polls_share_their_immutable_parts_and_different_ones_do_not() -> None:
+    first = structure_task(POLL, "video-extend")
+    again = structure_task(copy.deepcopy(POLL), "video-extend")
+    assert first == _converter_task(POLL)
+    assert again.task_info is first.task_info  # read once, shared: frozen objects
+    assert again.task_result is first.task_result and again.task_result.videos == ()
+    assert again.watermark_info is first.watermark_info
+    other = copy.deepcopy(POLL)
+    other["task_info"]["parent_video"]["duration"] = "5.5"
+    moved = structure_task(other, "video-extend")
+    assert moved.task_info is not first.task_info
+    assert moved.task_info.parent_video is not None
+    assert moved.task_info.parent_video.duration == 5.5
+
+
+def test_the_shared_task_infos_are_bounded() -> None:
+    from kling_async import serde
+
+    for n in range(serde._INFOS_KEPT + 100):
+        data = copy.deepcopy(POLL)
+        data["task_info"]["external_task_id"] = f"job-{n}"
+        assert structure_task(data, "video-extend").task_info.external_task_id == f"job-{n}"
+        assert len(serde._INFOS) <= serde._INFOS_KEPT
