@@ -1,0 +1,104 @@
+"""What the request modules share: enums of the wire, converters and validators built on
+:mod:`kling_async._validators` (each failure a :class:`RequestValidationError` naming the field)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+
+from .._validators import Validator, bounded_text, number_in
+from ..errors import RequestValidationError
+from ..models import WatermarkInfo
+
+__all__ = [
+    "ASPECT_RATIOS",
+    "CAMERA_TYPES",
+    "DURATIONS",
+    "IMAGE_ASPECT_RATIOS",
+    "MODES",
+    "count_in",
+    "items_of",
+    "optional_prompt",
+    "to_duration",
+    "to_float",
+    "unit_interval",
+    "watermark",
+]
+
+ASPECT_RATIOS = ("16:9", "9:16", "1:1")
+IMAGE_ASPECT_RATIOS = ("16:9", "9:16", "1:1", "4:3", "3:4", "3:2", "2:3", "21:9")
+CAMERA_TYPES = ("simple", "down_back", "forward_up", "right_turn_forward", "left_turn_forward")
+MODES = ("std", "pro")
+DURATIONS = ("5", "10")
+
+T = TypeVar("T")
+
+
+def watermark(value: Any) -> WatermarkInfo | None:
+    """``watermark_info`` from a bool (or a :class:`WatermarkInfo`)."""
+    if value is None or isinstance(value, WatermarkInfo):
+        return value
+    if isinstance(value, bool):
+        return WatermarkInfo(enabled=value)
+    raise RequestValidationError("watermark", f"must be a bool, got {type(value).__name__}")
+
+
+def to_float(value: Any) -> Any:
+    # ints are fine where floats are expected; everything else is left for the validator.
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def to_duration(value: Any) -> Any:
+    # The wire wants the string "5" or "10"; accept the number too.
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+optional_prompt = bounded_text()
+unit_interval = number_in(0.0, 1.0)
+
+
+def items_of(cls: type[T], shorthand: str | None = None) -> Callable[[Any], Any]:
+    """A converter to a tuple of ``cls``: items may be ``cls`` objects, mappings of its fields,
+    or (with ``shorthand``) a plain string for that one field (``image_list=["https://..."]``).
+    ``None`` stays ``None``; anything else is left for the validator to refuse."""
+
+    def convert(value: Any) -> Any:
+        if value is None or isinstance(value, (str, bytes, Mapping)):
+            return value
+        if not isinstance(value, Iterable):
+            return value
+        out = []
+        for item in value:
+            if isinstance(item, str) and shorthand is not None:
+                item = cls(**{shorthand: item})
+            elif isinstance(item, Mapping):
+                try:
+                    item = cls(**item)
+                except TypeError as exc:  # an unknown or missing key
+                    raise RequestValidationError(cls.__name__, str(exc)) from None
+            out.append(item)
+        return tuple(out)
+
+    return convert
+
+
+def count_in(low: int, high: int, item: type | None = None) -> Validator:
+    """A list of ``low`` to ``high`` items (of class ``item``); ``None`` passes (a required
+    list says so with its own check)."""
+
+    def validate(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+        if value is None:
+            return
+        if not isinstance(value, tuple) or (
+            item is not None and not all(isinstance(v, item) for v in value)
+        ):
+            what = f"{item.__name__} objects" if item is not None else "items"
+            raise RequestValidationError(attribute.name, f"must be a list of {what}")
+        if not low <= len(value) <= high:
+            raise RequestValidationError(
+                attribute.name, f"takes {low} to {high} items, got {len(value)}"
+            )
+
+    return validate
