@@ -34,7 +34,7 @@ from .models import (
     Video,
     WatermarkInfo,
 )
-from .requests import REQUEST_TYPES, CameraControl, CreateRequest, DynamicMask, LipSyncInput
+from .requests import NESTED_TYPES, REQUEST_TYPES, CameraConfig, CreateRequest, Trajectory
 
 __all__ = [
     "dumps",
@@ -442,5 +442,6 @@ def _register_request(cls: type) -> None:
 
 # Nested parts first: the request hooks capture theirs when they are made. CameraConfig and
 # Trajectory keep the default (every field, zeros included: one axis moves, the rest are 0).
-for _cls in (CameraControl, DynamicMask, LipSyncInput, *REQUEST_TYPES.values()):
+_KEEP_ZEROS = (CameraConfig, Trajectory)
+for _cls in (*(c for c in NESTED_TYPES if c not in _KEEP_ZEROS), *REQUEST_TYPES.values()):
     _register_request(_cls)

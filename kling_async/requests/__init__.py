@@ -13,8 +13,24 @@ from typing import Union
 
 from .._validators import MAX_PROMPT
 from ._common import ASPECT_RATIOS, CAMERA_TYPES, IMAGE_ASPECT_RATIOS
-from .images import ImageGenerationRequest, VirtualTryOnRequest
-from .lip_sync import LipSyncInput, LipSyncRequest
+from .images import (
+    ImageExpandRequest,
+    ImageGenerationRequest,
+    MultiImageToImageRequest,
+    SubjectImage,
+    VirtualTryOnRequest,
+)
+from .lip_sync import AdvancedLipSyncRequest, FaceChoice, LipSyncInput, LipSyncRequest
+from .more_video import (
+    AvatarRequest,
+    EffectInput,
+    EffectsRequest,
+    Element,
+    MotionControlRequest,
+    MultiImage,
+    MultiImageToVideoRequest,
+)
+from .omni import OmniImage, OmniShot, OmniVideo, OmniVideoRequest
 from .video import (
     CameraConfig,
     CameraControl,
@@ -30,15 +46,32 @@ __all__ = [
     "CAMERA_TYPES",
     "IMAGE_ASPECT_RATIOS",
     "MAX_PROMPT",
+    "NESTED_TYPES",
     "REQUEST_TYPES",
+    "AdvancedLipSyncRequest",
+    "AvatarRequest",
     "CameraConfig",
     "CameraControl",
     "CreateRequest",
     "DynamicMask",
+    "EffectInput",
+    "EffectsRequest",
+    "Element",
+    "FaceChoice",
+    "ImageExpandRequest",
     "ImageGenerationRequest",
     "ImageToVideoRequest",
     "LipSyncInput",
     "LipSyncRequest",
+    "MotionControlRequest",
+    "MultiImage",
+    "MultiImageToImageRequest",
+    "MultiImageToVideoRequest",
+    "OmniImage",
+    "OmniShot",
+    "OmniVideo",
+    "OmniVideoRequest",
+    "SubjectImage",
     "TextToVideoRequest",
     "Trajectory",
     "VideoExtendRequest",
@@ -52,8 +85,33 @@ CreateRequest = Union[  # noqa: UP007 (a runtime alias; `|` of classes is fine o
     ImageGenerationRequest,
     LipSyncRequest,
     VirtualTryOnRequest,
+    MultiImageToVideoRequest,
+    OmniVideoRequest,
+    EffectsRequest,
+    ImageExpandRequest,
+    MultiImageToImageRequest,
+    AdvancedLipSyncRequest,
+    AvatarRequest,
+    MotionControlRequest,
 ]
 
 REQUEST_TYPES: dict[str, type[CreateRequest]] = {
     cls.kind: cls for cls in typing.get_args(CreateRequest)
 }
+
+NESTED_TYPES: tuple[type, ...] = (
+    CameraControl,
+    CameraConfig,
+    DynamicMask,
+    Trajectory,
+    LipSyncInput,
+    MultiImage,
+    EffectInput,
+    Element,
+    OmniImage,
+    OmniVideo,
+    OmniShot,
+    SubjectImage,
+    FaceChoice,
+)
+"""The objects requests nest (what batch rows and flags give as JSON objects)."""

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -19,7 +19,7 @@ __all__ = [
     "IMAGE_ASPECT_RATIOS",
     "MODES",
     "count_in",
-    "items_of",
+    "to_items",
     "optional_prompt",
     "to_duration",
     "to_float",
@@ -59,29 +59,24 @@ optional_prompt = bounded_text()
 unit_interval = number_in(0.0, 1.0)
 
 
-def items_of(cls: type[T], shorthand: str | None = None) -> Callable[[Any], Any]:
-    """A converter to a tuple of ``cls``: items may be ``cls`` objects, mappings of its fields,
-    or (with ``shorthand``) a plain string for that one field (``image_list=["https://..."]``).
-    ``None`` stays ``None``; anything else is left for the validator to refuse."""
-
-    def convert(value: Any) -> Any:
-        if value is None or isinstance(value, (str, bytes, Mapping)):
-            return value
-        if not isinstance(value, Iterable):
-            return value
-        out = []
-        for item in value:
-            if isinstance(item, str) and shorthand is not None:
-                item = cls(**{shorthand: item})
-            elif isinstance(item, Mapping):
-                try:
-                    item = cls(**item)
-                except TypeError as exc:  # an unknown or missing key
-                    raise RequestValidationError(cls.__name__, str(exc)) from None
-            out.append(item)
-        return tuple(out)
-
-    return convert
+def to_items(cls: type[T], value: Any, shorthand: str | None = None) -> Any:
+    """``value`` as a tuple of ``cls`` (for converters): items may be ``cls`` objects, mappings
+    of its fields, or (with ``shorthand``) a plain string for that one field
+    (``image_list=["https://..."]``). ``None`` stays ``None``; anything else is left for the
+    validator to refuse."""
+    if value is None or isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        return value
+    out = []
+    for item in value:
+        if isinstance(item, str) and shorthand is not None:
+            item = cls(**{shorthand: item})
+        elif isinstance(item, Mapping):
+            try:
+                item = cls(**item)
+            except TypeError as exc:  # an unknown or missing key
+                raise RequestValidationError(cls.__name__, str(exc)) from None
+        out.append(item)
+    return tuple(out)
 
 
 def count_in(low: int, high: int, item: type | None = None) -> Validator:
