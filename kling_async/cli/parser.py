@@ -244,7 +244,13 @@ def build_parser() -> argparse.ArgumentParser:
         + _batch_fields(),
     )
     p.set_defaults(create_kind=None)
-    p.add_argument("--kind", required=True, choices=KIND_NAMES, metavar="KIND", help="the kind of task (fields below)")
+    p.add_argument(
+        "--kind",
+        required=True,
+        choices=KIND_NAMES,
+        metavar="KIND",
+        help="the kind of task (fields below)",
+    )
     p.add_argument(
         "-f",
         "--field",

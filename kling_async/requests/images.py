@@ -112,16 +112,19 @@ class ImageExpandRequest:
 
     The new image may be at most 3 times the original's area, read as
     ``(1 + up + down) * (1 + left + right) <= 3`` (the docs' wording; the formula is inferred).
-    Sides left out are sent as 0: the API wants all four.
+    Sides left out are sent as 0: the API wants all four (``__always_sent__``).
     """
 
     kind: ClassVar[str] = "image-expand"
+    __always_sent__: ClassVar[frozenset[str]] = frozenset(
+        f"{side}_expansion_ratio" for side in ("up", "down", "left", "right")
+    )
 
     image: str = attrs.field(validator=[required_id, image_source])
-    up_expansion_ratio: float = attrs.field(default=None, converter=_side, validator=_ratio)
-    down_expansion_ratio: float = attrs.field(default=None, converter=_side, validator=_ratio)
-    left_expansion_ratio: float = attrs.field(default=None, converter=_side, validator=_ratio)
-    right_expansion_ratio: float = attrs.field(default=None, converter=_side, validator=_ratio)
+    up_expansion_ratio: float = attrs.field(default=0.0, converter=_side, validator=_ratio)
+    down_expansion_ratio: float = attrs.field(default=0.0, converter=_side, validator=_ratio)
+    left_expansion_ratio: float = attrs.field(default=0.0, converter=_side, validator=_ratio)
+    right_expansion_ratio: float = attrs.field(default=0.0, converter=_side, validator=_ratio)
     prompt: str | None = attrs.field(default=None, validator=optional_prompt)
     n: int | None = attrs.field(default=None, validator=number_in(1, 9, integer=True))
     watermark_info: WatermarkInfo | None = attrs.field(default=None, converter=watermark)
