@@ -59,22 +59,25 @@ optional_prompt = bounded_text()
 unit_interval = number_in(0.0, 1.0)
 
 
-def to_items(cls: type[T], value: Any, shorthand: str | None = None) -> Any:
-    """``value`` as a tuple of ``cls`` (for converters): items may be ``cls`` objects, mappings
-    of its fields, or (with ``shorthand``) a plain string for that one field
-    (``image_list=["https://..."]``). ``None`` stays ``None``; anything else is left for the
-    validator to refuse."""
+def to_items(cls: type[T], value: Any, field: str, shorthand: str | None = None) -> Any:
+    """``value`` as a tuple of ``cls`` (for the converter of list ``field``): items may be
+    ``cls`` objects, mappings of its fields, or (with ``shorthand``) a plain string for that
+    one field (``image_list=["https://..."]``). ``None`` stays ``None``; anything else is left
+    for the validator to refuse. An item's error names it (``image_list[0].image``)."""
     if value is None or isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
         return value
     out = []
-    for item in value:
-        if isinstance(item, str) and shorthand is not None:
-            item = cls(**{shorthand: item})
-        elif isinstance(item, Mapping):
-            try:
+    for index, item in enumerate(value):
+        try:
+            if isinstance(item, str) and shorthand is not None:
+                item = cls(**{shorthand: item})
+            elif isinstance(item, Mapping):
                 item = cls(**item)
-            except TypeError as exc:  # an unknown or missing key
-                raise RequestValidationError(cls.__name__, str(exc)) from None
+        except RequestValidationError as exc:
+            inner = exc.field.rsplit(".", 1)[-1]
+            raise RequestValidationError(f"{field}[{index}].{inner}", exc.reason) from None
+        except TypeError as exc:  # an unknown or missing key
+            raise RequestValidationError(f"{field}[{index}]", str(exc)) from None
         out.append(item)
     return tuple(out)
 

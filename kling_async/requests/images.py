@@ -161,7 +161,7 @@ def _subjects(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _as_subjects(value: Any) -> Any:
-    return to_items(SubjectImage, value, "subject_image")
+    return to_items(SubjectImage, value, "subject_image_list", "subject_image")
 
 
 @attrs.frozen(kw_only=True)

@@ -140,7 +140,7 @@ def _one_face(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
 
 
 def _as_faces(value: Any) -> Any:
-    return to_items(FaceChoice, value)
+    return to_items(FaceChoice, value, "face_choose")
 
 
 @attrs.frozen(kw_only=True)

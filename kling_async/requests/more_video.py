@@ -55,7 +55,7 @@ class MultiImage:
 
 
 def _as_multi_images(value: Any) -> Any:
-    return to_items(MultiImage, value, "image")
+    return to_items(MultiImage, value, "image_list", "image")
 
 
 @attrs.frozen(kw_only=True)
@@ -201,7 +201,7 @@ class Element:
 
 def as_elements(value: Any) -> Any:
     """A converter: :class:`Element` objects or mappings, as a tuple."""
-    return to_items(Element, value)
+    return to_items(Element, value, "element_list")
 
 
 @attrs.frozen(kw_only=True)

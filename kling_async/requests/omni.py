@@ -77,15 +77,15 @@ class OmniShot:
 
 
 def _as_shots(value: Any) -> Any:
-    return to_items(OmniShot, value)
+    return to_items(OmniShot, value, "multi_prompt")
 
 
 def _as_images(value: Any) -> Any:
-    return to_items(OmniImage, value, "image_url")
+    return to_items(OmniImage, value, "image_list", "image_url")
 
 
 def _as_videos(value: Any) -> Any:
-    return to_items(OmniVideo, value, "video_url")
+    return to_items(OmniVideo, value, "video_list", "video_url")
 
 
 @attrs.frozen(kw_only=True)
