@@ -4,7 +4,24 @@ multi-image2video (§2), omni-video (§3.1), effects (§4), image-expand (§5), 
 (§6), advanced-lip-sync (§7.2), avatar (§8), motion-control (§9.1).
 
 As in :mod:`._bodies`: unknown fields are ignored, the first bad field is a 1201 naming it,
-and each returns the :class:`Plan` of what the task will make. Image bytes are not inspected.
+and each returns the :class:`Plan` of what the task will make.
+
+Documented rules of these sections not modelled, and why:
+
+- bytes of images, videos and sounds (format, size, pixels, aspect, fps, resolution): nothing
+  is fetched or decoded; a video URL not served by the emulator is taken as a 5 s video, and a
+  sound's length is unknown (avatar results last 5 s; lip-sync sounds are not checked against
+  their audio's length, §7.2);
+- the effect scene list (§4: 152 or 219 names, with retirements) and the element library
+  (§3.1, §9.1): any scene name and any integer ``element_id`` are accepted, so the element
+  count rules tied to frames (≤ 3 with a first frame, none on O1 with both frames) and
+  "no video-character elements with a reference video" are not checked;
+- O1's "more than 2 images: no first/end frame" and the multi-shot ⟂ frames rule, which the
+  docs later lifted for kling-v3-omni (§3.1): model-specific and in flux;
+- TTS ``audio_id`` values (§7.2, §8): any id is accepted, as if it were a ≤ 30-day TTS audio;
+- advanced-lip-sync's answer shows ``external_task_id`` in ``task_info`` and can be queried by
+  it like every kind here; the docs list neither (§7.2, §15), and the client does not rely on
+  either (its Kind row gives it no generated id).
 """
 
 from __future__ import annotations

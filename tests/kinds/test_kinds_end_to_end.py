@@ -3,6 +3,7 @@ flavours: create, wait, and the result's shape (videos, images, a parent video).
 
 from __future__ import annotations
 
+import asyncio
 import collections
 from typing import Any
 
@@ -10,12 +11,13 @@ import attrs
 import pytest
 
 from kling_async import FakeClock, TaskStatus
+from kling_async._fields import build_request
 from kling_async.requests import OmniVideoRequest
 from kling_async.serde import request_from_wire, unstructure_request
 from kling_async.testing import Durations
 
 from ..conftest import MakeClient, MakeEmulator, created
-from ..watching import run_batch
+from ..watching import run_batch, run_clock
 from .common import IMAGE_KINDS, KINDS, PNG, finish, simple_requests
 
 
@@ -174,3 +176,24 @@ def test_requests_are_frozen_and_compare_by_value() -> None:
     assert a == b and hash(a) == hash(b)
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         a.prompt = "x"  # type: ignore[misc]
+
+
+async def test_image_kinds_hold_one_slot_per_image(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    # Inferred for expand and multi-image2image from the image rule (§13), at both ends: the
+    # client's gate (4 slots) sends the second 3-image create only once the first has ended.
+    emu = await make_emulator(durations=Durations(queued=2, running=30), slot_limit=4)
+    kling = make_client(emu, slots=4)
+
+    async def make(kind: str, **fields: Any) -> Any:
+        return await kling.wait(await kling.create(build_request(kind, fields)))
+
+    both = asyncio.gather(
+        make("image-expand", image=PNG, up_expansion_ratio=0.5, n=3),
+        make("multi-image2image", subject_image_list=[PNG], n=3),
+    )
+    await run_clock(clock, kling, both.done, step=5.0)
+    assert [len(t.task_result.images) for t in await both] == [3, 3]
+    assert emu.stats.max_slots_in_use == 3
+    assert emu.stats.requests[("POST", "create", 429)] == 0, emu.stats.requests  # no 1303
