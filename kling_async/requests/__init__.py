@@ -46,7 +46,6 @@ __all__ = [
     "CAMERA_TYPES",
     "IMAGE_ASPECT_RATIOS",
     "MAX_PROMPT",
-    "NESTED_TYPES",
     "REQUEST_TYPES",
     "AdvancedLipSyncRequest",
     "AvatarRequest",
