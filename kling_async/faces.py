@@ -49,11 +49,19 @@ class _IdentifyFace:
 
 
 def identify_body(
-    video: str | Video | Task | None = None, *, video_url: str | None = None
+    video: str | Video | Task | None = None,
+    *,
+    video_id: str | None = None,
+    video_url: str | None = None,
 ) -> dict[str, str]:
     """The body: ``video_id`` (a Kling video: an id, a :class:`Video` or a finished
     :class:`Task`, ≤ 30 days old, ≤ 60 s) xor ``video_url`` (mp4/mov, 2–60 s, 720p/1080p).
-    :class:`RequestValidationError` before any I/O otherwise."""
+    :class:`RequestValidationError` before any I/O otherwise. ``video_id=`` is another name
+    for ``video``."""
+    if video_id is not None:
+        if video is not None:
+            raise RequestValidationError("video_id", "given twice (video and video_id)")
+        video = video_id
     if isinstance(video, Task):
         if video.video is None:
             raise RequestValidationError("video_id", f"task {video.task_id} has no result video")
@@ -68,10 +76,11 @@ async def identify_face(
     transport: Poster,
     video: str | Video | Task | None = None,
     *,
+    video_id: str | None = None,
     video_url: str | None = None,
     timeouts: Timeouts | None = None,
 ) -> FaceIdentification:
     """POST ``identify-face`` once and read its faces."""
-    body = identify_body(video, video_url=video_url)
+    body = identify_body(video, video_id=video_id, video_url=video_url)
     envelope = await transport.request("POST", IDENTIFY_FACE_PATH, body=body, timeouts=timeouts)
     return structure_faces(envelope.data, request_id=envelope.request_id)

@@ -162,15 +162,19 @@ class Shortcuts(abc.ABC):
         self,
         video: str | Video | Task | None = None,
         *,
+        video_id: str | None = None,
         video_url: str | None = None,
         timeouts: Timeouts | None = None,
     ) -> FaceIdentification:
         """The faces of a video, for :meth:`advanced_lip_sync` (synchronous, no task).
 
         ``video`` is a Kling video (id, :class:`Video` or finished :class:`Task`); or give
-        ``video_url``. Billed and sent once, never retried (see :mod:`kling_async.faces`).
+        ``video_id=`` or ``video_url=``. Billed and sent once, never retried (see
+        :mod:`kling_async.faces`).
         """
-        return await identify_face(self._transport, video, video_url=video_url, timeouts=timeouts)
+        return await identify_face(
+            self._transport, video, video_id=video_id, video_url=video_url, timeouts=timeouts
+        )
 
     async def advanced_lip_sync(
         self,

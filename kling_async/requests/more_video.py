@@ -5,6 +5,7 @@ paths. Each validates when it is built, before any network I/O.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import attrs
@@ -138,6 +139,21 @@ class EffectInput:
                     )
 
 
+def _as_effect_input(value: Any) -> Any:
+    # A mapping of EffectInput's fields reads as one (unknown keys named), like the shortcuts.
+    if not isinstance(value, Mapping):
+        return value
+    try:
+        return EffectInput(**value)
+    except TypeError as exc:
+        raise RequestValidationError("input", str(exc)) from None
+
+
+def _effect_input(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    if not isinstance(value, EffectInput):
+        raise RequestValidationError("input", "must be an EffectInput or a mapping of its fields")
+
+
 @attrs.frozen(kw_only=True)
 class EffectsRequest:
     """``POST /v1/videos/effects``: a preset effect (``effect_scene``, e.g. ``squish``,
@@ -150,7 +166,7 @@ class EffectsRequest:
     kind: ClassVar[str] = "effects"
 
     effect_scene: str = attrs.field(validator=required_id)
-    input: EffectInput
+    input: EffectInput = attrs.field(converter=_as_effect_input, validator=_effect_input)
     callback_url: str | None = attrs.field(default=None, validator=http_url)
     external_task_id: str | None = attrs.field(default=None, validator=opt_id)
 

@@ -115,3 +115,15 @@ async def test_advanced_lip_sync_needs_an_open_session_and_its_face(
     assert emu.tasks[task.task_id].parent is not None
     await clock.advance(24 * 3600 + 1)  # sessions last 24 h
     assert "expired" in await refused(found)
+
+
+async def test_identify_face_takes_video_id_by_name(
+    make_emulator: MakeEmulator, make_client: MakeClient
+) -> None:
+    emu = await make_emulator()
+    kling = make_client(emu)
+    seed = emu.add_video()
+    found = await kling.identify_face(video_id=seed.video_id)
+    assert found.faces and found.session_id
+    with pytest.raises(RequestValidationError):
+        await kling.identify_face(seed.video_id, video_id=seed.video_id)

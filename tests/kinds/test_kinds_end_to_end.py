@@ -10,9 +10,9 @@ from typing import Any
 import attrs
 import pytest
 
-from kling_async import FakeClock, TaskStatus
+from kling_async import FakeClock, RequestValidationError, TaskStatus
 from kling_async._fields import build_request
-from kling_async.requests import OmniVideoRequest
+from kling_async.requests import EffectInput, EffectsRequest, OmniVideoRequest
 from kling_async.serde import request_from_wire, unstructure_request
 from kling_async.testing import Durations
 
@@ -197,3 +197,16 @@ async def test_image_kinds_hold_one_slot_per_image(
     assert [len(t.task_result.images) for t in await both] == [3, 3]
     assert emu.stats.max_slots_in_use == 3
     assert emu.stats.requests[("POST", "create", 429)] == 0, emu.stats.requests  # no 1303
+
+
+def test_request_objects_take_mappings_for_their_nested_parts() -> None:
+    effects = EffectsRequest(effect_scene="hug_pro", input={"images": [PNG, PNG]})
+    assert effects.input == EffectInput(images=(PNG, PNG))
+    with pytest.raises(RequestValidationError) as caught:
+        EffectsRequest(effect_scene="squish", input={"picture": PNG})
+    assert caught.value.field == "input" and "picture" in str(caught.value)
+    with pytest.raises(RequestValidationError) as caught:
+        EffectsRequest(effect_scene="squish", input=PNG)  # type: ignore[arg-type]
+    assert caught.value.field == "input"
+    omni = OmniVideoRequest(prompt="p", aspect_ratio="1:1", image_list=[{"image_url": PNG}])
+    assert omni.image_list is not None and omni.image_list[0].image_url == PNG
