@@ -24,15 +24,7 @@ import attrs
 
 from .errors import RequestValidationError
 from .models import WatermarkInfo
-from .requests import (
-    REQUEST_TYPES,
-    CameraConfig,
-    CameraControl,
-    CreateRequest,
-    DynamicMask,
-    LipSyncInput,
-    Trajectory,
-)
+from .requests import NESTED_TYPES, REQUEST_TYPES, CreateRequest
 
 __all__ = ["KIND_NAMES", "all_field_names", "build_request", "describe_fields", "field_names"]
 
@@ -40,7 +32,7 @@ KIND_NAMES = tuple(REQUEST_TYPES)
 
 # The name files and flags use where it differs from the attribute (as ``--watermark`` does).
 _NAMES = {"watermark_info": "watermark"}
-_NESTED = (CameraControl, CameraConfig, DynamicMask, Trajectory, LipSyncInput)
+_NESTED = NESTED_TYPES
 # Free text is kept as written; other text values (ids, URLs, choices, base64) lose blanks.
 _FREE_TEXT = frozenset({"prompt", "negative_prompt", "text"})
 _TRUE = ("true", "yes", "1", "on")
@@ -166,12 +158,14 @@ def _nested(hint: Any, value: Any, where: str, *, text: bool) -> Any:
     item = typing.get_args(hint)[0] if typing.get_origin(hint) is tuple else None
     if item in _NESTED:
         if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, (Mapping, item)) for v in value
+            isinstance(v, (Mapping, item, str)) for v in value
         ):
             raise RequestValidationError(where, "must be a list of JSON objects")
+        # A string item is the one-field shorthand some lists take (image_list=["https://..."]);
+        # the request's converter reads it, or refuses it naming the list.
         return [
             v
-            if isinstance(v, item)
+            if isinstance(v, (item, str))
             else _build(item, v, text=False, path=f"{where}[{i}].", owner=where)
             for i, v in enumerate(value)
         ]

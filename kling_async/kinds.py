@@ -16,9 +16,12 @@ __all__ = ["KINDS", "Kind", "kind_named"]
 class Kind:
     """One task family.
 
-    ``expected_seconds`` is the typical run time (ComfyUI's estimates, kling-api.md §8.11), used to
-    pace polling; ``takes_external_task_id`` says whether creates accept ``external_task_id``
-    (which makes a lost create answer recoverable by lookup).
+    ``expected_seconds`` is the typical run time (ComfyUI's estimates, kling-api.md §8.11;
+    kling-api-more-kinds.md §14 for the later kinds, and where it found none, the figure of the
+    nearest documented kind), used to pace polling; ``takes_external_task_id`` says whether the
+    client gives creates an ``external_task_id`` to find a lost create answer again by (a kind
+    whose query by that id is undocumented says no: a look-up that cannot work must not pass
+    for "no such task").
     """
 
     name: str
@@ -37,6 +40,15 @@ KINDS: dict[str, Kind] = {
         Kind("effects", "/v1/videos/effects", 320.0),
         Kind("image-generation", "/v1/images/generations", 32.0),
         Kind("virtual-try-on", "/v1/images/kolors-virtual-try-on", 19.0, False),
+        # None found for these (§14): a video kind's 320 s, an image kind's 32 s.
+        Kind("multi-image2video", "/v1/videos/multi-image2video", 320.0),
+        Kind("omni-video", "/v1/videos/omni-video", 320.0),
+        Kind("image-expand", "/v1/images/editing/expand", 32.0),
+        Kind("multi-image2image", "/v1/images/multi-image2image", 32.0),
+        # "as little as 2 minutes" (§14); its query documents task_id only (§7.2, §15).
+        Kind("advanced-lip-sync", "/v1/videos/advanced-lip-sync", 120.0, False),
+        Kind("avatar", "/v1/videos/avatar/image2video", 600.0),  # "10 minutes+" (§14)
+        Kind("motion-control", "/v1/videos/motion-control", 320.0),
     )
 }
 

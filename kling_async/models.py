@@ -15,6 +15,8 @@ import attrs
 
 __all__ = [
     "Envelope",
+    "Face",
+    "FaceIdentification",
     "Image",
     "ParentVideo",
     "StatusChange",
@@ -161,6 +163,31 @@ class Task:
             return float(self.final_unit_deduction) if self.final_unit_deduction else None
         except ValueError:
             return None
+
+
+@attrs.frozen
+class Face:
+    """One face ``identify-face`` found: its id, a picture of it (URL) and when it is on
+    screen (ms; the end runs a little past the real one, kling-api-more-kinds.md §7.1)."""
+
+    face_id: str
+    face_image: str = ""
+    start_time: int = 0
+    end_time: int = 0
+
+
+@attrs.frozen
+class FaceIdentification:
+    """The answer of ``identify-face``: a ``session_id`` (valid 24 h) and the faces of the
+    video, for :class:`~kling_async.requests.AdvancedLipSyncRequest`. Not a task."""
+
+    session_id: str
+    face_data: tuple[Face, ...] = ()
+    final_unit_deduction: str | None = None
+
+    @property
+    def faces(self) -> tuple[Face, ...]:
+        return self.face_data
 
 
 @attrs.frozen

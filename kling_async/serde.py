@@ -26,6 +26,8 @@ from .errors import RequestValidationError, ResponseFormatError, excerpt
 from .models import (
     _WIRE_STATUSES,
     Envelope,
+    Face,
+    FaceIdentification,
     Image,
     ParentVideo,
     Task,
@@ -35,13 +37,14 @@ from .models import (
     Video,
     WatermarkInfo,
 )
-from .requests import REQUEST_TYPES, CameraControl, CreateRequest, DynamicMask, LipSyncInput
+from .requests import NESTED_TYPES, REQUEST_TYPES, CameraConfig, CreateRequest, Trajectory
 
 __all__ = [
     "dumps",
     "loads",
     "request_from_wire",
     "structure_envelope",
+    "structure_faces",
     "structure_task",
     "structure_tasks",
     "task_to_json",
@@ -193,6 +196,19 @@ _register(
     final_unit_deduction=override(struct_hook=_units),
     created_at=override(struct_hook=_millis),
     updated_at=override(struct_hook=_millis),
+)
+_register(
+    Face,
+    face_id=override(struct_hook=_id),
+    face_image=override(struct_hook=_text),
+    start_time=override(struct_hook=_millis),
+    end_time=override(struct_hook=_millis),
+)
+_register(
+    FaceIdentification,
+    session_id=override(struct_hook=_id),
+    face_data=override(struct_hook=_tuple_of(Face)),
+    final_unit_deduction=override(struct_hook=_units),
 )
 _register(
     Envelope,
@@ -416,6 +432,18 @@ def structure_task(
         ) from exc
 
 
+def structure_faces(data: Any, *, request_id: str | None = None) -> FaceIdentification:
+    """Read the ``data`` of an ``identify-face`` answer."""
+    try:
+        if not isinstance(data, dict):
+            raise ValueError(f"expected an object, got {type(data).__name__}")
+        return _converter.structure(data, FaceIdentification)
+    except Exception as exc:
+        raise _format_error(
+            exc, root="$.data", request_id=request_id, http_status=None, body=data
+        ) from exc
+
+
 def structure_tasks(data: Any, kind: str, *, request_id: str | None = None) -> list[Task]:
     """Read the array of a list query."""
     if data is None:
@@ -475,8 +503,9 @@ def _register_request(cls: type) -> None:
     """Requests go out with ``None`` fields left out and wire names (``parent_task_id`` is the
     relay's ``task_id``), and come back (from a journal) the same way."""
     renames: dict[str, str] = getattr(cls, "__wire_names__", {})
+    always: frozenset[str] = getattr(cls, "__always_sent__", frozenset())  # required on the wire
     out: dict[str, Any] = {
-        a.name: override(omit_if_default=True, rename=renames.get(a.name))
+        a.name: override(omit_if_default=a.name not in always, rename=renames.get(a.name))
         for a in attrs.fields(cls)
     }
     back: dict[str, Any] = {a.name: override(rename=renames.get(a.name)) for a in attrs.fields(cls)}
@@ -486,5 +515,6 @@ def _register_request(cls: type) -> None:
 
 # Nested parts first: the request hooks capture theirs when they are made. CameraConfig and
 # Trajectory keep the default (every field, zeros included: one axis moves, the rest are 0).
-for _cls in (CameraControl, DynamicMask, LipSyncInput, *REQUEST_TYPES.values()):
+_KEEP_ZEROS = (CameraConfig, Trajectory)
+for _cls in (*(c for c in NESTED_TYPES if c not in _KEEP_ZEROS), *REQUEST_TYPES.values()):
     _register_request(_cls)

@@ -38,9 +38,14 @@ class SlotOwner(Protocol):
 _MAX_PATIENCE = 8
 
 
+# Kinds holding one slot per image: image generation (kling-api.md §7.1), and the other kinds
+# with an ``n`` (inferred from that rule, kling-api-more-kinds.md §13: counting more is safer).
+_PER_IMAGE = ("image-generation", "image-expand", "multi-image2image")
+
+
 def slot_weight(kind: str, n: int | None) -> int:
     """Slots a create of ``kind`` holds: one, or one per image (kling-api.md §7.1)."""
-    return max(1, n or 1) if kind == "image-generation" else 1
+    return max(1, n or 1) if kind in _PER_IMAGE else 1
 
 
 class Slot:

@@ -185,7 +185,7 @@ async def batch_command(ctx: Context) -> int:
     source = Path(args.file)
     check_input_file(source, "batch file")
     try:
-        rows = read_requests(source)
+        rows = read_requests(source, default_kind=getattr(args, "kind", None))
     except InputErrors as error:
         return _input_errors(ctx, error)
     journal_path, results = _paths(ctx, source)

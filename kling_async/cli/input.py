@@ -1,6 +1,7 @@
 """Batch input files for ``kling-async batch``: JSON Lines or CSV rows of create requests.
 
-Each row is a request of its ``kind`` (``video-extend`` when it names none); every row is built
+Each row is a request of its ``kind`` (``batch --kind``'s, else ``video-extend``, when it names
+none); every row is built
 (``_fields.build_request``) before anything is sent, so a typo on line 900 stops the run
 before line 1 costs money. Errors name the file, the line and the field.
 """
@@ -68,8 +69,9 @@ class _RowError(Exception):
         self.message = message
 
 
-def read_requests(path: Path) -> list[Row]:
+def read_requests(path: Path, *, default_kind: str | None = None) -> list[Row]:
     """Every row of ``path`` as a validated request; :class:`InputErrors` if any row is bad.
+    A row without a ``kind`` is of ``default_kind`` (``None``: video-extend).
 
     The format follows the extension (``.csv``; ``.jsonl``/``.ndjson``/``.json``), else the
     first character (``{`` is JSON Lines).
@@ -91,7 +93,7 @@ def read_requests(path: Path) -> list[Row]:
         try:
             if isinstance(fields, _RowError):
                 raise fields
-            request = _request(fields, text=csv_cells)
+            request = _request(fields, text=csv_cells, default=default_kind or DEFAULT_KIND)
             external_id = getattr(request, "external_task_id", None)
             if external_id is not None:
                 first = external.setdefault(external_id, line)
@@ -159,8 +161,8 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | _RowError]]:
         yield line, {n: c for n, c in zip(names, cells, strict=False) if n and c.strip()}
 
 
-def _request(fields: dict[str, Any], *, text: bool) -> CreateRequest:
-    kind = fields.pop(KIND, DEFAULT_KIND)
+def _request(fields: dict[str, Any], *, text: bool, default: str) -> CreateRequest:
+    kind = fields.pop(KIND, default)
     if text:
         kind = kind.strip()
     try:

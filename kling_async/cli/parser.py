@@ -153,7 +153,7 @@ def _batch_fields() -> str:
             subsequent_indent="      ",
         )
     lines += textwrap.wrap(
-        "Nested objects (camera_control, dynamic_masks, a lip-sync input) are JSON objects; "
+        "Nested objects (camera_control, dynamic_masks, an input, image_list...) are JSON; "
         "in CSV, a cell of JSON. CSV cells of numbers and true/false are read as such.",
         width=96,
         initial_indent="  ",
@@ -163,6 +163,8 @@ def _batch_fields() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .._fields import KIND_NAMES
+
     parser = argparse.ArgumentParser(
         prog="kling-async",
         description=DESCRIPTION,
@@ -234,12 +236,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _create_flags(p)
 
+    p = command(
+        "create",
+        "create a task of any kind from its fields",
+        both,
+        more="e.g. create --kind effects -f effect_scene=squish -f 'input={\"image\": URL}'\n"
+        + _batch_fields(),
+    )
+    p.set_defaults(create_kind=None)
+    p.add_argument(
+        "--kind",
+        required=True,
+        choices=KIND_NAMES,
+        metavar="KIND",
+        help="the kind of task (fields below)",
+    )
+    p.add_argument(
+        "-f",
+        "--field",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="one field of the request (repeat): numbers and true/false as such, JSON for "
+        "lists and objects, @path for a local image file",
+    )
+    _create_flags(p)
+
     kind = {
         "default": None,
         "choices": tuple(KINDS),
         "metavar": "KIND",
-        "help": f"task family: {', '.join(KINDS)} (effects: tasks made elsewhere, there is no "
-        "command to create them); default: each family is tried, video-extend first",
+        "help": f"task family: {', '.join(KINDS)}; default: each family is tried, "
+        "video-extend first",
     }
     ids_help = "task ids or external_task_ids"
     p = command("get", "show tasks as they are now", both)
@@ -264,6 +292,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="JSON Lines or CSV, one request per row: its kind (default video-extend) and the "
         "fields of that kind (below)",
+    )
+    p.add_argument(
+        "--kind",
+        choices=KIND_NAMES,
+        metavar="KIND",
+        help="the kind of the rows that name none (default video-extend)",
     )
     p.add_argument(
         "--journal",
@@ -329,6 +363,7 @@ def _command(name: str) -> Callable[[Context], Awaitable[int]]:
         "extend": tasks.create_command,
         "text2video": tasks.create_command,
         "image2video": tasks.create_command,
+        "create": tasks.create_command,
         "get": tasks.get_command,
         "watch": tasks.watch_command,
         "download": downloads.download_command,

@@ -1,5 +1,5 @@
-"""``kling-async extend``, ``text2video``, ``image2video``, ``get`` and ``watch``: one task or a
-few at a time. A task id alone is enough: without ``--kind`` each family is tried in turn
+"""``kling-async extend``, ``text2video``, ``image2video``, ``create``, ``get`` and ``watch``: one
+task or a few at a time. A task id alone is enough: without ``--kind`` each family is tried in turn
 (video-extend first), so any task a command printed can be fetched by its id."""
 
 from __future__ import annotations
@@ -33,7 +33,18 @@ from .session import (
 
 __all__ = ["create_command", "fetch_tasks", "get_command", "missing_note", "watch_command"]
 
-_IMAGE_FLAGS = ("image", "image_tail", "static_mask")  # they take ``@path`` for a local file
+# Fields that take ``@path`` for a local file (read as raw base64).
+_IMAGE_FLAGS = (
+    "image",
+    "image_tail",
+    "static_mask",
+    "image_url",
+    "human_image",
+    "cloth_image",
+    "scene_image",
+    "style_image",
+    "sound_file",
+)
 
 
 def _outcome_code(changes: dict[str, StatusChange], ids: Sequence[str]) -> int:
@@ -58,8 +69,15 @@ def _read_image(value: str) -> str:
 
 def _request_fields(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     """The flags of a create command that name fields of ``kind`` (flags are named after
-    them), ``@path`` images read."""
+    them), and ``create``'s ``-f NAME=VALUE`` pairs; ``@path`` images read."""
     fields = {n: getattr(args, n) for n in field_names(kind) if getattr(args, n, None) is not None}
+    for pair in getattr(args, "field", None) or ():
+        name, equals, value = pair.partition("=")
+        if not equals or not name.strip():
+            raise UsageError(f"-f takes NAME=VALUE, got {pair!r}")
+        if name.strip() in fields:
+            raise UsageError(f"field {name.strip()} is given twice")
+        fields[name.strip()] = value
     for name in _IMAGE_FLAGS:
         if isinstance(fields.get(name), str) and fields[name].startswith("@"):
             fields[name] = _read_image(fields[name])
@@ -67,10 +85,12 @@ def _request_fields(args: argparse.Namespace, kind: str) -> dict[str, Any]:
 
 
 async def create_command(ctx: Context) -> int:
-    """``extend``, ``text2video``, ``image2video``: create one task; ``--wait`` follows it."""
+    """``extend``, ``text2video``, ``image2video``, ``create --kind``: create one task;
+    ``--wait`` follows it."""
     args, out = ctx.args, ctx.out
+    kind = args.create_kind or args.kind
     # Validate before anything else happens (exit 2 naming the field).
-    request = build_request(args.create_kind, _request_fields(args, args.create_kind), text=True)
+    request = build_request(kind, _request_fields(args, kind), text=True)
     check_credentials(args)
     async with open_client(ctx, requests=[request]) as kling:
         task = await kling.create(request)

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 import attrs
 
+from kling_async.testing._faces import FaceSession
 from kling_async.testing._replies import ApiError
 from kling_async.testing._tasks import VideoRecord
 from kling_async.testing._validation import (
@@ -92,6 +93,8 @@ class CreateContext:
     video: Callable[[str, str], VideoRecord]
     # The emulator video a media URL serves (1201 if gone); None for any other URL.
     video_at: Callable[[str, str], VideoRecord | None]
+    # The open identify-face session by id, else a 1201 (advanced-lip-sync, _bodies_more).
+    session: Callable[[str], FaceSession] | None = None
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ import attrs
 from kling_async.clock import Clock
 from kling_async.testing._callbacks import CallbackDispatcher
 from kling_async.testing._durations import Durations
+from kling_async.testing._faces import FaceSession, FaceSessions
 from kling_async.testing._kinds import CreateContext, Flavour, Kind, Plan
 from kling_async.testing._limits import AccountLimits
 from kling_async.testing._replies import ApiError
@@ -79,6 +80,7 @@ class EmulatorCore:
         self._fail_when = fail_when
         self._require_relay_parent = require_relay_parent
         self._outcomes = random.Random(f"{seed}:outcomes")
+        self.faces = FaceSessions(random.Random(f"{seed}:faces"))
 
     def create(self, kind: Kind, flavour: Flavour, body: dict[str, Any]) -> dict[str, Any]:
         """Validate, check the limits, then create and charge; returns the create ``data``."""
@@ -92,7 +94,9 @@ class EmulatorCore:
 
     def _create(self, kind: Kind, flavour: Flavour, body: dict[str, Any]) -> dict[str, Any]:
         assert kind.validate is not None, f"{kind.name} is not creatable"
-        ctx = CreateContext(flavour, self._require_relay_parent, self.find_video, self.video_at)
+        ctx = CreateContext(
+            flavour, self._require_relay_parent, self.find_video, self.video_at, self._session
+        )
         plan = kind.validate(body, ctx)
         callback_url = optional_url(body, "callback_url")
         external_task_id = (
@@ -131,6 +135,16 @@ class EmulatorCore:
         if callback_url is not None:
             self.callbacks.schedule(task)
         return created_object(task)
+
+    def identify_face(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``identify-face`` (kling-api-more-kinds.md §7.1): no task, a session (:mod:`._faces`)."""
+        now = self.clock.time()
+        return self.faces.identify(
+            body, now=now, base_url=self.base_url, video=self.find_video, video_at=self.video_at
+        )
+
+    def _session(self, session_id: str) -> FaceSession:
+        return self.faces.find(session_id, self.clock.time())
 
     def get(self, kind: Kind, ident: str) -> dict[str, Any]:
         """One task of ``kind`` by task id, else by external_task_id."""

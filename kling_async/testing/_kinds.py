@@ -26,6 +26,16 @@ from kling_async.testing._bodies import (
     validate_text2video,
     validate_try_on,
 )
+from kling_async.testing._bodies_more import (
+    validate_advanced_lip_sync,
+    validate_avatar,
+    validate_effects,
+    validate_image_expand,
+    validate_motion_control,
+    validate_multi_image2image,
+    validate_multi_image2video,
+    validate_omni_video,
+)
 
 __all__ = ["KINDS", "CreateContext", "Flavour", "Kind", "Output", "Plan"]
 
@@ -81,4 +91,33 @@ KINDS: tuple[Kind, ...] = (
         takes_external_task_id=False,
         typical_seconds=19.0,
     ),
+    # kling-api-more-kinds.md §2-§9 (validators in _bodies_more); run times from §14, else the
+    # nearest documented kind's.
+    Kind("multi-image2video", "/v1/videos/multi-image2video", validate_multi_image2video),
+    Kind("omni-video", "/v1/videos/omni-video", validate_omni_video),
+    Kind("effects", "/v1/videos/effects", validate_effects, typical_seconds=320.0),
+    Kind(
+        "image-expand",
+        "/v1/images/editing/expand",
+        validate_image_expand,
+        output="images",
+        slots_per_image=True,  # inferred from the image rule (§13)
+        typical_seconds=32.0,
+    ),
+    Kind(
+        "multi-image2image",
+        "/v1/images/multi-image2image",
+        validate_multi_image2image,
+        output="images",
+        slots_per_image=True,  # inferred from the image rule (§13)
+        typical_seconds=32.0,
+    ),
+    Kind(
+        "advanced-lip-sync",
+        "/v1/videos/advanced-lip-sync",
+        validate_advanced_lip_sync,
+        typical_seconds=120.0,
+    ),
+    Kind("avatar", "/v1/videos/avatar/image2video", validate_avatar, typical_seconds=600.0),
+    Kind("motion-control", "/v1/videos/motion-control", validate_motion_control),
 )

@@ -80,9 +80,9 @@ def test_kind_options_take_every_kind_and_refuse_others(
 def test_an_unknown_kind_in_a_batch_names_the_known_ones(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    source = write_jsonl(tmp_path / "kinds.jsonl", [{"kind": "effects", "prompt": "x"}])
+    source = write_jsonl(tmp_path / "kinds.jsonl", [{"kind": "text-to-video", "prompt": "x"}])
     assert main(["batch", str(source), "--emulator"]) == 2
     err = capsys.readouterr().err
-    assert f"{source}:1: kind: unknown kind 'effects'; expected one of: " in err
+    assert f"{source}:1: kind: unknown kind 'text-to-video'; expected one of: " in err
     assert all(kind in err for kind in REQUEST_TYPES)
     assert not sqlite_files(tmp_path)

@@ -45,7 +45,7 @@ def test_csv_columns_aliases_and_types(tmp_path: Path) -> None:
         ("b.csv", "video_id,cfg_scale\nv1,high\n", ":2: cfg_scale: must be a number"),
         ("c.csv", "video_id,watermark\nv1,maybe\n", ":2: watermark: must be true or false"),
         ("d.csv", "video_id,kind\nv1,lip-sync\n", ":2: video_id: unknown field; lip-sync takes"),
-        ("d2.csv", "video_id,kind\nv1,effects\n", ":2: kind: unknown kind 'effects'"),
+        ("d2.csv", "video_id,kind\nv1,text-to-video\n", ":2: kind: unknown kind 'text-to-video'"),
         ("k.csv", "kind,prompt,n\nimage-generation,x,many\n", ":2: n: must be an integer"),
         ("l.csv", "kind,prompt,n\nimage-generation,x,12\n", ":2: n: must be in [1, 9]"),
         ("m.csv", "kind,prompt,camera_control\ntext2video,x,{bad\n", ":2: camera_control: must be"),

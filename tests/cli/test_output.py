@@ -207,7 +207,7 @@ def test_help_reads_well() -> None:
     assert "TIME_SCALE" not in emulator and "SLOTS" not in emulator and "PORT" in emulator
     assert "testing only" in emulator
     get = " ".join(_help("get").split())
-    assert "effects" in get and "no command to create them" in get
+    assert "effects" in get and "multi-image2video" in get  # every kind, all creatable
 
 
 def test_the_readme_main_job_installs_only_the_cli_extra() -> None:

@@ -16,8 +16,10 @@ from typing_extensions import assert_type
 from kling_async import (
     KINDS,
     AccessKeyPair,
+    AdvancedLipSyncRequest,
     AmbiguousSubmitError,
     APIError,
+    AvatarRequest,
     BatchReport,
     Cadence,
     CameraConfig,
@@ -26,7 +28,14 @@ from kling_async import (
     Clock,
     CreateRequest,
     DynamicMask,
+    EffectInput,
+    EffectsRequest,
+    Element,
+    Face,
+    FaceChoice,
+    FaceIdentification,
     FakeClock,
+    ImageExpandRequest,
     ImageGenerationRequest,
     ImageToVideoRequest,
     Journal,
@@ -34,6 +43,14 @@ from kling_async import (
     KlingClient,
     LipSyncInput,
     LipSyncRequest,
+    MotionControlRequest,
+    MultiImage,
+    MultiImageToImageRequest,
+    MultiImageToVideoRequest,
+    OmniImage,
+    OmniShot,
+    OmniVideo,
+    OmniVideoRequest,
     Outcome,
     Progress,
     RequestValidationError,
@@ -42,6 +59,7 @@ from kling_async import (
     ScaledClock,
     StaticKey,
     StatusChange,
+    SubjectImage,
     SystemClock,
     Task,
     TaskFailedError,
@@ -141,11 +159,68 @@ async def creates(kling: KlingClient, video: Video) -> list[Task]:
         ImageGenerationRequest(prompt="p"),
         LipSyncRequest(input=LipSyncInput(mode="text2video", video_id="v", text="t", voice_id="x")),
         VirtualTryOnRequest(human_image="https://img.example/a.png"),
+        MultiImageToVideoRequest(image_list=["https://img.example/a.png"], prompt="p"),
+        MultiImageToVideoRequest(
+            image_list=[MultiImage(image="https://img.example/a.png")], prompt="p"
+        ),
+        OmniVideoRequest(prompt="p", aspect_ratio="16:9", image_list=[OmniImage(image_url="u")]),
+        OmniVideoRequest(
+            multi_shot=True,
+            shot_type="customize",
+            aspect_ratio="1:1",
+            multi_prompt=[OmniShot(index=1, prompt="a", duration="5")],
+        ),
+        OmniVideoRequest.extension_of("https://v.example/a.mp4", aspect_ratio="16:9"),
+        OmniVideoRequest(prompt="p", video_list=[OmniVideo(video_url="https://v.example/a.mp4")]),
+        EffectsRequest(effect_scene="squish", input=EffectInput(image="https://img.example/a.png")),
+        ImageExpandRequest(image="https://img.example/a.png", up_expansion_ratio=0.5),
+        MultiImageToImageRequest(subject_image_list=[SubjectImage(subject_image="s")], n=2),
+        AdvancedLipSyncRequest(
+            session_id="s",
+            face_choose=[
+                FaceChoice(
+                    face_id="0",
+                    audio_id="a",
+                    sound_start_time=0,
+                    sound_end_time=2000,
+                    sound_insert_time=0,
+                )
+            ],
+        ),
+        AvatarRequest(image="https://img.example/a.png", audio_id="a"),
+        MotionControlRequest(
+            image_url="u",
+            video_url="https://v.example/a.mp4",
+            character_orientation="video",
+            mode="std",
+            element_list=[Element(element_id=1)],
+        ),
     ]
     for request in requests:
         prepared = kling.prepare(request)
         tasks.append(await kling.create(prepared, timeouts=Timeouts(read=10)))
     return tasks
+
+
+async def later_kinds(kling: KlingClient, task: Task) -> list[Task]:
+    faces = await kling.identify_face(task)
+    assert_type(faces, FaceIdentification)
+    assert_type(faces.faces, tuple[Face, ...])
+    assert_type(await kling.identify_face(video_url="https://v.example/a.mp4"), FaceIdentification)
+    face = {"face_id": faces.faces[0].face_id, "audio_id": "a"}
+    return [
+        await kling.multi_image_to_video(["https://img.example/a.png"], "two"),
+        await kling.omni_video("a storm", aspect_ratio="1:1"),
+        await kling.extend_with_omni(task, aspect_ratio="16:9"),
+        await kling.video_effects("squish", {"image": "https://img.example/a.png"}),
+        await kling.expand_image("https://img.example/a.png", left_expansion_ratio=1.0),
+        await kling.multi_image_to_image(["https://img.example/a.png"], n=2),
+        await kling.advanced_lip_sync(faces, [face]),
+        await kling.avatar("https://img.example/a.png", audio_id="a"),
+        await kling.motion_control(
+            "u", "https://v.example/a.mp4", character_orientation="image", mode="pro"
+        ),
+    ]
 
 
 async def reads(kling: KlingClient, task: Task) -> None:
