@@ -37,6 +37,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Action = Callable[[web.Request, Kind, Flavour], Awaitable[Reply]]
 
 PREFIXES: tuple[tuple[Flavour, str], ...] = (("official", ""), ("relay", "/kling"))
+MAX_BODY = 32 * 1024 * 1024
 _MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 _PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 
@@ -58,7 +59,8 @@ class EmulatorServer:
         self._relay_list_route = relay_list_route
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._unrouted])
+        # Room for two 10 MB images in base64 (kling-api.md 5.2); aiohttp's default is 1 MB.
+        app = web.Application(middlewares=[self._unrouted], client_max_size=MAX_BODY)
         add = app.router
         for kind in KINDS:
             for flavour, prefix in PREFIXES:
