@@ -51,7 +51,8 @@ exit codes:
   1    some tasks failed, were rejected, timed out, were not found, not sent or not downloaded
   2    usage or input error (bad flags, a bad input file: nothing sent; a file or folder
        that cannot be used; a journal in use; no credentials; not a journal; no rich)
-  3    the API refused: credentials, account (balance, permission), policy or the request
+  3    the API refused: credentials, account (balance, permission), policy or the request;
+       or batch --preflight found the resource packs short of the batch's estimate
   4    the API could not be reached or gave no usable answer (network, 5xx, garbled JSON,
        a create whose answer was lost; given up after 6 failed attempts in a row)
   130  interrupted (Ctrl-C, or stdout closed); run a batch again to resume it
@@ -289,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="send again the journalled creates whose answer was lost and that a fresh look-up "
         "still cannot find (each may then be paid twice)",
+    )
+    p.add_argument(
+        "--preflight",
+        action="store_true",
+        help="first estimate the units the batch will spend and compare them with the account's "
+        "resource packs; short: exit 3, nothing sent (estimates: see UnitCosts)",
     )
 
     p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
