@@ -4,6 +4,8 @@ kling-api-more-kinds.md 13), and the image checks behind ``check_images`` (5.2).
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Any
 
 import pytest
@@ -154,7 +156,10 @@ async def test_good_images_and_urls_pass_the_checks(api: Any) -> None:
     await made(api, TRY_ON, {"human_image": b64(png(512, 512)), "cloth_image": URL})
     await made(api, I2V, {"image": "https://img.example/tiny.gif"})  # URLs are not fetched
     # A few MB of base64 is a legal body (aiohttp's own default limit is 1 MB).
-    await made(api, I2V, {"image": b64(png(400, 400) + b"\x00" * (2 * 1024 * 1024))})
+    body = json.dumps({"image": b64(png(400, 400) + b"\x00" * (2 * 1024 * 1024))}).encode()
+    headers = {**api.headers(), "Content-Type": "application/json"}
+    status, answer = await api.call("POST", I2V, data=io.BytesIO(body), headers=headers)
+    assert (status, answer["code"]) == (200, 0), answer
 
 
 def test_an_image_over_10_mb_is_refused() -> None:
