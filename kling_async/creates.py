@@ -364,6 +364,7 @@ class Creator:
         since_ms = (sent_at - _SCAN_SLACK) * 1000
         matches: list[Task] = []
         pages = 0
+        complete = True  # every task that may be it was seen
         async for page in self._reader.list_tasks(kind.name, page_size=100):
             pages += 1
             for task in page:
@@ -375,10 +376,16 @@ class Creator:
                     and task.task_id not in self._created
                 ):
                     matches.append(task)
-            if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
+            # The list's order is undocumented: only a page seen to run newest first that
+            # reaches back before the send shows that later pages hold nothing newer.
+            newest_first = page[0].created_at > page[-1].created_at
+            if newest_first and min(t.created_at for t in page) < since_ms:
+                break
+            if pages >= _SCAN_PAGES:
+                complete = newest_first
                 break
         others = self._doubts.others(video_id, ref)
-        if len(matches) == 1 and not others:
+        if len(matches) == 1 and not others and complete:
             return Lookup(task=matches[0])
         if matches:
             log.warning(

@@ -38,7 +38,7 @@ __all__ = ["EmulatorCore", "EmulatorStats", "FailWhen", "Readings"]
 
 FailWhen = Callable[[dict[str, Any]], "str | None"]
 
-PURGE_AFTER = 30 * 86_400.0  # generated videos are cleared after 30 days (gotcha 8.4)
+PURGE_AFTER = 30 * 86_400.0  # generated media are cleared after 30 days (kling-api.md 8.4)
 RANDOM_FAILURE = "Failure to pass the risk control system"
 
 
@@ -65,9 +65,10 @@ class EmulatorStats:
     """What the emulator saw.
 
     ``requests`` is keyed ``(method, route, http_status)``: route is ``create``, ``get``,
-    ``list``, ``media`` or ``other``; status ``0`` means the connection was dropped unanswered.
-    ``max_slots_in_use`` is the peak of task slots held (one per task, ``n`` per image
-    generation task), measured at each create. ``creates`` lists every create the account
+    ``list``, ``account`` (``/account/costs``), ``media`` or ``other``; status ``0`` means the
+    connection was dropped unanswered. ``max_slots_in_use`` is the peak of task slots held in
+    all pools together (one per task, ``n`` per image generation task), measured at each
+    create. ``creates`` lists every create the account
     handled (faults that replace handling, like ``DROP_BEFORE``, never reach it), in order:
     its body and the id of the task it made (``None``: refused), so a test can tell a create
     sent again after its task existed.

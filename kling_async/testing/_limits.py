@@ -93,7 +93,7 @@ class AccountLimits:
         if self.rate_limit is not None and len(self._recent) + 1 > self.rate_limit:
             raise ApiError(429, 1302, "request too frequent", headers=self._retry_headers)
         if self.packs is not None:
-            if self.packs.get(pack, 0.0) < self.unit_cost or pack not in self.packs:
+            if pack not in self.packs or self.packs[pack] < self.unit_cost:
                 raise ApiError(429, 1102, "Account balance not enough")
         elif self.balance is not None and self.balance < self.unit_cost:
             raise ApiError(429, 1102, "Account balance not enough")

@@ -11,7 +11,7 @@ served from ``/media/videos/{id}.mp4`` and ``/media/images/{id}.png`` (``.wm.`` 
 Every API request goes: draw a fault (or a planned refusal) -> the IP allowlist (1304) ->
 authenticate -> parse and act -> spoil the answer as the fault says -> count it in
 ``stats.requests``. Unknown routes and wrong methods get JSON
-error envelopes too (1203 / 1202, HTTP 404), never aiohttp's text pages.
+error envelopes too (1203 / 1202, HTTP 404: kling-api.md 7), never aiohttp's text pages.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import aiohttp
 import pytest
 
 from kling_async import AmbiguousSubmitError, FakeClock, InvalidRequestError, TaskStatus
@@ -139,3 +140,24 @@ async def test_relay_lost_answers_do_not_depend_on_relay_external_ids(
     (record,) = (t for t in emu.tasks.values() if t.task_id != seed.task_id)
     assert (record.external_task_id == "relay-1") is keeps_external
     assert emu.stats.created == 1  # never sent twice, either way
+
+
+@pytest.mark.parametrize("order", ["newest", "oldest"])
+async def test_a_relay_scan_past_the_first_page_does_not_depend_on_list_order(
+    make_emulator: Any, make_client: Any, order: str
+) -> None:
+    emu = await make_emulator(list_order=order)
+    kling = make_client(emu, "relay")
+    others = emu.add_video()
+    key = {"Authorization": f"Bearer {emu.credentials.relay_keys[0]}"}
+    body = {"video_id": others.video_id, "task_id": others.task_id}
+    async with aiohttp.ClientSession(headers=key) as http:
+        for _ in range(100):  # a full first page of older extends (the scan reads 100 a page)
+            async with http.post(emu.relay_url + "/v1/videos/video-extend", json=body) as r:
+                assert r.status == 200
+    await kling.clock.sleep(600)  # the lost create comes well after all of them
+    seed = emu.add_video()
+    emu.fault(Fault.DROP_AFTER_CREATE)
+    found = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id, prompt="lost")
+    assert emu.tasks[found.task_id].body["prompt"] == "lost"
+    assert emu.stats.created == 101
