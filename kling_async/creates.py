@@ -338,7 +338,7 @@ class Creator:
             try:
                 if external is not None:
                     task = await self._reader.find_task(external, kind=kind.name)
-                    result = Lookup(task=task, absent=task is None)
+                    result = Lookup(task=task, absent=task is None and self.flavour == "official")
                 else:
                     assert parent is not None
                     result = await self._scan_for(kind, parent, sent_at, ref)

@@ -161,3 +161,22 @@ async def test_a_relay_scan_past_the_first_page_does_not_depend_on_list_order(
     found = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id, prompt="lost")
     assert emu.tasks[found.task_id].body["prompt"] == "lost"
     assert emu.stats.created == 101
+
+
+@pytest.mark.parametrize("keeps_external", [True, False])
+async def test_a_resumed_relay_batch_never_resends_on_an_id_the_relay_may_not_know(
+    make_emulator: Any, make_client: Any, keeps_external: bool, tmp_path: Any
+) -> None:
+    emu = await make_emulator(relay_external_task_id=keeps_external, relay_list_route=False)
+    kling = make_client(emu, "relay")
+    seed = emu.add_video()
+    rows = [{"video_id": seed.video_id, "task_id": seed.task_id, "external_task_id": "r-1"}]
+    journal = tmp_path / "relay.sqlite"
+    emu.fault(Fault.DROP_AFTER_CREATE)
+    first = [o.outcome async for o in kling.extend_many(rows, journal=journal)]
+    again = [o.outcome async for o in kling.extend_many(rows, journal=journal)]
+    assert emu.stats.created == 1  # the lost create is never paid twice
+    if keeps_external:
+        assert (first, again) == (["succeed"], ["succeed"])
+    else:  # nothing can find it (no id, no list): ambiguous, as often as asked
+        assert (first, again) == (["ambiguous"], ["ambiguous"])
