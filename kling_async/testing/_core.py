@@ -48,7 +48,7 @@ class Readings:
 
     list_order: Literal["newest", "oldest"] = "newest"
     duplicate_external_id: Literal["refuse", "accept"] = "refuse"
-    relay_external_task_id: bool = True
+    relay_external_task_id: bool = False
     check_images: ImageCheck | None = None
 
     def __attrs_post_init__(self) -> None:

@@ -82,8 +82,9 @@ class KlingEmulator:
     Where the docs are silent, a knob plays each reading; the default is the one safest for
     the user or the one the docs lean to: ``list_order`` ("newest" first, or "oldest");
     ``duplicate_external_id`` ("refuse" with 1201, so a re-sent create cannot pay twice, or
-    "accept"); ``relay_external_task_id`` (the relay keeps an ``external_task_id``, or
-    ``False``: ignores it as an unknown field); ``sign_legacy_callbacks`` (sign legacy
+    "accept"); ``relay_external_task_id`` (``False``: the relay ignores an
+    ``external_task_id`` as an unknown field, as its documented body has none; ``True``:
+    keeps it like the official API); ``sign_legacy_callbacks`` (sign legacy
     callbacks when a secret is set, or not: 6.3 ties signing to the new standard);
     ``submitted_callback`` (a callback for ``submitted`` at create time, or none);
     ``check_images`` (``None``: bytes not inspected; "refuse": 1201 at create; "fail": the task
@@ -117,7 +118,7 @@ class KlingEmulator:
         allowed_ips: Iterable[str] | None = None,
         list_order: Literal["newest", "oldest"] = "newest",
         duplicate_external_id: Literal["refuse", "accept"] = "refuse",
-        relay_external_task_id: bool = True,
+        relay_external_task_id: bool = False,
         sign_legacy_callbacks: bool = True,
         submitted_callback: bool = True,
         check_images: ImageCheck | None = None,
