@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 
 from ._version import __version__
+from .account import ResourcePack, ResourcePacks
 from .auth import AccessKeyPair, StaticKey
 from .batch import Batch
 from .cadence import Cadence
@@ -29,6 +30,7 @@ from .errors import (
     NotFoundError,
     PermissionDeniedError,
     PolicyError,
+    PreflightBalanceError,
     RateLimitError,
     RequestTimeoutError,
     RequestValidationError,
@@ -56,6 +58,7 @@ from .models import (
     WatermarkInfo,
 )
 from .outcomes import BatchReport, Outcome, Progress
+from .preflight import UnitCosts
 from .requests import (
     ASPECT_RATIOS,
     CAMERA_TYPES,
@@ -132,9 +135,12 @@ __all__ = [
     "ParentVideo",
     "PermissionDeniedError",
     "PolicyError",
+    "PreflightBalanceError",
     "RateLimitError",
     "RequestTimeoutError",
     "RequestValidationError",
+    "ResourcePack",
+    "ResourcePacks",
     "ResponseFormatError",
     "RetryEvent",
     "RetryPolicy",
@@ -152,6 +158,7 @@ __all__ = [
     "TaskTimeoutError",
     "Timeouts",
     "TransportError",
+    "UnitCosts",
     "Video",
     "VideoExtendRequest",
     "CameraConfig",

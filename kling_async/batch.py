@@ -32,7 +32,7 @@ import collections
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from .batch_callbacks import CallbackClaims, ListeningReceiver
@@ -52,6 +52,7 @@ from .journal import Intent, Journal, JournalEntry
 from .kinds import kind_named
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
+from .preflight import pending_requests
 from .requests import CreateRequest
 from .serde import (
     request_from_wire,
@@ -109,7 +110,9 @@ class Batch:
         resend_ambiguous: bool = False,
         callback_receiver: ListeningReceiver | None = None,
         callback_wait: float = 120.0,
+        preflight: Callable[[list[CreateRequest]], Awaitable[None]] | None = None,
     ) -> None:
+        self._preflight = preflight
         self._client = creator
         self._claims = (
             None
@@ -216,6 +219,8 @@ class Batch:
             entries = await self._journal.entries() if self._journal else []
             mark_known(self._client, entries)
             journalled = {e.key: e for e in entries}
+            if self._preflight is not None:  # every request read and checked, none sent yet
+                self._requests = await pending_requests(self._requests, journalled, self._preflight)
             if self._journal is not None and not self.gate.known:
                 learned = await self._journal.slot_limit()
                 if learned is not None:

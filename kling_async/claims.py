@@ -2,7 +2,8 @@
 
 :class:`Lookup` is a look-up's answer; :class:`Turns` makes creates of one parent video take
 turns on a relay; :class:`Doubts` remembers the creates that may own a task not seen yet, so a
-scan never hands one of their tasks to another request.
+scan never hands one of their tasks to another request; :func:`unknown_children` reads a
+scan's pages.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterator, Hashable
+from collections.abc import AsyncIterable, AsyncIterator, Container, Hashable
 
 import attrs
 
 from .errors import KlingError
 from .models import Task
 
-__all__ = ["Doubts", "Lookup", "Turns"]
+__all__ = ["SCAN_PAGES", "Doubts", "Lookup", "Turns", "unknown_children"]
+
+SCAN_PAGES = 5  # a scan reads at most this many pages of 100
 
 
 @attrs.frozen
@@ -83,3 +86,34 @@ class Doubts:
             refs.discard(ref)
             if not refs:
                 del self._refs[parent]
+
+
+async def unknown_children(
+    pages: AsyncIterable[list[Task]], video_id: str, since_ms: float, known: Container[str]
+) -> tuple[list[Task], bool]:
+    """The tasks of ``pages`` continuing ``video_id``, created since ``since_ms`` and not
+    ``known``; and whether every task that may be one was seen.
+
+    The list's order is undocumented (kling-api.md 4.2): only a page seen to run newest first
+    that reaches back before ``since_ms`` shows that later pages hold nothing newer; a scan
+    that stops at :data:`SCAN_PAGES` without that may have missed one.
+    """
+    matches: list[Task] = []
+    read = 0
+    async for page in pages:
+        read += 1
+        for task in page:
+            parent = task.task_info.parent_video
+            if (
+                parent is not None
+                and parent.id == video_id
+                and task.created_at >= since_ms
+                and task.task_id not in known
+            ):
+                matches.append(task)
+        newest_first = page[0].created_at > page[-1].created_at
+        if newest_first and min(t.created_at for t in page) < since_ms:
+            break
+        if read >= SCAN_PAGES:
+            return matches, newest_first
+    return matches, True

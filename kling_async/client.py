@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import functools
-import logging
 import os
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from typing import Any, Literal
 
 import aiohttp
 
+from .account import ResourcePacks
 from .auth import credentials_from
 from .batch import Batch, ListeningReceiver, RequestLike
 from .cadence import Cadence
@@ -26,8 +26,9 @@ from .errors import (
 )
 from .gate import SlotGate
 from .journal import Journal
-from .media import MediaPolicy, is_local_url
+from .media import MediaPolicy, warn_plain_http
 from .models import Task, TaskStatus, Video
+from .preflight import Preflight, UnitCosts
 from .reads import TaskReader
 from .requests import CreateRequest
 from .retry import Retrier, RetryPolicy, retryable_read
@@ -40,19 +41,6 @@ __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
 DEFAULT_BASE_URL = "https://api-singapore.klingai.com"
 DEFAULT_MAX_VIDEO_BYTES = 1 << 30  # a 3-minute 1080p video is a few hundred MB
-log = logging.getLogger("kling_async")
-_warned_plain_http: set[str] = set()
-
-
-def _warn_plain_http(base: str) -> None:
-    """Once per base URL: credentials and prompts would cross the network in clear text."""
-    if base.startswith("http://") and not is_local_url(base) and base not in _warned_plain_http:
-        _warned_plain_http.add(base)
-        log.warning(
-            "base_url %s is plain http and not this machine: the API key or token and every "
-            "request travel unencrypted; use https",
-            base,
-        )
 
 
 class KlingClient(Shortcuts):
@@ -106,7 +94,7 @@ class KlingClient(Shortcuts):
         base = (base_url or os.environ.get("KLING_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         if not base.startswith(("http://", "https://")):
             raise ConfigurationError(f"base_url must be an http(s) URL, got {base!r}")
-        _warn_plain_http(base)
+        warn_plain_http(base)
         if flavour is None:
             flavour = "relay" if base.endswith("/kling") else "official"
         elif flavour not in ("official", "relay"):
@@ -260,6 +248,12 @@ class KlingClient(Shortcuts):
             kind, page_size=page_size, max_pages=max_pages, timeouts=timeouts
         )
 
+    async def resource_packs(self, *, start_time: int | None = None, end_time: int | None = None,
+                             resource_pack_name: str | None = None) -> ResourcePacks:  # fmt: skip
+        """The account's resource packs (``GET /account/costs``; see :mod:`kling_async.reads`)."""
+        return await self._reader.resource_packs(start_time=start_time, end_time=end_time,
+                                                 resource_pack_name=resource_pack_name)  # fmt: skip
+
     # -- following tasks ---------------------------------------------------------------------
 
     def watch(
@@ -322,6 +316,7 @@ class KlingClient(Shortcuts):
         resend_ambiguous: bool = False,
         callback_receiver: ListeningReceiver | None = None,
         callback_wait: float = 120.0,
+        preflight: bool | UnitCosts = False,
     ) -> Batch:
         """Extend many videos; an async iterator of one :class:`~kling_async.batch.Outcome` per
         request, in the order they end. See :mod:`kling_async.batch`.
@@ -331,6 +326,8 @@ class KlingClient(Shortcuts):
         ``timeout`` a per-task deadline in seconds; ``resend_ambiguous=True`` re-sends journalled
         creates a fresh look-up still cannot settle (each may then be paid twice).
         ``callback_receiver``/``callback_wait``: see :mod:`kling_async.batch_callbacks`.
+        ``preflight`` (``True`` or your :class:`UnitCosts`) reads every request first and raises
+        :class:`PreflightBalanceError` before any create if the packs cannot cover them.
 
         ``requests`` are read as they are needed. One that cannot be built (a mapping with an
         unknown field, say: :class:`RequestValidationError`), or an error of the iterable
@@ -340,8 +337,10 @@ class KlingClient(Shortcuts):
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
+        check = None if preflight is False else Preflight(self.resource_packs, self.clock,
+            preflight if isinstance(preflight, UnitCosts) else None)  # fmt: skip
         return Batch(self._creator, self.watch, requests, journal=journal, slots=slots,
-            timeout=timeout, resend_ambiguous=resend_ambiguous,
+            timeout=timeout, resend_ambiguous=resend_ambiguous, preflight=check,
             callback_receiver=callback_receiver, callback_wait=callback_wait)  # fmt: skip
 
     async def extend_until(

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .claims import Doubts, Lookup, Turns
+from .claims import Doubts, Lookup, Turns, unknown_children
 from .clock import Clock
 from .durations import DurationModel, profile_key
 from .errors import (
@@ -57,7 +57,6 @@ log = logging.getLogger("kling_async")
 # endpoint gives us no external_task_id to look it up by. Wide enough for modest clock skew;
 # tasks this client knows it created are never taken for the lost one.
 _SCAN_SLACK = 120.0
-_SCAN_PAGES = 5
 _KNOWN_IDS = 100_000
 
 
@@ -321,9 +320,10 @@ class Creator:
     ) -> Lookup:
         """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
 
-        By ``external_task_id`` where one was sent; else, for kinds that start from a video,
-        by scanning the list for the one unknown task of that video created since the send;
-        else there is nothing to look by. A task found is remembered (claimed). On a relay,
+        By ``external_task_id`` where one was sent; else (and on a relay, which may drop the
+        id, also when that finds nothing), for kinds that start from a video, by scanning the
+        list for the one unknown task of that video created since the send; else there is
+        nothing to look by. A task found is remembered (claimed). On a relay,
         call it holding :meth:`turn` for the request; ``ref`` is the create's (see :meth:`send`).
         """
         kind = kind_named(request.kind)
@@ -331,6 +331,8 @@ class Creator:
         parent = request.parent_video_id
         if external is None and parent is None:
             return Lookup()
+        # A relay may drop the id (its documented body has none): there a scan follows too.
+        scans = parent is not None and (external is None or self.flavour == "relay")
         result = Lookup()
         for delay in self.lookup_delays if delays is None else delays:
             if delay and self.policy.wait:
@@ -338,8 +340,8 @@ class Creator:
             try:
                 if external is not None:
                     task = await self._reader.find_task(external, kind=kind.name)
-                    result = Lookup(task=task, absent=task is None)
-                else:
+                    result = Lookup(task=task, absent=task is None and self.flavour == "official")
+                if scans and result.task is None:
                     assert parent is not None
                     result = await self._scan_for(kind, parent, sent_at, ref)
             except KlingError as exc:  # the look-up failed: that is no answer
@@ -349,7 +351,8 @@ class Creator:
                 log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
                 self.remember(result.task.task_id)
                 break
-        if external is None and parent is not None:
+        if scans:
+            assert parent is not None
             self._doubts.settle(parent, ref, result)
         return result
 
@@ -362,23 +365,10 @@ class Creator:
         A relay may have no list route (404/1203): that raises, and so proves nothing.
         """
         since_ms = (sent_at - _SCAN_SLACK) * 1000
-        matches: list[Task] = []
-        pages = 0
-        async for page in self._reader.list_tasks(kind.name, page_size=100):
-            pages += 1
-            for task in page:
-                parent = task.task_info.parent_video
-                if (
-                    parent is not None
-                    and parent.id == video_id
-                    and task.created_at >= since_ms
-                    and task.task_id not in self._created
-                ):
-                    matches.append(task)
-            if pages >= _SCAN_PAGES or min(t.created_at for t in page) < since_ms:
-                break
+        pages = self._reader.list_tasks(kind.name, page_size=100)
+        matches, complete = await unknown_children(pages, video_id, since_ms, self._created)
         others = self._doubts.others(video_id, ref)
-        if len(matches) == 1 and not others:
+        if len(matches) == 1 and not others and complete:
             return Lookup(task=matches[0])
         if matches:
             log.warning(

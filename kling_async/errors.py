@@ -7,6 +7,7 @@
     │   ├── AuthenticationError       1000–1004, HTTP 401
     │   ├── AccountError              1100–1103
     │   │   ├── InsufficientBalanceError   1102 (arrives as HTTP 429: never retried)
+    │   │   │   └── PreflightBalanceError  a batch's estimate exceeds the packs: nothing sent
     │   │   └── PermissionDeniedError      1103
     │   ├── InvalidRequestError       1200–1203
     │   │   └── NotFoundError              1203, or HTTP 404 with no code
@@ -58,6 +59,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "PolicyError",
+    "PreflightBalanceError",
     "RateLimitError",
     "RequestTimeoutError",
     "RequestValidationError",
@@ -172,6 +174,35 @@ class AccountError(APIError):
 
 class InsufficientBalanceError(AccountError):
     """1102: resource pack exhausted or expired. HTTP 429, but a billing problem, not throttling."""
+
+
+class PreflightBalanceError(InsufficientBalanceError):
+    """A batch's pre-flight estimate needs more units than the account's packs have left, so
+    nothing was sent (an :class:`InsufficientBalanceError` the client raises itself: ``code``
+    is ``None``). ``needed`` and ``remaining`` are units per product (``"video"``, ``"image"``,
+    ``"try-on"``; ``None``: packs whose name names no product, usable by any); ``estimated``
+    names the kinds whose cost is an estimate, not a documented price."""
+
+    def __init__(
+        self,
+        *,
+        needed: dict[str | None, float],
+        remaining: dict[str | None, float],
+        estimated: tuple[str, ...] = (),
+    ) -> None:
+        self.needed = needed
+        self.remaining = remaining
+        self.estimated = estimated
+        wants = ", ".join(f"{units:g} {product} units" for product, units in needed.items())
+        has = ", ".join(
+            f"{units:g} {product or 'any-product'}" for product, units in remaining.items()
+        )
+        guess = f" (estimated for {', '.join(estimated)})" if estimated else ""
+        super().__init__(
+            f"pre-flight: the batch needs {wants}{guess} but the packs have {has or 'none'} "
+            "left; nothing was sent (preflight=False, or the CLI without --preflight, sends "
+            "anyway)"
+        )
 
 
 class PermissionDeniedError(AccountError):

@@ -11,6 +11,7 @@ connection), and every redirect is checked again before it is followed.
 from __future__ import annotations
 
 import ipaddress
+import logging
 import socket
 from typing import Any
 
@@ -21,7 +22,21 @@ from yarl import URL
 
 from .errors import DownloadError
 
-__all__ = ["MediaPolicy", "PolicyResolver", "is_local_url"]
+__all__ = ["MediaPolicy", "PolicyResolver", "is_local_url", "warn_plain_http"]
+
+log = logging.getLogger("kling_async")
+_warned_plain_http: set[str] = set()
+
+
+def warn_plain_http(base: str) -> None:
+    """Once per API base URL: credentials and prompts would cross the network in clear text."""
+    if base.startswith("http://") and not is_local_url(base) and base not in _warned_plain_http:
+        _warned_plain_http.add(base)
+        log.warning(
+            "base_url %s is plain http and not this machine: the API key or token and every "
+            "request travel unencrypted; use https",
+            base,
+        )
 
 
 @attrs.frozen

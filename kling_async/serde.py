@@ -22,7 +22,8 @@ import cattrs
 from cattrs.errors import BaseValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .errors import RequestValidationError, ResponseFormatError, excerpt
+from .account import ResourcePack, ResourcePacks
+from .errors import RequestValidationError, ResponseFormatError, api_error, excerpt
 from .models import (
     _WIRE_STATUSES,
     Envelope,
@@ -45,6 +46,7 @@ __all__ = [
     "request_from_wire",
     "structure_envelope",
     "structure_faces",
+    "structure_resource_packs",
     "structure_task",
     "structure_tasks",
     "task_to_json",
@@ -139,6 +141,17 @@ def _units(value: Any, _: Any) -> str | None:
     raise ValueError(f"expected units as a string, got {type(value).__name__}")
 
 
+def _quantity(value: Any, _: Any) -> float:
+    if value is None or value == "":
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ValueError(f"expected a number of units, got {type(value).__name__}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"expected a finite number of units, got {value!r}")
+    return number
+
+
 def _tuple_of(item: type[T]) -> Callable[[Any, Any], tuple[T, ...]]:
     # cattrs' own tuple hook reports the failing index in the JSON path; JSON null reads as ().
     structure = _converter.get_structure_hook(tuple[item, ...])  # type: ignore[valid-type]
@@ -210,6 +223,19 @@ _register(
     face_data=override(struct_hook=_tuple_of(Face)),
     final_unit_deduction=override(struct_hook=_units),
 )
+_register(
+    ResourcePack,
+    resource_pack_name=override(struct_hook=_text),
+    resource_pack_id=override(struct_hook=_id),
+    resource_pack_type=override(struct_hook=_text),
+    total_quantity=override(struct_hook=_quantity),
+    remaining_quantity=override(struct_hook=_quantity),
+    purchase_time=override(struct_hook=_millis),
+    effective_time=override(struct_hook=_millis),
+    invalid_time=override(struct_hook=_millis),
+    status=override(struct_hook=_text),
+)
+_PACKS = _tuple_of(ResourcePack)
 _register(
     Envelope,
     message=override(struct_hook=_text),
@@ -458,6 +484,36 @@ def structure_tasks(data: Any, kind: str, *, request_id: str | None = None) -> l
         structure_task(item, kind, request_id=request_id, root=f"$.data[{i}]")
         for i, item in enumerate(data)
     ]
+
+
+def structure_resource_packs(data: Any, *, request_id: str | None = None) -> ResourcePacks:
+    """Read ``GET /account/costs``'s ``data``: ``{code, msg, resource_pack_subscribe_infos}``,
+    whose nested non-zero ``code`` is an error like the envelope's (kling-api-more-kinds.md 11)."""
+    if not isinstance(data, dict):
+        raise ResponseFormatError(
+            f"expected an object at $.data, got {type(data).__name__}",
+            request_id=request_id,
+            body_excerpt=excerpt(json_excerpt(data)),
+            path="$.data",
+        )
+    code = data.get("code", 0)
+    if code not in (0, None):
+        message = data.get("msg") if isinstance(data.get("msg"), str) else ""
+        return_code = code if isinstance(code, int) and not isinstance(code, bool) else None
+        raise api_error(
+            code=return_code,
+            message=excerpt(message or "account costs refused"),
+            request_id=request_id,
+            http_status=200,
+        )
+    root = "$.data.resource_pack_subscribe_infos"
+    try:
+        packs = _PACKS(data.get("resource_pack_subscribe_infos"), tuple[ResourcePack, ...])
+    except Exception as exc:
+        raise _format_error(
+            exc, root=root, request_id=request_id, http_status=None, body=data
+        ) from exc
+    return ResourcePacks(packs, request_id)
 
 
 def task_to_json(task: Task) -> bytes:

@@ -26,6 +26,7 @@ from ..batch import BatchReport, Outcome, request_key
 from ..client import KlingClient
 from ..errors import AccountError, APIError, AuthenticationError, InvalidRequestError
 from ..journal import Journal, JournalEntry
+from ..preflight import Preflight
 from .files import check_input_file, check_output_dir, check_output_file, open_private, run_lock
 from .input import InputErrors, Row, read_requests
 from .output import makes_images
@@ -232,6 +233,9 @@ async def _run(
         async with open_client(ctx, requests=[r.request for r in rows]) as kling:
             if finished < len(rows) and not args.emulator:
                 await _preflight(kling)
+            if args.preflight:  # before the journal: a refused batch leaves nothing behind
+                unseen = [r.request for r, k in zip(rows, keys, strict=True) if k not in earlier]
+                await Preflight(kling.resource_packs, kling.clock)(unseen)
             journal = await journal_now()
             batch = kling.extend_many(
                 [r.request for r in rows],

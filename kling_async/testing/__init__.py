@@ -9,8 +9,11 @@
 It serves the task family (text2video, image2video, video-extend, lip-sync, image
 generation, virtual try-on) in both flavours (official ``/v1`` with JWT or static keys, relay
 ``/kling/v1`` with ``sk-`` keys), computes each task's life from its clock, enforces the
-account's task slots, balance and rate, injects planned or random faults (:class:`Fault`) and
-delivers signed callbacks. ``python -m kling_async.testing`` serves one standalone.
+account's task slots (per resource-pack pool), balance and rate, serves ``/account/costs``,
+refuses as its account knobs say (every code of the error table can be produced), injects
+planned or random faults (:class:`Fault`) and delivers signed callbacks. Each rule names its
+section of the API notes; docs/emulator-rules.md lists them all, and the knobs for what the
+docs leave open. ``python -m kling_async.testing`` serves one standalone.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ and 5.2 (not the client's request classes, so a client bug is not mirrored here)
 A validator checks every field it knows (unknown fields are ignored, as the official API is
 presumed to), raises a 1201 :class:`ApiError` naming the first bad field, and returns the
 :class:`Plan` of what the task will make. Field checks come first, cross-field rules after.
+A ``model_name`` that is a string but not a listed model is a 1203/404, the error table's
+"resource does not exist (e.g. model)" (kling-api.md 7).
 """
 
 from __future__ import annotations
@@ -59,6 +61,9 @@ T2V_MODELS = (
 )
 I2V_MODELS = (*T2V_MODELS, "kling-v1-5", "kling-v2-1")
 DEFAULT_MODEL = "kling-v1"
+# kling-api.md 3.1: the source must come from these kinds, made by these models (newest EN doc).
+EXTENDABLE_KINDS = ("text2video", "image2video", "video-extend")
+EXTENDABLE_MODELS = ("kling-v1", "kling-v1-5", "kling-v1-6")
 MODES = ("std", "pro")
 VIDEO_ASPECT_RATIOS = ("16:9", "9:16", "1:1")
 VIDEO_DURATIONS = ("5", "10")  # strings, not numbers
@@ -100,12 +105,14 @@ class CreateContext:
 @attrs.frozen
 class Plan:
     """What a valid create will make: a video of ``seconds`` (plus a seeded draw of up to
-    ``jitter``), continuing ``parent`` if it has one; or ``images`` images."""
+    ``jitter``), continuing ``parent`` if it has one, made by ``model``; or ``images``
+    images."""
 
     parent: VideoRecord | None = None
     seconds: float = 0.0
     jitter: float = 0.0
     images: int = 0
+    model: str = DEFAULT_MODEL
 
 
 Validator = Callable[[Mapping[str, Any], CreateContext], Plan]
@@ -120,7 +127,12 @@ def _invalid(message: str) -> ApiError:
 
 def validate_extend(body: Mapping[str, Any], ctx: CreateContext) -> Plan:
     """``video_id`` of an available video short enough to extend; the relay flavour also wants
-    the ``task_id`` that produced it. The result is the whole video, 4-5 s longer."""
+    the ``task_id`` that produced it. The result is the whole video, 4-5 s longer, made by
+    the source's model (kling-api.md 3.1: no ``model_name``, the model is inherited).
+
+    kling-api.md 3.1: the source must come from text2video, image2video or a previous extend,
+    and (newest EN doc) be made by V1.0, V1.5 or V1.6; anything else is a 1201/400 (CometAPI
+    answers HTTP 400, 3.2; the code is undocumented)."""
     video_id = required_id(body, "video_id")
     optional_text(body, "prompt", limit=MAX_PROMPT)
     optional_text(body, "negative_prompt", limit=MAX_PROMPT)
@@ -135,20 +147,45 @@ def validate_extend(body: Mapping[str, Any], ctx: CreateContext) -> Plan:
         )
     if parent_task_id is not None and parent_task_id != parent.task_id:
         raise _invalid("task_id is not the task that produced video_id")
+    if parent.kind not in EXTENDABLE_KINDS:
+        raise _invalid(
+            f"video_id: a {parent.kind} video cannot be extended; only videos from "
+            f"{', '.join(EXTENDABLE_KINDS)}"
+        )
+    if parent.model not in EXTENDABLE_MODELS:
+        raise _invalid(
+            f"video_id: a {parent.model} video cannot be extended; only videos of "
+            f"{', '.join(EXTENDABLE_MODELS)}"
+        )
     low, high = EXTENSION_SECONDS
-    return Plan(parent=parent, seconds=parent.duration + low, jitter=high - low)
+    return Plan(parent=parent, seconds=parent.duration + low, jitter=high - low, model=parent.model)
 
 
 # -- text2video / image2video (kling-api.md 5.2) -----------------------------------------------
 
 
+def known_model(
+    body: Mapping[str, Any], name: str, models: tuple[str, ...], default: str = DEFAULT_MODEL
+) -> str:
+    """A listed model (absent: ``default``); a non-string is 1201, an unknown name 1203/404
+    (kling-api.md 7: "resource does not exist (e.g. model)")."""
+    if not present(body, name):
+        return default
+    value = body[name]
+    if not isinstance(value, str):
+        raise _invalid(f"{name} must be a string")
+    if value not in models:
+        raise ApiError.not_found(f"{name} {value!r} does not exist; known: {', '.join(models)}")
+    return value
+
+
 def _model_name(body: Mapping[str, Any], models: tuple[str, ...]) -> str:
     """``model_name``, else the legacy alias ``model`` (empty: the default), else the default."""
     if present(body, "model_name"):
-        return optional_choice(body, "model_name", models) or DEFAULT_MODEL
+        return known_model(body, "model_name", models)
     if body.get("model") in (None, ""):
         return DEFAULT_MODEL
-    return optional_choice(body, "model", models) or DEFAULT_MODEL
+    return known_model(body, "model", models)
 
 
 def _camera_control(body: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -183,9 +220,9 @@ def _camera_control(body: Mapping[str, Any]) -> dict[str, Any] | None:
 
 def _video_fields(
     body: Mapping[str, Any], models: tuple[str, ...], *, prompt_required: bool
-) -> float:
-    """The fields text2video and image2video share; returns the requested length (s)."""
-    _model_name(body, models)
+) -> tuple[float, str]:
+    """The fields text2video and image2video share; returns the length (s) and model."""
+    model = _model_name(body, models)
     if prompt_required:
         required_text(body, "prompt", limit=MAX_PROMPT)
     else:
@@ -195,14 +232,14 @@ def _video_fields(
     optional_choice(body, "mode", MODES)
     optional_choice(body, "aspect_ratio", VIDEO_ASPECT_RATIOS)
     duration = optional_choice(body, "duration", VIDEO_DURATIONS) or VIDEO_DURATIONS[0]
-    return float(duration)
+    return float(duration), model
 
 
 def validate_text2video(body: Mapping[str, Any], ctx: CreateContext) -> Plan:
     """A required prompt; the result is one video of the requested ``duration``."""
-    seconds = _video_fields(body, T2V_MODELS, prompt_required=True)
+    seconds, model = _video_fields(body, T2V_MODELS, prompt_required=True)
     _camera_control(body)
-    return Plan(seconds=seconds)
+    return Plan(seconds=seconds, model=model)
 
 
 def _dynamic_masks(body: Mapping[str, Any]) -> list[Any]:
@@ -243,7 +280,7 @@ def validate_image2video(body: Mapping[str, Any], ctx: CreateContext) -> Plan:
     static_mask = optional_image(body, "static_mask")
     dynamic_masks = _dynamic_masks(body)
     camera = _camera_control(body)
-    seconds = _video_fields(body, I2V_MODELS, prompt_required=False)
+    seconds, model = _video_fields(body, I2V_MODELS, prompt_required=False)
     if image is None and tail is None:
         raise _invalid("image can not be null (give image and/or image_tail)")
     features = [
@@ -260,7 +297,7 @@ def validate_image2video(body: Mapping[str, Any], ctx: CreateContext) -> Plan:
             f"{' and '.join(features)} cannot be combined: image+image_tail, masks and "
             "camera_control are mutually exclusive"
         )
-    return Plan(seconds=seconds)
+    return Plan(seconds=seconds, model=model)
 
 
 # -- images/generations, kolors-virtual-try-on (kling-api.md 5.2, 7.1) --------------------------
@@ -286,7 +323,7 @@ def validate_image_generation(body: Mapping[str, Any], ctx: CreateContext) -> Pl
 
 def validate_try_on(body: Mapping[str, Any], ctx: CreateContext) -> Plan:
     """A required ``human_image``, an optional ``cloth_image``; the result is one image."""
-    optional_choice(body, "model_name", TRY_ON_MODELS)
+    known_model(body, "model_name", TRY_ON_MODELS, TRY_ON_MODELS[0])
     human_image = optional_image(body, "human_image")
     optional_image(body, "cloth_image")
     if human_image is None:

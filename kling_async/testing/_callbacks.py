@@ -3,6 +3,13 @@
 One scheduler serves every task: a heap of (due time, task, phase) woken through the clock's
 ``sleep``, so ``FakeClock.advance`` and ``ScaledClock`` both drive it. Deliveries run
 concurrently across tasks but in order within a task. Failures are recorded, never raised.
+
+Readings the docs leave open, as knobs: kling-api.md 6.1 says callbacks go "when the task
+status changes" without listing transitions, so ``submitted=True`` (the default) also sends
+one for ``submitted`` at create time and ``False`` starts at ``processing``; 6.3 ties signing
+to the new-standard ``options.callback_url``, so ``signed=False`` sends legacy callbacks
+unsigned even with a secret. Several secrets (a rotation, 6.3: "several space-separated
+signatures may be present; any match passes") give one ``v1,`` signature each, in one header.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import attrs
 
 from kling_async.clock import Clock
 from kling_async.testing._replies import encode
-from kling_async.testing._tasks import Phase, TaskRecord
+from kling_async.testing._tasks import SUBMITTED, Phase, TaskRecord
 from kling_async.webhooks.signing import WebhookSecret, sign
 
 __all__ = ["CallbackDispatcher", "CallbackRecord"]
@@ -53,10 +60,20 @@ class CallbackDispatcher:
     runner's wake-up replaces the runner; with nothing scheduled, no runner exists.
     """
 
-    def __init__(self, clock: Clock, render: Render, secret: WebhookSecret | None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        render: Render,
+        secret: WebhookSecret | tuple[WebhookSecret, ...] | None,
+        *,
+        signed: bool = True,
+        submitted: bool = True,
+    ) -> None:
         self._clock = clock
         self._render = render
-        self._secret = secret
+        secrets = () if secret is None else secret if isinstance(secret, tuple) else (secret,)
+        self._secrets: tuple[WebhookSecret, ...] = secrets if signed else ()
+        self._submitted = submitted
         self._heap: list[tuple[float, int, TaskRecord, Phase]] = []
         self._order = itertools.count()
         self._runner: asyncio.Task[None] | None = None
@@ -69,6 +86,8 @@ class CallbackDispatcher:
     def schedule(self, task: TaskRecord) -> None:
         """Queue one callback per status of ``task`` (it must have a ``callback_url``)."""
         for phase in task.phases():
+            if phase.status == SUBMITTED and not self._submitted:
+                continue
             heapq.heappush(self._heap, (phase.at, next(self._order), task, phase))
         if self._session is not None:
             self._release_due()
@@ -141,11 +160,13 @@ class CallbackDispatcher:
         payload = self._render(task, phase)
         body = encode(payload)
         headers = {"Content-Type": "application/json"}
-        if self._secret is not None:
+        if self._secrets:
             msg_id, stamp = f"msg_{uuid.uuid4().hex}", int(sent_at)
             headers["webhook-id"] = msg_id
             headers["webhook-timestamp"] = str(stamp)
-            headers["webhook-signature"] = sign(self._secret, msg_id, stamp, body)
+            headers["webhook-signature"] = " ".join(
+                sign(secret, msg_id, stamp, body) for secret in self._secrets
+            )
         record = CallbackRecord(task.callback_url, phase.status, payload, headers, at=sent_at)
         try:
             async with self._session.post(task.callback_url, data=body, headers=headers) as resp:

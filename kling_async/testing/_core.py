@@ -1,7 +1,14 @@
 """The emulated account's business rules, with no HTTP in them: create, query, list, seed.
 
 Every kind goes through the same :meth:`EmulatorCore.create`; what differs per kind is in the
-table of :mod:`._kinds` (validator, output, external ids, slots).
+table of :mod:`._kinds` (validator, output, external ids, slots, pack). A create is checked
+in this order: the body (1201, or 1203 for an unknown model), the account's policy (1100,
+1101, 1103, 1301: :mod:`._policy`), the ``external_task_id`` (kling-api.md 3.1: unique per
+account), the images (``check_images``: :mod:`._images`), then the limits (1302, 1102, 1303:
+:mod:`._limits`).
+
+Behaviours the docs leave open are :class:`Readings`, one knob each (``KlingEmulator``
+documents the defaults and why).
 """
 
 from __future__ import annotations
@@ -9,7 +16,7 @@ from __future__ import annotations
 import collections
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 
@@ -17,20 +24,41 @@ from kling_async.clock import Clock
 from kling_async.testing._callbacks import CallbackDispatcher
 from kling_async.testing._durations import Durations
 from kling_async.testing._faces import FaceSession, FaceSessions
+from kling_async.testing._images import ImageCheck, image_problem
 from kling_async.testing._kinds import CreateContext, Flavour, Kind, Plan
 from kling_async.testing._limits import AccountLimits
+from kling_async.testing._packs import AccountPacks
+from kling_async.testing._policy import AccountPolicy
 from kling_async.testing._replies import ApiError
 from kling_async.testing._tasks import ImageRecord, Phase, TaskRecord, TaskStore, VideoRecord
 from kling_async.testing._validation import optional_id, optional_url, optional_watermark
 from kling_async.testing._wire import VIDEO_MEDIA_DIR, created_object, task_object
 from kling_async.webhooks.signing import WebhookSecret
 
-__all__ = ["EmulatorCore", "EmulatorStats", "FailWhen"]
+__all__ = ["EmulatorCore", "EmulatorStats", "FailWhen", "Readings"]
 
 FailWhen = Callable[[dict[str, Any]], "str | None"]
 
-PURGE_AFTER = 30 * 86_400.0  # generated videos are cleared after 30 days (gotcha 8.4)
+PURGE_AFTER = 30 * 86_400.0  # generated media are cleared after 30 days (kling-api.md 8.4)
 RANDOM_FAILURE = "Failure to pass the risk control system"
+
+
+@attrs.frozen
+class Readings:
+    """The emulator's choices where the docs are silent (see ``KlingEmulator``)."""
+
+    list_order: Literal["newest", "oldest"] = "newest"
+    duplicate_external_id: Literal["refuse", "accept"] = "refuse"
+    relay_external_task_id: bool = False
+    check_images: ImageCheck | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if self.list_order not in ("newest", "oldest"):
+            raise ValueError("list_order must be 'newest' or 'oldest'")
+        if self.duplicate_external_id not in ("refuse", "accept"):
+            raise ValueError("duplicate_external_id must be 'refuse' or 'accept'")
+        if self.check_images not in (None, "refuse", "fail"):
+            raise ValueError("check_images must be None, 'refuse' or 'fail'")
 
 
 @attrs.define
@@ -38,9 +66,10 @@ class EmulatorStats:
     """What the emulator saw.
 
     ``requests`` is keyed ``(method, route, http_status)``: route is ``create``, ``get``,
-    ``list``, ``media`` or ``other``; status ``0`` means the connection was dropped unanswered.
-    ``max_slots_in_use`` is the peak of task slots held (one per task, ``n`` per image
-    generation task), measured at each create. ``creates`` lists every create the account
+    ``list``, ``account`` (``/account/costs``), ``media`` or ``other``; status ``0`` means the
+    connection was dropped unanswered. ``max_slots_in_use`` is the peak of task slots held in
+    all pools together (one per task, ``n`` per image generation task), measured at each
+    create. ``creates`` lists every create the account
     handled (faults that replace handling, like ``DROP_BEFORE``, never reach it), in order:
     its body and the id of the task it made (``None``: refused), so a test can tell a create
     sent again after its task existed.
@@ -64,16 +93,29 @@ class EmulatorCore:
         fail_when: FailWhen | None,
         limits: AccountLimits,
         require_relay_parent: bool,
-        webhook_secret: WebhookSecret | None,
+        webhook_secret: WebhookSecret | tuple[WebhookSecret, ...] | None,
         seed: int,
+        policy: AccountPolicy | None = None,
+        readings: Readings | None = None,
+        sign_callbacks: bool = True,
+        submitted_callback: bool = True,
     ) -> None:
         if not 0.0 <= failure_rate <= 1.0:
             raise ValueError("failure_rate must be in [0, 1]")
         self.clock = clock
         self.limits = limits
+        self.packs = AccountPacks(limits, clock.time())
         self.stats = EmulatorStats()
         self.store = TaskStore(random.Random(f"{seed}:ids"))
-        self.callbacks = CallbackDispatcher(clock, self.render, webhook_secret)
+        self.policy = policy or AccountPolicy()
+        self.readings = readings or Readings()
+        self.callbacks = CallbackDispatcher(
+            clock,
+            self.render,
+            webhook_secret,
+            signed=sign_callbacks,
+            submitted=submitted_callback,
+        )
         self.base_url = ""  # set once the server has its port
         self._durations = durations
         self._failure_rate = failure_rate
@@ -99,15 +141,27 @@ class EmulatorCore:
         )
         plan = kind.validate(body, ctx)
         callback_url = optional_url(body, "callback_url")
-        external_task_id = (
-            optional_id(body, "external_task_id") if kind.takes_external_task_id else None
+        takes_external = kind.takes_external_task_id and (
+            flavour == "official" or self.readings.relay_external_task_id
         )
-        if external_task_id is not None and self.store.has_external(external_task_id):
-            raise ApiError.invalid("external_task_id already exists on this account")
+        external_task_id = optional_id(body, "external_task_id") if takes_external else None
         watermark = optional_watermark(body)
+        self.policy.check_create(kind.name, _model_of(body), body)
+        if (
+            external_task_id is not None
+            and self.store.by_external(external_task_id)
+            and self.readings.duplicate_external_id == "refuse"
+        ):
+            raise ApiError.invalid("external_task_id already exists on this account")
+        failure = self._failure(body)
+        if self.readings.check_images is not None:
+            problem = image_problem(body, kind.image_fields)
+            if problem is not None and self.readings.check_images == "refuse":
+                raise ApiError.invalid(problem)
+            failure = problem or failure
         slots = kind.slots(plan)
         now = self.clock.time()
-        self.limits.check(now, slots)
+        self.limits.check(now, slots, kind.pack)
 
         queued, running = self._durations.draw(body, kind.name)
         task = TaskRecord(
@@ -117,7 +171,7 @@ class EmulatorCore:
             queued=queued,
             running=running,
             seq=self.store.next_seq(),
-            failure=self._failure(body),
+            failure=failure,
             external_task_id=external_task_id,
             parent=plan.parent,
             output=kind.output,
@@ -127,9 +181,9 @@ class EmulatorCore:
             units=self.limits.unit_cost,
             body=dict(body),
         )
-        self._make_results(task, plan)
+        self._make_results(task, plan, kind.name)
         self.store.add(task)
-        in_use = self.limits.commit(now, task.ends_at, slots)
+        in_use = self.limits.commit(now, task.ends_at, slots, kind.pack)
         self.stats.created += 1
         self.stats.max_slots_in_use = max(self.stats.max_slots_in_use, in_use)
         if callback_url is not None:
@@ -154,19 +208,28 @@ class EmulatorCore:
         return self.render_now(task)
 
     def by_external(self, kind: Kind, external_task_id: str) -> list[dict[str, Any]]:
-        task = self.store.by_external(external_task_id)
-        return [] if task is None or task.kind != kind.name else [self.render_now(task)]
+        found = self.store.by_external(external_task_id)
+        return [self.render_now(task) for task in found if task.kind == kind.name]
 
     def page(self, kind: Kind, page_num: int, page_size: int) -> list[dict[str, Any]]:
-        """Tasks of ``kind``, newest first, one page of them."""
+        """Tasks of ``kind``, one page of them, in the ``list_order`` reading (kling-api.md
+        4.2 documents no order)."""
         start = (page_num - 1) * page_size
-        chosen = self.store.newest_first(kind.name)[start : start + page_size]
+        newest = self.readings.list_order == "newest"
+        chosen = self.store.ordered(kind.name, newest_first=newest)[start : start + page_size]
         return [self.render_now(task) for task in chosen]
 
     def seed_video(
-        self, duration: float, video_id: str | None, task_id: str | None, age: float
+        self,
+        duration: float,
+        video_id: str | None,
+        task_id: str | None,
+        age: float,
+        kind: str = "text2video",
+        model: str = "kling-v1",
     ) -> VideoRecord:
-        """Register a finished text2video task owning one video, ``age`` seconds old."""
+        """Register a finished task of ``kind`` owning one video by ``model``, ``age`` seconds
+        old."""
         if not duration > 0:
             raise ValueError("duration must be > 0")
         if age < 0:
@@ -178,14 +241,14 @@ class EmulatorCore:
         born = self.clock.time() - age
         task = TaskRecord(
             task_id=task_id,
-            kind="text2video",
+            kind=kind,
             created_at=born,
             queued=0.0,
             running=0.0,
             seq=self.store.next_seq(),
             units=self.limits.unit_cost,
         )
-        task.result = VideoRecord(video_id, task_id, float(duration), born)
+        task.result = VideoRecord(video_id, task_id, float(duration), born, kind, model)
         self.store.add(task)
         return task.result
 
@@ -225,7 +288,7 @@ class EmulatorCore:
             raise ApiError.not_found("no such image")
         return image
 
-    def _make_results(self, task: TaskRecord, plan: Plan) -> None:
+    def _make_results(self, task: TaskRecord, plan: Plan, kind: str) -> None:
         """What a task will show once it succeeds (nothing, if it is to fail). The seeded
         draw of a video's jitter happens even then, so outcomes do not depend on failures."""
         seconds = plan.seconds
@@ -240,7 +303,7 @@ class EmulatorCore:
             )
         else:
             task.result = VideoRecord(
-                self.store.new_video_id(), task.task_id, seconds, task.ends_at
+                self.store.new_video_id(), task.task_id, seconds, task.ends_at, kind, plan.model
             )
 
     def _failure(self, body: dict[str, Any]) -> str | None:
@@ -248,3 +311,12 @@ class EmulatorCore:
         if reason is None and self._failure_rate and self._outcomes.random() < self._failure_rate:
             reason = RANDOM_FAILURE
         return reason
+
+
+def _model_of(body: dict[str, Any]) -> str | None:
+    """The model a body names (``model_name``, or the legacy ``model``), for 1103 checks."""
+    for name in ("model_name", "model"):
+        value = body.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None

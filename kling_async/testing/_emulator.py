@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal, TypedDict
 
 import attrs
@@ -12,10 +12,12 @@ from aiohttp import web
 from kling_async.clock import Clock, ScaledClock
 from kling_async.testing._auth import Credentials
 from kling_async.testing._callbacks import CallbackRecord
-from kling_async.testing._core import EmulatorCore, EmulatorStats, FailWhen
+from kling_async.testing._core import EmulatorCore, EmulatorStats, FailWhen, Readings
 from kling_async.testing._durations import Durations
 from kling_async.testing._faults import DEFAULT_RANDOM_KINDS, Fault, FaultPlan, RouteOrAny
-from kling_async.testing._limits import AccountLimits
+from kling_async.testing._images import ImageCheck
+from kling_async.testing._limits import AccountLimits, SlotLimit
+from kling_async.testing._policy import AccountPolicy, AccountState
 from kling_async.testing._server import EmulatorServer
 from kling_async.testing._tasks import TaskRecord
 from kling_async.testing._wire import media_path
@@ -68,6 +70,25 @@ class KlingEmulator:
     document no list query, so ``False`` serves a relay whose list (and ``?external_task_id=``)
     route answers 404/1203 like an unknown route; ``True`` (the default) lists as the official
     API does, newest first, with ``task_info.parent_video``.
+
+    Account rules (docs/emulator-rules.md lists every rule and its section): ``slot_limit``
+    bounds each resource-pack pool (video, image, try-on) apart, or takes a mapping per pack;
+    ``balance_units`` is one balance for all kinds, ``packs`` (units per pack type) one per
+    type; ``GET /account/costs`` shows them. ``account_state`` ("arrears" 1101, "abnormal"
+    1100), ``forbidden`` (kinds or models: 1103), ``blocked_prompts`` (regexes: 1301) and
+    ``allowed_ips`` (1304) refuse as :mod:`._policy` says; :meth:`refuse` plans any documented
+    code. ``webhook_secret`` may be several secrets (a rotation: one signature each).
+
+    Where the docs are silent, a knob plays each reading; the default is the one safest for
+    the user or the one the docs lean to: ``list_order`` ("newest" first, or "oldest");
+    ``duplicate_external_id`` ("refuse" with 1201, so a re-sent create cannot pay twice, or
+    "accept"); ``relay_external_task_id`` (``False``: the relay ignores an
+    ``external_task_id`` as an unknown field, as its documented body has none; ``True``:
+    keeps it like the official API); ``sign_legacy_callbacks`` (sign legacy
+    callbacks when a secret is set, or not: 6.3 ties signing to the new standard);
+    ``submitted_callback`` (a callback for ``submitted`` at create time, or none);
+    ``check_images`` (``None``: bytes not inspected; "refuse": 1201 at create; "fail": the task
+    fails "Image pixel is invalid").
     """
 
     def __init__(
@@ -82,14 +103,25 @@ class KlingEmulator:
         durations: Durations | None = None,
         failure_rate: float = 0.0,
         fail_when: FailWhen | None = None,
-        slot_limit: int | None = None,
+        slot_limit: SlotLimit = None,
         balance_units: float | None = None,
+        packs: Mapping[str, float] | None = None,
         unit_cost: float = 1.0,
         rate_limit: float | None = None,
         retry_after: float | None = None,
         require_relay_parent: bool = True,
         relay_list_route: bool = True,
-        webhook_secret: str | None = None,
+        webhook_secret: str | Sequence[str] | None = None,
+        account_state: AccountState = "ok",
+        forbidden: Iterable[str] = (),
+        blocked_prompts: Iterable[str] = (),
+        allowed_ips: Iterable[str] | None = None,
+        list_order: Literal["newest", "oldest"] = "newest",
+        duplicate_external_id: Literal["refuse", "accept"] = "refuse",
+        relay_external_task_id: bool = False,
+        sign_legacy_callbacks: bool = True,
+        submitted_callback: bool = True,
+        check_images: ImageCheck | None = None,
         seed: int = 0,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -102,7 +134,9 @@ class KlingEmulator:
             unit_cost=unit_cost,
             rate_limit=rate_limit,
             retry_after=retry_after,
+            packs=packs,
         )
+        secrets = [webhook_secret] if isinstance(webhook_secret, str) else webhook_secret or []
         self._core = EmulatorCore(
             clock=self.clock,
             durations=durations if durations is not None else Durations.typical(),
@@ -110,8 +144,22 @@ class KlingEmulator:
             fail_when=fail_when,
             limits=limits,
             require_relay_parent=require_relay_parent,
-            webhook_secret=WebhookSecret(webhook_secret) if webhook_secret else None,
+            webhook_secret=tuple(WebhookSecret(s) for s in secrets if s) or None,
             seed=seed,
+            policy=AccountPolicy(
+                account_state=account_state,
+                forbidden=forbidden,
+                blocked_prompts=blocked_prompts,
+                allowed_ips=allowed_ips,
+            ),
+            readings=Readings(
+                list_order=list_order,
+                duplicate_external_id=duplicate_external_id,
+                relay_external_task_id=relay_external_task_id,
+                check_images=check_images,
+            ),
+            sign_callbacks=sign_legacy_callbacks,
+            submitted_callback=submitted_callback,
         )
         self._faults = FaultPlan()
         self._relay_list_route = relay_list_route
@@ -197,11 +245,15 @@ class KlingEmulator:
         video_id: str | None = None,
         task_id: str | None = None,
         age: float = 0.0,
+        kind: str = "text2video",
+        model: str = "kling-v1",
     ) -> SeedVideo:
-        """Register a finished text2video task owning one video of ``duration`` seconds,
-        generated ``age`` clock seconds ago (older than 30 days: purged, not extendable)."""
+        """Register a finished task of ``kind`` (default text2video) owning one video of
+        ``duration`` seconds made by ``model``, generated ``age`` clock seconds ago (older than
+        30 days: purged, not extendable). Only text2video, image2video and video-extend
+        videos of kling-v1, kling-v1-5 or kling-v1-6 can be extended (kling-api.md 3.1)."""
         base_url = self.url  # before registering anything: the URL needs a running server
-        video = self._core.seed_video(duration, video_id, task_id, age)
+        video = self._core.seed_video(duration, video_id, task_id, age, kind, model)
         return SeedVideo(
             video.video_id, video.task_id, video.duration, base_url + media_path(video.video_id)
         )
@@ -231,6 +283,19 @@ class KlingEmulator:
         (seeded). Planned faults come first. Replaces any earlier random setting."""
         self._faults.randomly(rate, kinds, seed, route, delay)
 
+    def refuse(
+        self,
+        code: int,
+        *,
+        route: RouteOrAny = "create",
+        times: int | None = 1,
+        message: str | None = None,
+    ) -> None:
+        """Answer the next ``times`` requests on ``route`` with the documented error ``code``
+        (any of kling-api.md 7's table, e.g. 1000 or 1300) and its HTTP status, instead of
+        handling them: nothing is created. Planned in order with :meth:`fault`."""
+        self._faults.refuse(code, route, times, message)
+
     def clear_faults(self) -> None:
         self._faults.clear()
 
@@ -242,27 +307,36 @@ class KlingEmulator:
 
     @property
     def slots_in_use(self) -> int:
-        """Task slots held by tasks not yet terminal at the clock's current time (one per
-        task, ``n`` per image generation task)."""
+        """Task slots held by tasks not yet terminal at the clock's current time, in every
+        pool (one per task, ``n`` per image generation task)."""
         return self._core.limits.slots_in_use(self.clock.time())
 
+    def pack_slots_in_use(self, pack: str) -> int:
+        """Slots held now in one pool: ``"video"``, ``"image"`` or ``"try-on"``."""
+        return self._core.limits.slots_in_use(self.clock.time(), pack)
+
     @property
-    def slot_limit(self) -> int | None:
-        """The account's parallel-task limit (``None``: unlimited). Settable while running, as
-        when a resource pack is bought or expires: tasks already running keep their slots, and
-        creates are refused with 1303 until fewer than the new limit are held."""
+    def slot_limit(self) -> SlotLimit:
+        """The parallel-task limit of each pack pool (``None``: unlimited; a mapping: per
+        pack). Settable while running, as when a resource pack is bought or expires: tasks
+        already running keep their slots, and creates are refused with 1303 until fewer than
+        the new limit are held."""
         return self._core.limits.slot_limit
 
     @slot_limit.setter
-    def slot_limit(self, value: int | None) -> None:
-        if value is not None and value < 0:
-            raise ValueError("slot_limit must be >= 0 or None")
-        self._core.limits.slot_limit = value
+    def slot_limit(self, value: SlotLimit) -> None:
+        self._core.limits.set_slot_limit(value)
 
     @property
     def balance(self) -> float | None:
-        """Units left (``None``: unlimited)."""
-        return self._core.limits.balance
+        """Units left (``None``: unlimited); with ``packs``, the sum over them."""
+        limits = self._core.limits
+        return sum(limits.packs.values()) if limits.packs is not None else limits.balance
+
+    @property
+    def pack_balances(self) -> dict[str, float]:
+        """Units left per pack type, when the emulator was given ``packs``; else empty."""
+        return dict(self._core.limits.packs or {})
 
     @property
     def callbacks(self) -> list[CallbackRecord]:

@@ -2,7 +2,10 @@
 
 A fault is drawn per request (planned ones first, in the order planned, then the random
 source), before authentication, so every kind can hit every route. What each does is in
-:class:`Fault`; the server applies them.
+:class:`Fault`; the server applies them. A planned *refusal* (``KlingEmulator.refuse``) is a
+fault too: any documented business code, answered with its HTTP status (kling-api.md 7) in
+place of handling, so nothing is created — the way to produce codes with no documented
+trigger (1000, 1300) or to refuse a route the account rules never refuse.
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ __all__ = [
     "tampered",
 ]
 
-Route = Literal["create", "get", "list"]
-RouteOrAny = Literal["create", "get", "list", "any"]
+Route = Literal["create", "get", "list", "account"]
+RouteOrAny = Literal["create", "get", "list", "account", "any"]
 
 
 class Fault(enum.Enum):
@@ -76,18 +79,23 @@ DEFAULT_RANDOM_KINDS: tuple[Fault, ...] = tuple(
 
 @attrs.frozen
 class Drawn:
-    """A fault chosen for one request."""
+    """A fault chosen for one request: a :class:`Fault`, or (``fault=None``) the refusal
+    ``code`` with ``message``."""
 
-    fault: Fault
+    fault: Fault | None
     delay: float = 0.0
+    code: int | None = None
+    message: str | None = None
 
 
 @attrs.define
 class _Planned:
-    fault: Fault
+    fault: Fault | None
     route: RouteOrAny
     remaining: int | None  # None: forever
     delay: float
+    code: int | None = None
+    message: str | None = None
 
 
 @attrs.frozen
@@ -118,6 +126,13 @@ class FaultPlan:
             raise ValueError("delay must be >= 0")
         self._planned.append(_Planned(Fault(fault), route, times, delay))
 
+    def refuse(self, code: int, route: RouteOrAny, times: int | None, message: str | None) -> None:
+        _check_route(route)
+        ApiError.documented(code)  # a ValueError for a code not in the table
+        if times is not None and times < 1:
+            raise ValueError("times must be >= 1, or None for forever")
+        self._planned.append(_Planned(None, route, times, 0.0, code, message))
+
     def randomly(
         self, rate: float, kinds: Iterable[Fault], seed: int, route: RouteOrAny, delay: float
     ) -> None:
@@ -141,7 +156,7 @@ class FaultPlan:
                     entry.remaining -= 1
                     if entry.remaining == 0:
                         self._planned.remove(entry)
-                return Drawn(entry.fault, entry.delay)
+                return Drawn(entry.fault, entry.delay, entry.code, entry.message)
         source = self._random
         if (
             source is not None
@@ -153,8 +168,10 @@ class FaultPlan:
 
 
 def _check_route(route: str) -> None:
-    if route not in ("create", "get", "list", "any"):
-        raise ValueError(f"route must be 'create', 'get', 'list' or 'any', got {route!r}")
+    if route not in ("create", "get", "list", "account", "any"):
+        raise ValueError(
+            f"route must be 'create', 'get', 'list', 'account' or 'any', got {route!r}"
+        )
 
 
 _GATEWAY_PAGE = (
@@ -170,8 +187,10 @@ _SERVER_ERRORS = {
 }
 
 
-def refusal(fault: Fault | None) -> web.Response | None:
+def refusal(fault: Fault | None, drawn: Drawn | None = None) -> web.Response | None:
     """The answer for faults that replace handling altogether (nothing is created)."""
+    if drawn is not None and drawn.code is not None:
+        return failure(ApiError.documented(drawn.code, drawn.message)).response()
     if fault is Fault.GATEWAY_HTML_502:
         return web.Response(status=502, text=_GATEWAY_PAGE, content_type="text/html")
     error = _SERVER_ERRORS.get(fault) if fault is not None else None

@@ -4,8 +4,10 @@ Each row names the kind (what the client calls ``Task.kind`` and ``emu.tasks[...
 records), its official collection path (mounted again under ``/kling`` for the relay flavour,
 which makes the relay's generic poller ``GET /kling/v1/{action}/{action2}/{task_id}``), its
 body validator (:mod:`._bodies`), what it produces (``videos`` or ``images``), whether it takes
-an ``external_task_id``, how it holds task slots, and its typical run time (kling-api.md 8.11,
-ComfyUI's estimates), which the emulator's default :class:`Durations` use.
+an ``external_task_id``, which resource-pack pool it draws slots and units from (video, image
+or try-on, kling-api.md 7.1), how many slots it holds, which fields carry images (checked by
+the emulator's ``check_images`` knob, kling-api.md 5.2), and its typical run time
+(kling-api.md 8.11, ComfyUI's estimates), which the emulator's default :class:`Durations` use.
 """
 
 from __future__ import annotations
@@ -37,9 +39,15 @@ from kling_async.testing._bodies_more import (
     validate_omni_video,
 )
 
-__all__ = ["KINDS", "CreateContext", "Flavour", "Kind", "Output", "Plan"]
+__all__ = ["KINDS", "CreateContext", "Flavour", "Kind", "Output", "Pack", "Plan"]
 
 Output = Literal["videos", "images"]
+Pack = Literal["video", "image", "try-on"]
+
+
+def _pack_of(kind: Kind) -> Pack:
+    """The pool a row draws from unless it says: image kinds the image pack, others video."""
+    return "image" if kind.output == "images" else "video"
 
 
 @attrs.frozen
@@ -49,7 +57,10 @@ class Kind:
     ``validate`` is ``None`` for a kind that can be queried but not created here.
     ``takes_external_task_id=False``: an ``external_task_id`` in the body is ignored, like any
     unknown field. ``slots_per_image``: the task holds one slot per image it makes (image
-    generation, kling-api.md 7.1); otherwise one slot.
+    generation, kling-api.md 7.1); otherwise one slot. ``pack``: the resource-pack type whose
+    slots and units it uses (kling-api.md 7.1: video, image and try-on are counted apart;
+    default from ``output``). ``image_fields``: body fields holding an image (a dotted name
+    for a nested one), for the image checks.
     """
 
     name: str
@@ -59,6 +70,8 @@ class Kind:
     takes_external_task_id: bool = True
     slots_per_image: bool = False
     typical_seconds: float = 320.0
+    pack: Pack = attrs.field(default=attrs.Factory(_pack_of, takes_self=True))
+    image_fields: tuple[str, ...] = ()
 
     def slots(self, plan: Plan) -> int:
         return plan.images if self.slots_per_image else 1
@@ -66,7 +79,13 @@ class Kind:
 
 KINDS: tuple[Kind, ...] = (
     Kind("text2video", "/v1/videos/text2video", validate_text2video, typical_seconds=319.0),
-    Kind("image2video", "/v1/videos/image2video", validate_image2video, typical_seconds=164.0),
+    Kind(
+        "image2video",
+        "/v1/videos/image2video",
+        validate_image2video,
+        typical_seconds=164.0,
+        image_fields=("image", "image_tail"),
+    ),
     Kind("video-extend", "/v1/videos/video-extend", validate_extend, typical_seconds=320.0),
     Kind(
         "lip-sync",
@@ -82,6 +101,7 @@ KINDS: tuple[Kind, ...] = (
         output="images",
         slots_per_image=True,
         typical_seconds=32.0,
+        image_fields=("image",),
     ),
     Kind(
         "virtual-try-on",
@@ -90,6 +110,8 @@ KINDS: tuple[Kind, ...] = (
         output="images",
         takes_external_task_id=False,
         typical_seconds=19.0,
+        pack="try-on",
+        image_fields=("human_image", "cloth_image"),
     ),
     # kling-api-more-kinds.md §2-§9 (validators in _bodies_more); run times from §14, else the
     # nearest documented kind's.

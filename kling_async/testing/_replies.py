@@ -14,7 +14,33 @@ from typing import Any
 import attrs
 from aiohttp import web
 
-__all__ = ["ApiError", "Reply", "encode", "failure", "success"]
+__all__ = ["DOCUMENTED", "ApiError", "Reply", "encode", "failure", "success"]
+
+# Every non-zero code of the official error table (kling-api.md 7): its HTTP status and a
+# message in the table's words, for refusals planned with ``KlingEmulator.refuse``.
+DOCUMENTED: dict[int, tuple[int, str]] = {
+    1000: (401, "Authentication failed"),
+    1001: (401, "Authorization is empty"),
+    1002: (401, "Authorization is invalid"),
+    1003: (401, "Authorization is not yet valid"),
+    1004: (401, "Authorization has expired"),
+    1100: (429, "Account exception"),
+    1101: (429, "Account in arrears (postpaid)"),
+    1102: (429, "Account balance not enough"),
+    1103: (403, "No permission to access the requested resource, such as API/model"),
+    1200: (400, "Invalid request parameters"),
+    1201: (400, "Invalid parameters: a key is wrong or a value is illegal"),
+    1202: (404, "The requested method is invalid"),
+    1203: (404, "The requested resource does not exist, such as the model"),
+    1300: (400, "Trigger platform strategy"),
+    1301: (400, "Trigger the content security policy of the platform"),
+    1302: (429, "The API request is too fast, exceeding the platform's rate limit"),
+    1303: (429, "parallel task over resource pack limit"),
+    1304: (429, "Trigger the platform's IP whitelisting policy"),
+    5000: (500, "Server internal error"),
+    5001: (503, "Server temporarily unavailable, usually due to maintenance"),
+    5002: (504, "Server internal timeout, usually due to a backlog"),
+}
 
 
 class ApiError(Exception):
@@ -33,6 +59,14 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers: Mapping[str, str] = dict(headers or {})
+
+    @classmethod
+    def documented(cls, code: int, message: str | None = None) -> ApiError:
+        """The refusal the error table (kling-api.md 7) gives ``code``, with its HTTP status."""
+        if code not in DOCUMENTED:
+            raise ValueError(f"{code} is not a documented error code: {sorted(DOCUMENTED)}")
+        status, text = DOCUMENTED[code]
+        return cls(status, code, message or text)
 
     @classmethod
     def bad_body(cls, message: str) -> ApiError:

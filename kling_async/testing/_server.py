@@ -6,10 +6,12 @@ relay's generic poller ``GET /kling/v1/{action}/{action2}/{task_id}`` is exactly
 copies of those single-task routes (``images/generations``, ``videos/text2video`` ...), so it
 answers as the kind's own GET does; any other pair is an unknown route. Generated files are
 served from ``/media/videos/{id}.mp4`` and ``/media/images/{id}.png`` (``.wm.`` copies too).
+``GET /account/costs`` (official only: the relay docs have no such route) is :mod:`._packs`.
 
-Every API request goes: draw a fault -> authenticate -> parse and act -> spoil the answer as
-the fault says -> count it in ``stats.requests``. Unknown routes and wrong methods get JSON
-error envelopes too (1203 / 1202, HTTP 404), never aiohttp's text pages.
+Every API request goes: draw a fault (or a planned refusal) -> the IP allowlist (1304) ->
+authenticate -> parse and act -> spoil the answer as the fault says -> count it in
+``stats.requests``. Unknown routes and wrong methods get JSON
+error envelopes too (1203 / 1202, HTTP 404: kling-api.md 7), never aiohttp's text pages.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Action = Callable[[web.Request, Kind, Flavour], Awaitable[Reply]]
 
 PREFIXES: tuple[tuple[Flavour, str], ...] = (("official", ""), ("relay", "/kling"))
+MAX_BODY = 32 * 1024 * 1024
 _MP4_HEADER = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom"
 _PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 # Not a task kind (no row of the table): the route's name for faults and counts is "create".
@@ -58,7 +61,8 @@ class EmulatorServer:
         self._relay_list_route = relay_list_route
 
     def application(self) -> web.Application:
-        app = web.Application(middlewares=[self._unrouted])
+        # Room for two 10 MB images in base64 (kling-api.md 5.2); aiohttp's default is 1 MB.
+        app = web.Application(middlewares=[self._unrouted], client_max_size=MAX_BODY)
         add = app.router
         for kind in KINDS:
             for flavour, prefix in PREFIXES:
@@ -76,6 +80,8 @@ class EmulatorServer:
         for flavour, prefix in PREFIXES:  # a synchronous call, no task (more-kinds §7.1)
             identify = self._endpoint("create", IDENTIFY_FACE, flavour, self._identify_face)
             add.add_post(prefix + IDENTIFY_FACE.path, identify)
+        account = self._endpoint("account", KINDS[0], "official", self._costs)
+        add.add_get("/account/costs", account, allow_head=False)
         add.add_get(VIDEO_MEDIA_DIR + "{name}", self._media, allow_head=False)
         add.add_get(IMAGE_MEDIA_DIR + "{name}", self._image_media, allow_head=False)
         return app
@@ -86,7 +92,7 @@ class EmulatorServer:
             fault = drawn.fault if drawn is not None else None
             if fault is Fault.DROP_BEFORE:
                 return self._drop(request, route)
-            response = refusal(fault)
+            response = refusal(fault, drawn)
             if response is None:
                 reply = await self._answer(request, kind, flavour, action)
                 if fault is Fault.DROP_AFTER_CREATE:
@@ -105,6 +111,7 @@ class EmulatorServer:
         self, request: web.Request, kind: Kind, flavour: Flavour, action: Action
     ) -> Reply:
         try:
+            self._core.policy.check_caller(request.remote)
             header = request.headers.get("Authorization")
             self._credentials.check(header, flavour, self._core.clock.time())
             return await action(request, kind, flavour)
@@ -131,6 +138,9 @@ class EmulatorServer:
         page_num = _int_param(request, "pageNum", default=1, high=1000)
         page_size = _int_param(request, "pageSize", default=30, high=500)
         return success(self._core.page(kind, page_num, page_size))
+
+    async def _costs(self, request: web.Request, kind: Kind, flavour: Flavour) -> Reply:
+        return success(self._core.packs.costs(request.query, self._core.clock.time()))
 
     async def _media(self, request: web.Request) -> web.StreamResponse:
         """Stand-in bytes for a generated video, so download code has something to fetch."""

@@ -32,12 +32,16 @@ class Phase:
 
 @attrs.define(eq=False)
 class VideoRecord:
-    """A generated video: who made it, how long it is, from when it exists (clock seconds)."""
+    """A generated video: who made it, how long it is, from when it exists (clock seconds),
+    and the kind and model of the task that made it (an extend takes only some, kling-api.md
+    3.1)."""
 
     video_id: str
     task_id: str
     duration: float
     ready_at: float
+    kind: str = "text2video"
+    model: str = "kling-v1"
 
 
 @attrs.define(eq=False)
@@ -109,7 +113,8 @@ class TaskStore:
         self.tasks: dict[str, TaskRecord] = {}
         self.videos: dict[str, VideoRecord] = {}
         self.images: dict[str, ImageRecord] = {}
-        self._external: dict[str, TaskRecord] = {}
+        # Several tasks per id only when the emulator accepts duplicates (a knob).
+        self._external: dict[str, list[TaskRecord]] = {}
 
     def next_seq(self) -> int:
         self._seq += 1
@@ -139,7 +144,7 @@ class TaskStore:
     def add(self, task: TaskRecord) -> None:
         self.tasks[task.task_id] = task
         if task.external_task_id is not None:
-            self._external[task.external_task_id] = task
+            self._external.setdefault(task.external_task_id, []).append(task)
         if task.result is not None:
             self.videos[task.result.video_id] = task.result
         for image in task.images:
@@ -149,13 +154,19 @@ class TaskStore:
         return external_task_id in self._external
 
     def resolve(self, ident: str) -> TaskRecord | None:
-        """A task by its id, else by its ``external_task_id`` (ids win, kling-api.md 5.3)."""
-        return self.tasks.get(ident) or self._external.get(ident)
+        """A task by its id, else by its ``external_task_id`` (ids win, kling-api.md 5.3; of
+        duplicates, the newest)."""
+        found = self.tasks.get(ident)
+        if found is None and ident in self._external:
+            found = self._external[ident][-1]
+        return found
 
-    def by_external(self, external_task_id: str) -> TaskRecord | None:
-        return self._external.get(external_task_id)
+    def by_external(self, external_task_id: str) -> list[TaskRecord]:
+        """Every task created with ``external_task_id``, oldest first."""
+        return list(self._external.get(external_task_id, ()))
 
-    def newest_first(self, kind: str) -> list[TaskRecord]:
+    def ordered(self, kind: str, *, newest_first: bool = True) -> list[TaskRecord]:
+        """The tasks of ``kind`` in creation order (or its reverse)."""
         found = [t for t in self.tasks.values() if t.kind == kind]
-        found.sort(key=lambda t: (t.created_at, t.seq), reverse=True)
+        found.sort(key=lambda t: (t.created_at, t.seq), reverse=newest_first)
         return found

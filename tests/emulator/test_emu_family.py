@@ -299,12 +299,14 @@ async def test_image_generation_holds_n_slots(api: Any, clock: FakeClock) -> Non
     status, answer = await post(api, "image-generation", {"prompt": "fox", "n": 3})
     api.assert_error(status, answer, 429, 1303)
     await made(api, "image-generation", {"prompt": "fox", "n": 2})  # 3 + 2 = 5 fits
-    assert api.emu.slots_in_use == 5
-    for kind in ("text2video", "virtual-try-on", "image-generation"):
-        status, answer = await post(api, kind, valid_body(api.emu, kind))
-        api.assert_error(status, answer, 429, 1303)
-    assert api.emu.stats.created == 2
-    assert api.emu.stats.max_slots_in_use == 5
+    assert api.emu.pack_slots_in_use("image") == 5
+    status, answer = await post(api, "image-generation", valid_body(api.emu, "image-generation"))
+    api.assert_error(status, answer, 429, 1303)
+    # The video and try-on pools are counted apart (kling-api.md 7.1): still free.
+    for kind in ("text2video", "virtual-try-on"):
+        await made(api, kind, valid_body(api.emu, kind))
+    assert api.emu.stats.created == 4
+    assert api.emu.stats.max_slots_in_use == 7
     await clock.advance(10)
     assert api.emu.slots_in_use == 0
     await made(api, "image-generation", {"prompt": "fox", "n": 5})
@@ -312,11 +314,16 @@ async def test_image_generation_holds_n_slots(api: Any, clock: FakeClock) -> Non
 
 
 @pytest.mark.parametrize("emulator_options", [{"slot_limit": 2, "durations": Durations(0, 10)}])
-async def test_video_and_try_on_tasks_hold_one_slot(api: Any) -> None:
+async def test_video_and_try_on_tasks_hold_one_slot_of_their_own_pool(api: Any) -> None:
+    await made(api, "virtual-try-on", {"human_image": URL})
     await made(api, "virtual-try-on", {"human_image": URL})
     await made(api, "text2video", {"prompt": "x"})
-    assert api.emu.slots_in_use == 2
-    status, answer = await post(api, "image2video", {"image": URL})
+    assert api.emu.pack_slots_in_use("try-on") == 2
+    assert api.emu.pack_slots_in_use("video") == 1
+    status, answer = await post(api, "virtual-try-on", {"human_image": URL})
+    api.assert_error(status, answer, 429, 1303)
+    await made(api, "image2video", {"image": URL})
+    status, answer = await post(api, "text2video", {"prompt": "x"})
     api.assert_error(status, answer, 429, 1303)
 
 
@@ -424,8 +431,10 @@ async def test_lip_sync_of_an_emulator_video(api: Any, clock: FakeClock) -> None
     assert synced["id"] not in (source["id"], task_id)
     assert synced["duration"] == source["duration"] == "10"
     assert seen["task_info"]["parent_video"] == source
-    # the lip-synced video is a video like any other: it can be extended
-    await made(api, "video-extend", {"video_id": synced["id"]})
+    # kling-api.md 3.1: only text2video, image2video and extend results can be extended
+    status, answer = await post(api, "video-extend", {"video_id": synced["id"]})
+    api.assert_error(status, answer, 400, 1201)
+    assert "lip-sync" in answer["message"]
 
 
 async def test_lip_sync_by_url_of_an_emulator_video(api: Any, clock: FakeClock) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from typing_extensions import assert_type
 
@@ -52,8 +52,11 @@ from kling_async import (
     OmniVideo,
     OmniVideoRequest,
     Outcome,
+    PreflightBalanceError,
     Progress,
     RequestValidationError,
+    ResourcePack,
+    ResourcePacks,
     RetryEvent,
     RetryPolicy,
     ScaledClock,
@@ -68,6 +71,7 @@ from kling_async import (
     TextToVideoRequest,
     Timeouts,
     Trajectory,
+    UnitCosts,
     Video,
     VideoExtendRequest,
     VirtualTryOnRequest,
@@ -232,6 +236,11 @@ async def reads(kling: KlingClient, task: Task) -> None:
     assert_type(task.task_status, TaskStatus)
     assert_type(task.video, Video | None)
     assert_type(task.is_terminal, bool)
+    packs = await kling.resource_packs(start_time=0, end_time=1, resource_pack_name="p")
+    assert_type(packs, ResourcePacks)
+    assert_type(packs.packs, tuple[ResourcePack, ...])
+    assert_type(packs.remaining("video", now_ms=0), float)
+    assert_type(packs.packs[0].product, Literal["video", "image", "try-on"] | None)
 
 
 async def following(kling: KlingClient, task: Task) -> None:
@@ -271,6 +280,14 @@ async def bulk(kling: KlingClient, tasks: list[Task], dest: Path) -> None:
         slots=10,
         timeout=1800,
     )
+    checked = kling.extend_many([{"video_id": "v"}], preflight=True)
+    priced = kling.extend_many([{"video_id": "v"}], preflight=UnitCosts(units={"video-extend": 2}))
+    try:
+        async for outcome in checked:
+            assert_type(outcome, Outcome)
+    except PreflightBalanceError as refused:
+        assert_type(refused.needed, dict[str | None, float])
+    assert_type(priced.progress, Progress)
     async for outcome in batch:
         assert_type(outcome, Outcome)
         assert_type(outcome.ok, bool)
