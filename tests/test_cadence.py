@@ -172,6 +172,29 @@ def test_an_overdue_task_is_polled_less_and_less() -> None:
     assert cadence.next_delay(sketch, 10.0, 5.0, True) == cadence.callback_interval
 
 
+def test_a_prior_alone_is_polled_coarsely_until_a_task_ends() -> None:
+    cadence = Cadence()
+    cold = DurationSketch(320.0)
+    start, end = cadence.window(cold) or (0.0, 0.0)
+    mid = (start + end) / 2
+    assert cadence.next_delay(cold, mid, 10.0, False) == pytest.approx(mid * cadence.cold_lag)
+    # Past a wrong guess the spacing may grow beyond max_interval, with the task's age.
+    late = cadence.next_delay(cold, end * 3, 100.0, False)
+    assert late == pytest.approx(end * 3 * cadence.cold_lag) and late > cadence.max_interval
+    warm = learned([320.0], prior=320.0)
+    w_start, w_end = cadence.window(warm) or (0.0, 0.0)
+    w_mid = (w_start + w_end) / 2
+    assert cadence.next_delay(warm, w_mid, 10.0, False) == pytest.approx(w_mid * cadence.lag)
+    assert cadence.next_delay(warm, w_end * 3, 100.0, False) == cadence.max_interval
+    # A 900-s task on the 320-s prior: far fewer polls than at the dense spacing, seen within
+    # the cold spacing of its end.
+    dense = Cadence(cold_lag=cadence.lag)
+    polls, lag = simulate(cadence, DurationSketch(320.0), 900.0)
+    dense_polls, _ = simulate(dense, DurationSketch(320.0), 900.0)
+    assert polls <= 0.7 * dense_polls
+    assert lag <= 900.0 * cadence.cold_lag * cadence.growth
+
+
 # -- the scheduler learns, over the emulator ---------------------------------------------------
 
 
