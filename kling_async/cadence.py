@@ -7,14 +7,14 @@ wastes requests and a fixed long one adds lag. The cadence asks the task's
 
 * polls **sparsely before the window**: once, at a quarter of the window's start (for a window
   starting at 240 s: at 60 s), which sees ``processing`` and early failures;
-* polls **densely inside it**: each poll ``lag`` (4 %) of the task's age after the last, so a
-  task's end is seen within 4 % of its duration — about ten polls in all for a 320-s extend
+* polls **densely inside it**: each poll ``lag`` (4.2 %) of the task's age after the last, so a
+  task's end is seen within 4.2 % of its duration — about ten polls in all for a 320-s extend
   whose durations spread +-25 %;
 * polls **less and less once the task is overdue** (past the window), growing by ``growth`` up
   to ``max_interval``.
 
 Until the first task of a profile has ended, the window is the prior's guess, and the spacing
-in and past it is ``cold_lag`` (8 %) of the age instead: one wrong guess (a 900-s task of a
+in and past it is ``cold_lag`` (12 %) of the age instead: one wrong guess (a 900-s task of a
 kind typed at 320 s) would otherwise cost some forty polls per task of the first round.
 
 Before anything is learned the sketch is a broad prior around the kind's typical duration and
@@ -44,7 +44,7 @@ class Cadence:
     """Poll placement; see the module doc. All values are seconds or fractions."""
 
     #: Dense polls inside the window are this fraction of the task's age apart.
-    lag: float = 0.04
+    lag: float = 0.042
     #: The quantiles of learned durations that bound the dense window.
     coverage: tuple[float, float] = (0.005, 0.995)
     #: Widening of the window while few tasks are known: ``margin / sqrt(tasks seen)``.
@@ -54,7 +54,7 @@ class Cadence:
     #: Until the first task of a profile ends, its window is only the prior's guess (a 900-s
     #: task of a kind typed at 320 s crosses all of it): polls in and past it are this fraction
     #: of the age apart, so a wrong guess costs a dozen polls per task, not forty.
-    cold_lag: float = 0.08
+    cold_lag: float = 0.12
     #: Growth of the interval once a task is past the window.
     growth: float = 1.5
     min_interval: float = 1.0

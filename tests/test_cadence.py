@@ -179,7 +179,7 @@ def test_a_prior_alone_is_polled_coarsely_until_a_task_ends() -> None:
     mid = (start + end) / 2
     assert cadence.next_delay(cold, mid, 10.0, False) == pytest.approx(mid * cadence.cold_lag)
     # Past a wrong guess the spacing may grow beyond max_interval, with the task's age.
-    late = cadence.next_delay(cold, end * 3, 100.0, False)
+    late = cadence.next_delay(cold, end * 3, 1000.0, False)
     assert late == pytest.approx(end * 3 * cadence.cold_lag) and late > cadence.max_interval
     warm = learned([320.0], prior=320.0)
     w_start, w_end = cadence.window(warm) or (0.0, 0.0)
