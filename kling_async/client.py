@@ -15,6 +15,7 @@ from .batch import Batch, ListeningReceiver, RequestLike
 from .cadence import Cadence
 from .chain import Chain, extend_until
 from .clock import Clock, SystemClock
+from .coordination import Coordinator
 from .creates import Creator, Flavour
 from .download import DownloadResult, download_videos
 from .errors import (
@@ -24,7 +25,6 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from .gate import SlotGate
 from .journal import Journal
 from .media import MediaPolicy, is_local_url
 from .models import Task, TaskStatus, Video
@@ -32,6 +32,7 @@ from .reads import TaskReader
 from .requests import CreateRequest
 from .retry import Retrier, RetryPolicy, retryable_read
 from .scheduler import PollScheduler
+from .sharing import gate_for
 from .shortcuts import Shortcuts
 from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, Timeouts, Transport
 from .watch import TaskWatch
@@ -74,7 +75,9 @@ class KlingClient(Shortcuts):
 
     Every create waits its turn at one :class:`~kling_async.gate.SlotGate` (``client.gate``):
     ``slots`` is the account's parallel-task limit if you know it (else it is learned from 1303
-    answers), ``slot_timeout`` the default bound on a create's wait for a slot.
+    answers), ``slot_timeout`` the default bound on a create's wait for a slot. ``coordinator``
+    (a ``postgresql://`` DSN, or a :class:`~kling_async.coordination.Coordinator`) shares the
+    slots, the learned limit and callbacks with every process on the account ("Scaling out").
     """
 
     def __init__(
@@ -100,6 +103,7 @@ class KlingClient(Shortcuts):
         download_timeouts: Timeouts = DOWNLOAD_TIMEOUTS,
         slots: int | None = None,
         slot_timeout: float | None = None,
+        coordinator: str | Coordinator | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         credentials = credentials_from(api_key, access_key, secret_key, self.clock)
@@ -137,22 +141,10 @@ class KlingClient(Shortcuts):
             max_polls_per_second=max_polls_per_second,
             max_in_flight=max_polls_in_flight,
         )
-        if slots is not None and (
-            isinstance(slots, bool) or not isinstance(slots, int) or slots < 1
-        ):
-            raise ConfigurationError(f"slots must be an int >= 1 or None, got {slots!r}")
-        if slot_timeout is not None and not slot_timeout > 0:
-            raise ConfigurationError(
-                f"slot_timeout must be > 0 seconds or None, got {slot_timeout!r}"
-            )
-        # One gate for every create of this client: the account's slots are shared by all.
-        self.gate = SlotGate(
-            self.clock,
-            limit=slots,
-            timeout=slot_timeout,
-            backoff=self.retry_policy.delay,
-            scheduler=self.scheduler,
-        )
+        self.gate = gate_for(self.clock, self.scheduler, credentials, base, slots=slots,
+            slot_timeout=slot_timeout, backoff=self.retry_policy.delay,
+            coordinator=coordinator)  # fmt: skip
+        self.coordinator = self.gate.coordinator
         self._creator = Creator(
             self._transport,
             self._reader,
@@ -180,6 +172,7 @@ class KlingClient(Shortcuts):
         )
 
     async def __aenter__(self) -> KlingClient:
+        await self.gate.start()  # with a coordinator: connected, listening, the limit known
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -189,6 +182,7 @@ class KlingClient(Shortcuts):
         """Stop all watching and close the session (unless it was injected). Idempotent."""
         await self.gate.aclose()
         await self.scheduler.aclose()
+        await self.coordinator.aclose()
         await self._transport.aclose()
 
     # -- creates -----------------------------------------------------------------------------
@@ -279,6 +273,7 @@ class KlingClient(Shortcuts):
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
+        self.coordinator.open()  # other replicas' callbacks wake this watch too
         return TaskWatch(
             self.scheduler,
             tasks,
