@@ -72,8 +72,45 @@ CREATE TABLE kling_batch_meta (
 );
 """
 
-#: Every migration, in order. Append here (the next is version 2); never edit a shipped one.
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "shared batch journal", _BATCH_JOURNAL),)
+_COORDINATION = """
+-- One row per slot held by a process of an account (coordinator.py): a create in flight, or a
+-- task not yet seen ending. Valid while its holder renews it; an expired row is deleted by
+-- whoever counts next, so a dead process's slots come back.
+CREATE TABLE kling_slot_lease (
+    lease      TEXT        PRIMARY KEY,  -- random, made by the holder
+    account    TEXT        NOT NULL,     -- a digest of the credentials and base URL
+    holder     TEXT        NOT NULL,     -- random id, one per coordinator (process)
+    weight     INTEGER     NOT NULL,
+    task_id    TEXT,                     -- set once the create made a task
+    expires_at TIMESTAMPTZ NOT NULL      -- the database's clock
+);
+CREATE INDEX kling_slot_lease_account ON kling_slot_lease (account);
+
+-- What the processes of an account learned of it: the slot limit (from 1303 answers).
+CREATE TABLE kling_account (
+    account    TEXT        PRIMARY KEY,
+    slot_limit INTEGER,
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+
+-- Callbacks received by any process, for the others (a NOTIFY names the row); kept a while so
+-- a process whose LISTEN connection dropped reads what it missed.
+CREATE TABLE kling_callback (
+    id        BIGINT      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    account   TEXT        NOT NULL,
+    origin    TEXT        NOT NULL,      -- the publishing coordinator (it skips its own)
+    task_json TEXT        NOT NULL,
+    trusted   BOOLEAN     NOT NULL,      -- the receiver verified its signature
+    at        TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX kling_callback_recent ON kling_callback (account, at);
+"""
+
+#: Every migration, in order. Append here (the next is version 3); never edit a shipped one.
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "shared batch journal", _BATCH_JOURNAL),
+    Migration(2, "client coordination: slot leases, learned limits, callbacks", _COORDINATION),
+)
 
 #: The schema version this code writes.
 LATEST_VERSION = MIGRATIONS[-1].version
