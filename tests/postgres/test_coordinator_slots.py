@@ -23,14 +23,19 @@ SCALE = 200.0
 
 
 def refusals(emu: KlingEmulator) -> int:
-    return sum(n for (method, route, status), n in emu.stats.requests.items()
-               if (method, route, status) == ("POST", "create", 429))  # fmt: skip
+    return emu.stats.requests[("POST", "create", 429)]
 
 
 async def _run_creators(
-    pg_dsn: str, emu: KlingEmulator, clock: ScaledClock, *, processes: int, n: int,
-    slots: int | None, coordinated: bool = True,
-) -> list[dict[str, object]]:  # fmt: skip
+    pg_dsn: str,
+    emu: KlingEmulator,
+    clock: ScaledClock,
+    *,
+    processes: int,
+    n: int,
+    slots: int | None,
+    coordinated: bool = True,
+) -> list[dict[str, object]]:
     seed = emu.add_video()
     config = {
         "mode": "create",
@@ -84,10 +89,8 @@ async def test_processes_learning_the_limit_share_it_and_refuse_little(pg_dsn: s
 async def test_a_killed_processs_slots_come_back_after_its_lease(pg_dsn: str) -> None:
     async with KlingEmulator() as emu:
         clock = ScaledClock(1.0)
-        holder = await spawn(
-            {"mode": "hold", "client": emu.client_kwargs(), "dsn": pg_dsn, "n": 2, "slots": 2,
-             "lease": 1.0, **clock_of(clock)}  # fmt: skip
-        )
+        config = {"mode": "hold", "client": emu.client_kwargs(), "dsn": pg_dsn, "n": 2}
+        holder = await spawn({**config, "slots": 2, "lease": 1.0, **clock_of(clock)})
         assert await line(holder) == "held"
         coordinator = PostgresCoordinator(pg_dsn, recheck=0.05)
         async with KlingClient(**emu.client_kwargs(), slots=2, coordinator=coordinator) as kling:
