@@ -82,7 +82,9 @@ class Fanout:
         self._listening: asyncio.Task[None] | None = None
         self._pending: set[asyncio.Task[None]] = set()
         self.connection: Any = None  # the LISTEN connection (tests end it from the server)
+        self.reconnect_delay = 0.05  # seconds before the first attempt again, doubling to 5
         self.reconnects = 0
+        self.replayed = 0  # callbacks read back after a reconnect
 
     async def start(self) -> None:
         """Listen; return once the first LISTEN is in place."""
@@ -176,7 +178,7 @@ class Fanout:
                     conn.terminate()
             failures += 1
             self.reconnects += 1
-            await asyncio.sleep(min(5.0, 0.05 * 2**failures))
+            await asyncio.sleep(min(5.0, self.reconnect_delay * 2 ** (failures - 1)))
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         if payload == "s":
@@ -209,6 +211,7 @@ class Fanout:
             since,
         )
         for row in rows:
+            self.replayed += 1
             self._deliver(row["task_json"], row["trusted"])
 
     def _deliver(self, text: str, trusted: bool) -> None:
