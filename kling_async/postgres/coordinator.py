@@ -130,32 +130,42 @@ class PostgresCoordinator:
         if self._starting is None and not self.closed:
             with contextlib.suppress(RuntimeError):  # no running loop: start() comes later
                 self._starting = asyncio.ensure_future(self._start())
+                self._starting.add_done_callback(self._started)
+
+    def _started(self, starting: asyncio.Future[int | None]) -> None:
+        if starting.cancelled() or starting.exception() is None:
+            return
+        # Said here once, whoever awaits it (nobody, after a watch() opened it); the next use
+        # tries again.
+        log.warning("coordinator: cannot connect: %s", starting.exception())
+        if self._starting is starting:
+            self._starting = None
 
     async def start(self) -> int | None:
         self.open()
         if self._starting is None:
             raise RuntimeError("the coordinator is closed")
-        starting = self._starting
-        try:
-            return await asyncio.shield(starting)
-        except Exception:
-            if self._starting is starting:
-                self._starting = None  # the next use tries again
-            raise
+        return await asyncio.shield(self._starting)
 
     async def _start(self) -> int | None:
         self._digest()
-        self._db = db = await Database.open(self._dsn)
-        async with db.pool.acquire() as conn:
-            stored = await conn.fetchval(
-                "SELECT slot_limit FROM kling_account WHERE account = $1", self.account
-            )
+        db = await Database.open(self._dsn)
+        try:
+            async with db.pool.acquire() as conn:
+                stored = await conn.fetchval(
+                    "SELECT slot_limit FROM kling_account WHERE account = $1", self.account
+                )
+            self._db = db
+            await self._fanout.start()
+        except BaseException:
+            self._db = None
+            await db.close()
+            raise
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._heartbeat(), name="kling_async lease heartbeat"),
             loop.create_task(self._apply_ops(), name="kling_async lease writes"),
         ]
-        await self._fanout.start()
         return None if stored is None else int(stored)
 
     async def take(self, weight: int, allowed: Allowed, timeout: float | None) -> Lease | None:

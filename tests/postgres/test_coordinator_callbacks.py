@@ -136,3 +136,41 @@ async def test_the_listen_connection_comes_back_and_reads_what_it_missed(
             assert fanout.reconnects == 1
             assert fanout.replayed >= 1  # read back, not heard
             assert fanout.connection.get_server_pid() != pid
+
+
+async def test_a_row_that_is_not_a_task_is_skipped(pg_dsn: str, serve: Serve) -> None:
+    emu_clock = FakeClock()
+    async with KlingEmulator(
+        clock=emu_clock, webhook_secret=SECRET, durations=Durations(2, 100)
+    ) as emu:
+        coordinator = PostgresCoordinator(pg_dsn)
+        a = KlingClient(**emu.client_kwargs(), clock=FakeClock(), coordinator=coordinator)
+        b = KlingClient(**emu.client_kwargs(), clock=emu_clock, coordinator=pg_dsn)
+        async with a, b:
+            url = await serve(aiohttp_handler(CallbackReceiver(secret=SECRET, client=b)))
+            task = await a.extend_video(emu.add_video().video_id, callback_url=url)
+            waiting = asyncio.ensure_future(a.wait(task))
+            bad = [
+                "not json",
+                json.dumps({"kind": "no-such-kind", "task_id": task.task_id}),
+                json.dumps({"kind": "video-extend", "task_id": task.task_id}),  # no status
+                json.dumps([1, 2]),
+                "x" * 300_000,
+            ]
+            async with coordinator.db.pool.acquire() as conn:
+                for text in bad:
+                    row_id = await conn.fetchval(
+                        "INSERT INTO kling_callback (account, origin, task_json, trusted) "
+                        "VALUES ($1, 'elsewhere', $2, true) RETURNING id",
+                        coordinator.account,
+                        text,
+                    )
+                    await conn.execute("SELECT pg_notify($1, $2)", coordinator.channel,
+                                       f"c:{row_id}:elsewhere")  # fmt: skip
+                await conn.execute("SELECT pg_notify($1, 'c:x:y')", coordinator.channel)
+            await asyncio.sleep(0.2)
+            assert not waiting.done()  # nothing believed, nothing broken
+            await emu_clock.advance(200)
+            await emu.flush_callbacks()
+            done = await asyncio.wait_for(waiting, 5.0)
+            assert done.task_status is TaskStatus.SUCCEED
