@@ -14,6 +14,7 @@ from .cadence import Cadence
 from .chain import Chain, ChainStep
 from .client import DEFAULT_BASE_URL, KlingClient
 from .clock import Clock, FakeClock, ScaledClock, SystemClock
+from .coordination import Coordinator, LocalCoordinator
 from .errors import (
     AccountError,
     AmbiguousSubmitError,
@@ -101,6 +102,8 @@ __all__ = [
     "ClientClosedError",
     "Clock",
     "ConcurrencyLimitError",
+    "Coordinator",
+    "LocalCoordinator",
     "ConfigurationError",
     "DatabaseError",
     "DownloadError",

@@ -122,6 +122,8 @@ class PostgresCoordinator:
     # -- Coordinator --------------------------------------------------------------------------
 
     def attach(self, account: str, hint: Callable[[Task, bool], object]) -> None:
+        if self._fanout.hint is not None:
+            raise ConfigurationError("a PostgresCoordinator serves one client: make one each")
         if self.account is None:
             self.account = account
         self._fanout.hint = hint

@@ -67,3 +67,10 @@ async def test_an_unreachable_database_fails_creates_before_any_post() -> None:
         assert kling.gate.in_use == 0
         assert emu.stats.created == 0 and not emu.stats.creates  # never sent uncounted
         await kling.aclose()
+
+
+def test_one_coordinator_serves_one_client() -> None:
+    coordinator = PostgresCoordinator("postgresql://db/kling")
+    KlingClient(api_key="k", base_url="http://127.0.0.1:9", coordinator=coordinator)
+    with pytest.raises(ConfigurationError, match="one client"):
+        KlingClient(api_key="k", base_url="http://127.0.0.1:9", coordinator=coordinator)

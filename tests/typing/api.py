@@ -24,6 +24,7 @@ from kling_async import (
     CameraControl,
     Chain,
     Clock,
+    Coordinator,
     CreateRequest,
     DynamicMask,
     FakeClock,
@@ -34,6 +35,7 @@ from kling_async import (
     KlingClient,
     LipSyncInput,
     LipSyncRequest,
+    LocalCoordinator,
     Outcome,
     Progress,
     RequestValidationError,
@@ -58,6 +60,7 @@ from kling_async.clock import io_in_flight
 from kling_async.download import DownloadResult
 from kling_async.durations import DurationModel, DurationSketch
 from kling_async.journal import JournalEntry
+from kling_async.postgres.coordinator import PostgresCoordinator
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.watch import TaskWatch
 from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler, asgi_app
@@ -100,7 +103,15 @@ def clients() -> list[KlingClient]:
             max_polls_per_second=100.0,
         ),
         KlingClient(retry=RetryPolicy.no_wait(), clock=ScaledClock(60)),
+        KlingClient(api_key="key", coordinator="postgresql://kling@db/kling"),
+        KlingClient(api_key="key", coordinator=PostgresCoordinator("", lease=10.0)),
+        KlingClient(api_key="key", coordinator=LocalCoordinator()),
     ]
+
+
+def coordinators(kling: KlingClient) -> Coordinator:
+    assert_type(kling.coordinator.shared, bool)
+    return kling.coordinator
 
 
 async def creates(kling: KlingClient, video: Video) -> list[Task]:
