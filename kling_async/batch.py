@@ -38,7 +38,15 @@ from typing import Any, Protocol
 from .batch_callbacks import CallbackClaims, ListeningReceiver
 from .batch_requests import RequestLike, as_request, each, request_key
 from .batch_resume import journalled_task, look_again, mark_known, may_exist
-from .batch_shared import JournalArg, check_journal, open_journal, poll_interval, request_of
+from .batch_shared import (
+    JournalArg,
+    check_journal,
+    intent_of,
+    open_journal,
+    poll_interval,
+    register,
+    request_of,
+)
 from .creates import Creator
 from .errors import (
     AmbiguousSubmitError,
@@ -298,6 +306,8 @@ class Batch:
     ) -> None:
         """Read the requests and start a submit for each that needs a POST, as slots allow."""
         seen: collections.Counter[str] = collections.Counter()
+        if isinstance(self._journal, SharedJournal):
+            await register(self._journal, self._client, self._requests)
         async for item in each(self._requests):
             request = as_request(item)
             key = request_key(request, seen)
@@ -306,9 +316,8 @@ class Batch:
             self._by_key[key] = request
             entry = journalled.get(key)
             if isinstance(self._journal, SharedJournal):
-                prepared = self._client.prepare(request)
-                body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
-                entry = await self._journal.claim(key, body)
+                intent = intent_of(self._client, key, request)
+                entry = await self._journal.claim(key, intent.request)
                 if entry is None:
                     continue  # another live worker has it
             await self._start(key, request, entry, watch, submits)

@@ -10,14 +10,26 @@ yields the outcomes of the requests it handled, and those already finished when 
 
 from __future__ import annotations
 
+import collections
 import os
+from collections.abc import AsyncIterable, Iterable, Sequence
 
-from .journal import Journal, JournalEntry, SharedJournal
+from .batch_requests import RequestLike, as_request, request_key
+from .creates import Creator
+from .journal import Intent, Journal, JournalEntry, SharedJournal
 from .postgres import is_dsn
 from .requests import CreateRequest
-from .serde import request_from_wire
+from .serde import request_from_wire, unstructure_request
 
-__all__ = ["JournalArg", "check_journal", "open_journal", "poll_interval", "request_of"]
+__all__ = [
+    "JournalArg",
+    "check_journal",
+    "intent_of",
+    "open_journal",
+    "poll_interval",
+    "register",
+    "request_of",
+]
 
 JournalArg = str | os.PathLike[str] | Journal | SharedJournal | None
 
@@ -42,6 +54,33 @@ async def open_journal(
         assert isinstance(journal, str) and batch is not None
         return await SharedJournal.open(journal, batch=batch), True
     return await Journal.open(journal), True
+
+
+def intent_of(creator: Creator, key: str, request: CreateRequest) -> Intent:
+    """The intent of ``request`` as this worker would send it (``external_task_id`` and all)."""
+    prepared = creator.prepare(request)
+    return Intent(key, {"kind": prepared.kind, "body": unstructure_request(prepared)})
+
+
+async def register(
+    journal: SharedJournal,
+    creator: Creator,
+    requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
+) -> None:
+    """Journal a list of requests up front, unclaimed, so the whole batch is there from the
+    start (an async input is read as it is needed, and journalled as it is claimed). A bad
+    request ends the list here; the pass proper raises its error at its place."""
+    if not isinstance(requests, Sequence):
+        return
+    seen: collections.Counter[str] = collections.Counter()
+    intents = []
+    try:
+        for item in requests:
+            request = as_request(item)
+            intents.append(intent_of(creator, request_key(request, seen), request))
+    except Exception:  # reported by the pass that creates, at its place
+        pass
+    await journal.register(intents)
 
 
 def request_of(entry: JournalEntry, known: dict[str, CreateRequest]) -> CreateRequest:

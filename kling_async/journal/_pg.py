@@ -24,6 +24,7 @@ __all__ = [
     "claim_orphans",
     "created",
     "held_elsewhere",
+    "insert",
     "join",
     "leave",
     "meta",
@@ -59,6 +60,15 @@ async def join(conn: Connection, batch: str, worker: str, lease: float) -> None:
         "DELETE FROM kling_batch_worker"
         " WHERE batch = $1 AND lease_until < now() - interval '1 day'",
         batch,
+    )
+
+
+async def insert(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Intents ``(batch, key, request, sent_at, now, claimed_by)``; a key already there stays."""
+    await conn.executemany(
+        "INSERT INTO kling_batch_entry (batch, key, request, sent_at, intent_at, updated_at,"
+        " claimed_by) VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (batch, key) DO NOTHING",
+        rows,
     )
 
 

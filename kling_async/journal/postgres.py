@@ -164,12 +164,18 @@ class SharedJournal:
         now = self._time()
 
         async def op(conn: Connection) -> None:
-            await conn.executemany(
-                "INSERT INTO kling_batch_entry (batch, key, request, sent_at, intent_at,"
-                " updated_at, claimed_by) VALUES ($1, $2, $3, $4, $5, $5, $6)"
-                " ON CONFLICT (batch, key) DO NOTHING",
-                [(self._batch, k, r, s, now, self.worker) for k, r, s in values],
-            )
+            await _pg.insert(conn, [(self._batch, *v, now, self.worker) for v in values])
+
+        await self._run("write", op)
+
+    async def register(self, intents: Sequence[Intent]) -> None:
+        """Record requests of the batch without claiming them (any worker may take them): the
+        whole batch is then in the journal, for reports and for workers with nothing to do."""
+        values = [(i.key, json_text(i.request, "Intent.request"), i.sent_at) for i in intents]
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            await _pg.insert(conn, [(self._batch, *v, now, None) for v in values])
 
         await self._run("write", op)
 
