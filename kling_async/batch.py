@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any, Protocol
@@ -38,6 +38,15 @@ from typing import Any, Protocol
 from .batch_callbacks import CallbackClaims, ListeningReceiver
 from .batch_requests import RequestLike, as_request, each, request_key
 from .batch_resume import journalled_task, look_again, mark_known, may_exist
+from .batch_shared import (
+    JournalArg,
+    check_journal,
+    intent_of,
+    open_journal,
+    poll_interval,
+    register,
+    request_of,
+)
 from .creates import Creator
 from .errors import (
     AmbiguousSubmitError,
@@ -48,7 +57,7 @@ from .errors import (
     RateLimitError,
     TransportError,
 )
-from .journal import Intent, Journal, JournalEntry
+from .journal import ClaimLostError, Intent, Journal, JournalEntry, SharedJournal
 from .kinds import kind_named
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
@@ -103,13 +112,15 @@ class Batch:
         watch: WatchFactory,
         requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
         *,
-        journal: str | os.PathLike[str] | Journal | None = None,
+        journal: JournalArg = None,
+        batch: str | None = None,
         slots: int | None = None,
         timeout: float | None = None,
         resend_ambiguous: bool = False,
         callback_receiver: ListeningReceiver | None = None,
         callback_wait: float = 120.0,
     ) -> None:
+        check_journal(journal, batch)
         self._client = creator
         self._claims = (
             None
@@ -120,7 +131,8 @@ class Batch:
         self._watch = watch
         self._requests = requests
         self._journal_arg = journal
-        self._journal: Journal | None = None
+        self._batch_name = batch
+        self._journal: Journal | SharedJournal | None = None
         self._timeout = timeout
         self.gate = creator.gate  # the client's: batch and ad-hoc creates share the account
         if slots is not None:
@@ -203,11 +215,7 @@ class Batch:
 
     async def _iterate(self) -> AsyncIterator[Outcome]:
         self._started_at = time.monotonic()
-        owns_journal = not isinstance(self._journal_arg, Journal)
-        if isinstance(self._journal_arg, Journal):
-            self._journal = self._journal_arg
-        elif self._journal_arg is not None:
-            self._journal = await Journal.open(self._journal_arg)
+        self._journal, owns_journal = await open_journal(self._journal_arg, self._batch_name)
         watch = self._watch((), timeout=self._timeout, open_ended=True)
         workers: list[asyncio.Task[None]] = []
         if self._claims is not None:
@@ -298,23 +306,62 @@ class Batch:
     ) -> None:
         """Read the requests and start a submit for each that needs a POST, as slots allow."""
         seen: collections.Counter[str] = collections.Counter()
+        if isinstance(self._journal, SharedJournal):
+            await register(self._journal, self._client, self._requests)
         async for item in each(self._requests):
             request = as_request(item)
             key = request_key(request, seen)
             if key in self._by_key:
                 raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
             self._by_key[key] = request
-            self._total += 1
             entry = journalled.get(key)
-            if entry is not None and self._resume_without_sending(key, request, entry, watch):
+            if isinstance(self._journal, SharedJournal):
+                intent = intent_of(self._client, key, request)
+                entry = await self._journal.claim(key, intent.request)
+                if entry is None:
+                    continue  # another live worker has it
+            await self._start(key, request, entry, watch, submits)
+        if isinstance(self._journal, SharedJournal):
+            await self._take_over(self._journal, watch, submits)
+
+    async def _start(
+        self,
+        key: str,
+        request: CreateRequest,
+        entry: JournalEntry | None,
+        watch: Any,
+        submits: set[asyncio.Task[None]],
+    ) -> None:
+        """Count the request in, then report it, follow its task, or submit it as slots allow."""
+        self._total += 1
+        if entry is not None and self._resume_without_sending(key, request, entry, watch):
+            return
+        slot = await self._slot()
+        if slot is None:
+            self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+            return
+        job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
+        submits.add(job)
+        job.add_done_callback(submits.discard)
+
+    async def _take_over(
+        self, journal: SharedJournal, watch: Any, submits: set[asyncio.Task[None]]
+    ) -> None:
+        """A shared batch's worker, its input done: take over what dead workers left, for as
+        long as it has tasks of its own or a live worker holds unfinished requests (one of
+        them may die yet). See :mod:`kling_async.batch_shared`."""
+        while self._stop_reason is None:
+            orphans = await journal.claim_orphans(1)
+            for entry in orphans:
+                log.info("batch: taking over request %s", entry.key)
+                request = request_of(entry, self._by_key)
+                await self._start(entry.key, request, entry, watch, submits)
+            if orphans:
                 continue
-            slot = await self._slot()
-            if slot is None:
-                self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
-                continue
-            job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
-            submits.add(job)
-            job.add_done_callback(submits.discard)
+            if not submits and not self._status and not await journal.held_elsewhere():
+                return
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), poll_interval(journal))
 
     def _resume_without_sending(
         self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
@@ -418,7 +465,13 @@ class Batch:
         """One POST of ``prepared`` and its outcome; the refusal, if it was a 1302/1303."""
         client, journal = self._client, self._journal
         if journal is not None:
-            await journal.record_sent(key, client.clock.time())
+            try:
+                await journal.record_sent(key, client.clock.time())
+            except ClaimLostError as exc:  # another worker took it over: it is theirs now
+                log.warning("batch: %s", exc)
+                slot.release()
+                self._total -= 1
+                return None
         self._sending[key] = prepared
         try:
             task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)

@@ -12,6 +12,7 @@ import aiohttp
 
 from .auth import credentials_from
 from .batch import Batch, ListeningReceiver, RequestLike
+from .batch_shared import JournalArg
 from .cadence import Cadence
 from .chain import Chain, extend_until
 from .clock import Clock, SystemClock
@@ -25,7 +26,6 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from .journal import Journal
 from .media import MediaPolicy, is_local_url
 from .models import Task, TaskStatus, Video
 from .reads import TaskReader
@@ -311,7 +311,8 @@ class KlingClient(Shortcuts):
         self,
         requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
         *,
-        journal: str | os.PathLike[str] | Journal | None = None,
+        journal: JournalArg = None,
+        batch: str | None = None,
         slots: int | None = None,
         timeout: float | None = None,
         resend_ambiguous: bool = False,
@@ -322,7 +323,8 @@ class KlingClient(Shortcuts):
         request, in the order they end. See :mod:`kling_async.batch`.
 
         ``slots`` is the account's parallel-task limit if you know it (else it is learned from
-        1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash;
+        1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash
+        (or a ``postgresql://`` DSN and a ``batch`` name: :mod:`kling_async.batch_shared`);
         ``timeout`` a per-task deadline in seconds; ``resend_ambiguous=True`` re-sends journalled
         creates a fresh look-up still cannot settle (each may then be paid twice).
         ``callback_receiver``/``callback_wait``: see :mod:`kling_async.batch_callbacks`.
@@ -330,12 +332,11 @@ class KlingClient(Shortcuts):
         ``requests`` are read as they are needed. One that cannot be built (a mapping with an
         unknown field, say: :class:`RequestValidationError`), or an error of the iterable
         itself, stops new creates; the tasks already created are still followed and yielded,
-        then that error is raised. Build a list of request objects first to refuse bad input
-        before anything is sent.
+        then that error is raised (a list of request objects refuses bad input before sending).
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
-        return Batch(self._creator, self.watch, requests, journal=journal, slots=slots,
+        return Batch(self._creator, self.watch, requests, journal=journal, batch=batch, slots=slots,
             timeout=timeout, resend_ambiguous=resend_ambiguous,
             callback_receiver=callback_receiver, callback_wait=callback_wait)  # fmt: skip
 

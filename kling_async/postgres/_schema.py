@@ -12,12 +12,18 @@ To change the schema, append a migration — never edit one that has shipped.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from ..errors import DatabaseError
 
 if TYPE_CHECKING:
+    from typing import Any, TypeAlias
+
     import asyncpg
+    from asyncpg.pool import PoolConnectionProxy
+
+    #: A connection opened alone or lent by a pool: what SQL helpers take (typing only).
+    Connection: TypeAlias = asyncpg.Connection[Any] | PoolConnectionProxy[Any]
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS", "Migration", "migrate", "schema_version"]
 
@@ -124,7 +130,7 @@ CREATE TABLE IF NOT EXISTS kling_schema_version (
 """
 
 
-async def schema_version(conn: asyncpg.Connection[Any]) -> int:
+async def schema_version(conn: Connection) -> int:
     """The highest migration applied to the database ``conn`` is in; 0 for a bare database."""
     if await conn.fetchval("SELECT to_regclass('kling_schema_version')") is None:
         return 0
@@ -133,7 +139,7 @@ async def schema_version(conn: asyncpg.Connection[Any]) -> int:
 
 
 async def migrate(
-    conn: asyncpg.Connection[Any],
+    conn: Connection,
     migrations: tuple[Migration, ...] = MIGRATIONS,
     *,
     where: str = "the database",
