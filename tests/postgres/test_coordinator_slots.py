@@ -148,3 +148,19 @@ async def test_closing_a_client_gives_back_slots_of_creates_that_made_nothing(
             # a's lease (30 s) was deleted as a closed: b need not wait for it to run out.
             slot = await b.gate.acquire(timeout=3.0)
             slot.release()
+
+
+async def test_a_live_processs_leases_are_renewed_past_their_term(pg_dsn: str) -> None:
+    async with KlingEmulator() as emu:
+        kwargs = emu.client_kwargs()
+        alive = PostgresCoordinator(pg_dsn, lease=0.6)
+        a = KlingClient(**kwargs, slots=1, coordinator=alive)
+        b = KlingClient(**kwargs, slots=1, coordinator=PostgresCoordinator(pg_dsn, recheck=0.05))
+        async with a, b:
+            held = await a.gate.acquire()
+            await asyncio.sleep(1.5)  # more than two terms: renewed every 0.2 s
+            with pytest.raises(SlotTimeoutError):
+                await b.gate.acquire(timeout=0.3)
+            held.release()
+            slot = await b.gate.acquire(timeout=3.0)
+            slot.release()
