@@ -124,6 +124,8 @@ class Fanout:
             )
 
     async def aclose(self) -> None:
+        if self._pending:  # callbacks received just before closing still reach the others
+            await asyncio.wait(self._pending, timeout=2.0)
         tasks = [*self._pending]
         if self._listening is not None:
             tasks.append(self._listening)
