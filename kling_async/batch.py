@@ -152,6 +152,7 @@ class Batch:
         self._input_error: Exception | None = None
         self._sending: dict[str, CreateRequest] = {}  # key -> prepared request, while POSTing
         self._background: set[asyncio.Task[Any]] = set()
+        self._handling: set[str] = set()  # keys started and without an outcome yet
         self._started_at = time.monotonic()
         self._total = 0
         self._started = False
@@ -259,6 +260,7 @@ class Batch:
                 await self._journal.close()
 
     def _emit(self, outcome: Outcome) -> None:
+        self._handling.discard(outcome.key)
         self._outcomes.append(outcome)
         self._done[outcome.outcome] += 1
         if outcome.task is not None:
@@ -334,6 +336,7 @@ class Batch:
     ) -> None:
         """Count the request in, then report it, follow its task, or submit it as slots allow."""
         self._total += 1
+        self._handling.add(key)
         if entry is not None and self._resume_without_sending(key, request, entry, watch):
             return
         slot = await self._slot()
@@ -351,14 +354,19 @@ class Batch:
         long as it has tasks of its own or a live worker holds unfinished requests (one of
         them may die yet). See :mod:`kling_async.batch_shared`."""
         while self._stop_reason is None:
+            # Asked first: if nobody held anything then, all that was unfinished was free, and
+            # the claim below sees it (a worker leaving between the two cannot slip through).
+            busy = await journal.held_elsewhere()
             orphans = await journal.claim_orphans(1)
             for entry in orphans:
+                if entry.key in self._handling:  # still ours: its claim came back to us
+                    continue
                 log.info("batch: taking over request %s", entry.key)
                 request = request_of(entry, self._by_key)
                 await self._start(entry.key, request, entry, watch, submits)
             if orphans:
                 continue
-            if not submits and not self._status and not await journal.held_elsewhere():
+            if not submits and not self._status and not busy:
                 return
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._stopped.wait(), poll_interval(journal))
@@ -471,6 +479,7 @@ class Batch:
                 log.warning("batch: %s", exc)
                 slot.release()
                 self._total -= 1
+                self._handling.discard(key)
                 return None
         self._sending[key] = prepared
         try:

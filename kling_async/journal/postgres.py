@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..postgres import Database
-from ..postgres._connect import driver
+from ..postgres._connect import driver, failures
 from . import _pg
 from ._schema import json_text, unknown_key
 from .records import OUTCOMES, Intent, JournalClosedError, JournalEntry, JournalError, lineage_of
@@ -378,7 +378,7 @@ class SharedJournal:
         try:
             async with self._db.pool.acquire() as conn:
                 return await op(conn)
-        except (pg.PostgresError, pg.InterfaceError, OSError) as exc:
+        except failures(pg) as exc:
             raise JournalError(
                 f"journal {self.path}: {operation} failed, nothing of it was written: "
                 f"{type(exc).__name__}: {exc}",

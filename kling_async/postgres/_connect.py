@@ -20,7 +20,7 @@ from ._schema import migrate
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["Database", "driver", "is_dsn", "redact_dsn"]
+__all__ = ["Database", "driver", "failures", "is_dsn", "redact_dsn"]
 
 _SCHEMES = ("postgresql://", "postgres://")
 # The value of a ``password`` keyword: in a URL's query, or in a libpq "key=value" string.
@@ -61,6 +61,11 @@ def driver() -> ModuleType:
             "PostgreSQL needs the asyncpg driver: pip install 'kling-async[postgres]'"
         ) from None
     return asyncpg
+
+
+def failures(pg: ModuleType) -> tuple[type[BaseException], ...]:
+    """What the driver raises when the database refuses, fails, or the connection breaks."""
+    return (pg.PostgresError, pg.InterfaceError, pg.InternalClientError, OSError)
 
 
 def _scrubbed(exc: BaseException, dsn: str) -> str:
@@ -124,6 +129,7 @@ class Database:
             raise ConfigurationError("a PostgreSQL DSN starts with postgresql:// or postgres://")
         pg = driver()
         where = redact_dsn(dsn)
+        unreachable: tuple[type[BaseException], ...] = (asyncio.TimeoutError, *failures(pg))
         try:
             pool = await pg.create_pool(
                 dsn or None,
@@ -132,7 +138,7 @@ class Database:
                 timeout=timeout,
                 server_settings={"application_name": "kling_async"},
             )
-        except (OSError, asyncio.TimeoutError, pg.PostgresError, pg.InterfaceError) as exc:
+        except unreachable as exc:
             raise DatabaseError(
                 f"cannot connect to PostgreSQL at {where}: {_scrubbed(exc, dsn)}"
             ) from None
@@ -141,7 +147,7 @@ class Database:
                 await migrate(conn, where=where)
         except BaseException as exc:
             await pool.close()
-            if isinstance(exc, pg.PostgresError | pg.InterfaceError | OSError):
+            if isinstance(exc, failures(pg)):
                 raise DatabaseError(
                     f"PostgreSQL at {where}: schema migration failed: {_scrubbed(exc, dsn)}"
                 ) from None
