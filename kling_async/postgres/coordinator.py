@@ -129,10 +129,14 @@ class PostgresCoordinator:
         self._fanout.hint = hint
 
     def open(self) -> None:
-        if self._starting is None and not self.closed:
-            with contextlib.suppress(RuntimeError):  # no running loop: start() comes later
-                self._starting = asyncio.ensure_future(self._start())
-                self._starting.add_done_callback(self._started)
+        if self._starting is not None or self.closed:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in the loop yet: start() comes later
+            return
+        self._starting = loop.create_task(self._start(), name="kling_async coordinator start")
+        self._starting.add_done_callback(self._started)
 
     def _started(self, starting: asyncio.Future[int | None]) -> None:
         if starting.cancelled() or starting.exception() is None:

@@ -74,3 +74,10 @@ def test_one_coordinator_serves_one_client() -> None:
     KlingClient(api_key="k", base_url="http://127.0.0.1:9", coordinator=coordinator)
     with pytest.raises(ConfigurationError, match="one client"):
         KlingClient(api_key="k", base_url="http://127.0.0.1:9", coordinator=coordinator)
+
+
+def test_a_watch_made_outside_the_loop_connects_later() -> None:
+    coordinator = PostgresCoordinator("postgresql://db/kling")
+    kling = KlingClient(api_key="k", base_url="http://127.0.0.1:9", coordinator=coordinator)
+    kling.watch(["task-1"])  # no running loop: nothing started, nothing leaked
+    assert coordinator._starting is None
