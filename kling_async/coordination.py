@@ -96,6 +96,11 @@ class Coordinator(Protocol):
         """Slots held by running tasks of every process, given ``own`` (this one's)."""
         ...
 
+    @property
+    def sharers(self) -> int:
+        """How many processes hold slots of the account (this one counts as one at least)."""
+        ...
+
     def learned(self, limit: int) -> None:
         """This process learned that the account has ``limit`` slots: tell the others."""
         ...
@@ -137,6 +142,8 @@ class LocalCoordinator:
 
     def running(self, own: int) -> int:
         return own
+
+    sharers = 1
 
     def learned(self, limit: int) -> None:
         pass

@@ -328,7 +328,9 @@ class SlotGate:
             self.coordinator.release(slot.lease)
         self._tasks.remove(slot)
         if ended:
-            self.policy.ended(slot.weight)
+            # Shared, each process sees its own share of the account's ends: together they add
+            # one slot per `limit` ends, as one process would, not one each.
+            self.policy.ended(slot.weight / self.coordinator.sharers)
             self._share_learned()
         self._dispatch()
 

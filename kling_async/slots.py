@@ -125,6 +125,7 @@ class SlotLimit:
         self.slow_start = False
         self.limit = min(float(self.ceiling), float(limit))
         self._probed = False
+        self._credit = 0.0  # grow from the adopted limit, not from a count before it
 
     def resume_at(self, limit: int) -> None:
         """Start from ``limit``, learned by an earlier run, instead of slow start."""
@@ -140,7 +141,7 @@ class SlotLimit:
         if running >= self.allowed(running):
             self._probed = False  # the probe passed
 
-    def ended(self, weight: int) -> None:
+    def ended(self, weight: float) -> None:
         """A task of ours ended: additive increase, one more slot per ``limit`` ends."""
         if self.slow_start or self.limit >= self.ceiling:
             return

@@ -43,6 +43,7 @@ _LOCK_SPACE = 0x4B4C534C  # "KLSL": the first key of the accounts' advisory lock
 _COUNT = """
 SELECT coalesce(sum(weight), 0) AS held,
        coalesce(sum(weight) FILTER (WHERE task_id IS NOT NULL AND holder <> $2), 0) AS others,
+       count(DISTINCT holder) FILTER (WHERE holder <> $2) AS holders,
        (SELECT slot_limit FROM kling_account WHERE account = $1) AS stored
 FROM kling_slot_lease WHERE account = $1
 """
@@ -89,6 +90,7 @@ class PostgresCoordinator:
         self._starting: asyncio.Future[int | None] | None = None
         self._leases: dict[str, Lease] = {}  # held by this process, renewed by the heartbeat
         self._others = 0  # slots held by running tasks of other processes, at the last count
+        self.sharers = 1  # processes holding slots of the account, this one included
         self._ops: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._limits_unsent = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -200,6 +202,7 @@ class PostgresCoordinator:
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None  # an aggregate always has a row
             held, self._others = int(row["held"]), int(row["others"])
+            self.sharers = 1 + int(row["holders"])
             # A limit this process told and the database has not seen yet wins over the stored one.
             stored = None if self._limits_unsent or row["stored"] is None else int(row["stored"])
             limit = allowed(stored, self.running(self._own_running()))
@@ -316,6 +319,7 @@ class PostgresCoordinator:
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None
             self._others = int(row["others"])
+            self.sharers = 1 + int(row["holders"])
 
     async def _apply_ops(self) -> None:
         while True:
