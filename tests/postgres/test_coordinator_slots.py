@@ -13,7 +13,7 @@ import signal
 import asyncpg
 import pytest
 
-from kling_async import KlingClient, ScaledClock, SlotTimeoutError
+from kling_async import KlingClient, ScaledClock, SlotTimeoutError, Task, TaskStatus
 from kling_async.postgres.coordinator import PostgresCoordinator
 from kling_async.testing import Durations, KlingEmulator
 
@@ -164,5 +164,30 @@ async def test_a_live_processs_leases_are_renewed_past_their_term(pg_dsn: str) -
             with pytest.raises(SlotTimeoutError):
                 await b.gate.acquire(timeout=0.3)
             held.release()
+            slot = await b.gate.acquire(timeout=3.0)
+            slot.release()
+
+
+async def test_a_task_held_from_an_earlier_run_is_counted_until_it_ends(pg_dsn: str) -> None:
+    async with KlingEmulator() as emu:
+        kwargs = emu.client_kwargs()
+        a = KlingClient(**kwargs, slots=1, coordinator=pg_dsn)
+        b = KlingClient(**kwargs, slots=1, coordinator=PostgresCoordinator(pg_dsn, recheck=0.05))
+        async with a, b:
+            running = Task(
+                kind="video-extend", task_id="t-resumed", task_status=TaskStatus.PROCESSING
+            )
+            a.gate.hold(running)  # a resumed batch's task: counted whatever the limit
+            for _ in range(100):
+                async with a.coordinator.db.pool.acquire() as conn:  # type: ignore[attr-defined]
+                    rows = await conn.fetch("SELECT task_id FROM kling_slot_lease")
+                if rows:
+                    break
+                await asyncio.sleep(0.01)
+            assert [row["task_id"] for row in rows] == ["t-resumed"]
+            with pytest.raises(SlotTimeoutError):
+                await b.gate.acquire(timeout=0.2)
+            a.gate.observed(Task(kind="video-extend", task_id="t-resumed",
+                                 task_status=TaskStatus.SUCCEED))  # fmt: skip
             slot = await b.gate.acquire(timeout=3.0)
             slot.release()
