@@ -25,6 +25,7 @@ from kling_async import (
     Chain,
     Clock,
     CreateRequest,
+    DatabaseError,
     DynamicMask,
     FakeClock,
     ImageGenerationRequest,
@@ -40,6 +41,7 @@ from kling_async import (
     RetryEvent,
     RetryPolicy,
     ScaledClock,
+    SharedJournal,
     StaticKey,
     StatusChange,
     SystemClock,
@@ -58,6 +60,7 @@ from kling_async.clock import io_in_flight
 from kling_async.download import DownloadResult
 from kling_async.durations import DurationModel, DurationSketch
 from kling_async.journal import JournalEntry
+from kling_async.postgres import Database, redact_dsn
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.watch import TaskWatch
 from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler, asgi_app
@@ -84,6 +87,21 @@ async def journals(path: Path) -> None:
     finally:
         await journal.close()
     assert_type(Journal.read(path), list[JournalEntry])
+
+
+async def shared_journals(kling: KlingClient) -> None:
+    async with await SharedJournal.open("postgresql://", batch="nightly", lease=10.0) as journal:
+        assert_type(await journal.claim("k", {"kind": "video-extend"}), JournalEntry | None)
+        assert_type(await journal.claim_orphans(5), list[JournalEntry])
+        assert_type(await journal.held_elsewhere(), int)
+        kling.extend_many([], journal=journal)
+    kling.extend_many([], journal="postgresql://", batch="nightly")
+    assert_type(await SharedJournal.read("postgresql://", "nightly"), list[JournalEntry])
+    async with await Database.open("postgresql://") as db:
+        assert_type(db.where, str)
+    assert_type(redact_dsn("postgresql://u:p@h/d"), str)
+    error: Exception = DatabaseError("down")
+    assert error
 
 
 def clients() -> list[KlingClient]:
