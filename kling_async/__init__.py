@@ -41,7 +41,13 @@ from .errors import (
     TaskTimeoutError,
     TransportError,
 )
-from .journal import Journal, JournalClosedError, JournalError, JournalFormatError
+from .journal import (
+    Journal,
+    JournalClosedError,
+    JournalError,
+    JournalFormatError,
+    SharedJournal,
+)
 from .kinds import KINDS, Kind
 from .media import MediaPolicy
 from .models import (
@@ -127,6 +133,7 @@ __all__ = [
     "RetryPolicy",
     "ScaledClock",
     "ServerError",
+    "SharedJournal",
     "SlotTimeoutError",
     "StaticKey",
     "StatusChange",

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
@@ -153,6 +152,7 @@ class Batch:
         self._sending: dict[str, CreateRequest] = {}  # key -> prepared request, while POSTing
         self._background: set[asyncio.Task[Any]] = set()
         self._handling: set[str] = set()  # keys started and without an outcome yet
+        self._ended = asyncio.Event()  # an outcome came: a waiting worker looks again
         self._started_at = time.monotonic()
         self._total = 0
         self._started = False
@@ -261,6 +261,7 @@ class Batch:
 
     def _emit(self, outcome: Outcome) -> None:
         self._handling.discard(outcome.key)
+        self._ended.set()
         self._outcomes.append(outcome)
         self._done[outcome.outcome] += 1
         if outcome.task is not None:
@@ -354,6 +355,7 @@ class Batch:
         long as it has tasks of its own or a live worker holds unfinished requests (one of
         them may die yet). See :mod:`kling_async.batch_shared`."""
         while self._stop_reason is None:
+            self._ended.clear()
             # Asked first: if nobody held anything then, all that was unfinished was free, and
             # the claim below sees it (a worker leaving between the two cannot slip through).
             busy = await journal.held_elsewhere()
@@ -368,8 +370,11 @@ class Batch:
                 continue
             if not submits and not self._status and not busy:
                 return
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._stopped.wait(), poll_interval(journal))
+            wakes = [asyncio.ensure_future(e.wait()) for e in (self._stopped, self._ended)]
+            done = asyncio.FIRST_COMPLETED
+            await asyncio.wait(wakes, timeout=poll_interval(journal), return_when=done)
+            for wake in wakes:
+                wake.cancel()
 
     def _resume_without_sending(
         self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any

@@ -107,8 +107,9 @@ async def serve() -> AsyncIterator[Serve]:
 REQUIRE_POSTGRES = os.environ.get("KLING_REQUIRE_POSTGRES") == "1"
 
 
-def _no_postgres(reason: str) -> None:
-    if REQUIRE_POSTGRES:  # CI: a missing server is a failure, never a silent skip
+def no_postgres(reason: str, *, required: bool = REQUIRE_POSTGRES) -> None:
+    """Skip the test for want of PostgreSQL, or fail it where it is required (CI)."""
+    if required:  # CI: a missing server is a failure, never a silent skip
         pytest.fail(f"KLING_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
     pytest.skip(reason)
 
@@ -119,11 +120,11 @@ def pg_server() -> Iterator[PostgresServer]:
     Skips (or, with ``KLING_REQUIRE_POSTGRES=1``, fails) when there is none."""
     bindir = find_bindir()
     if bindir is None:
-        _no_postgres("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres)")
+        no_postgres("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres)")
     try:
         import asyncpg  # noqa: F401
     except ImportError:
-        _no_postgres("asyncpg is not installed (pip install -e '.[dev]')")
+        no_postgres("asyncpg is not installed (pip install -e '.[dev]')")
     assert bindir is not None
     with PostgresServer(bindir) as server:
         yield server

@@ -18,7 +18,8 @@ from kling_async.postgres import (
     redact_dsn,
     schema_version,
 )
-from tests.pg_server import PASSWORD_ROLE
+from tests.conftest import no_postgres
+from tests.pg_server import PASSWORD_ROLE, find_bindir
 
 
 async def _applied(db: Database) -> list[int]:
@@ -153,3 +154,17 @@ def test_redact_dsn(dsn: str, shown: str) -> None:
 def test_is_dsn() -> None:
     assert is_dsn("postgresql://h/db") and is_dsn("postgres://h/db")
     assert not is_dsn("batch.sqlite") and not is_dsn(None) and not is_dsn("pg.sqlite")
+
+
+def test_without_a_server_the_tests_skip_or_in_ci_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KLING_PG_BINDIR", "")
+    assert find_bindir() is None
+    monkeypatch.setenv("KLING_PG_BINDIR", "/nonexistent")
+    assert find_bindir() is None
+    monkeypatch.delenv("KLING_PG_BINDIR")
+    found = find_bindir()
+    assert found is None or (found / "initdb").exists()
+    with pytest.raises(pytest.skip.Exception, match="no server"):
+        no_postgres("no server", required=False)
+    with pytest.raises(pytest.fail.Exception, match="KLING_REQUIRE_POSTGRES=1 but no server"):
+        no_postgres("no server", required=True)

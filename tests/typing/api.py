@@ -26,6 +26,7 @@ from kling_async import (
     Clock,
     Coordinator,
     CreateRequest,
+    DatabaseError,
     DynamicMask,
     FakeClock,
     ImageGenerationRequest,
@@ -42,6 +43,7 @@ from kling_async import (
     RetryEvent,
     RetryPolicy,
     ScaledClock,
+    SharedJournal,
     StaticKey,
     StatusChange,
     SystemClock,
@@ -60,6 +62,7 @@ from kling_async.clock import io_in_flight
 from kling_async.download import DownloadResult
 from kling_async.durations import DurationModel, DurationSketch
 from kling_async.journal import JournalEntry
+from kling_async.postgres import Database, redact_dsn
 from kling_async.postgres.coordinator import PostgresCoordinator
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.watch import TaskWatch
@@ -87,6 +90,21 @@ async def journals(path: Path) -> None:
     finally:
         await journal.close()
     assert_type(Journal.read(path), list[JournalEntry])
+
+
+async def shared_journals(kling: KlingClient) -> None:
+    async with await SharedJournal.open("postgresql://", batch="nightly", lease=10.0) as journal:
+        assert_type(await journal.claim("k", {"kind": "video-extend"}), JournalEntry | None)
+        assert_type(await journal.claim_orphans(5), list[JournalEntry])
+        assert_type(await journal.held_elsewhere(), int)
+        kling.extend_many([], journal=journal)
+    kling.extend_many([], journal="postgresql://", batch="nightly")
+    assert_type(await SharedJournal.read("postgresql://", "nightly"), list[JournalEntry])
+    async with await Database.open("postgresql://") as db:
+        assert_type(db.where, str)
+    assert_type(redact_dsn("postgresql://u:p@h/d"), str)
+    error: Exception = DatabaseError("down")
+    assert error
 
 
 def clients() -> list[KlingClient]:
