@@ -92,6 +92,11 @@ class Coordinator(Protocol):
         """Give ``lease`` back (its task ended, or the create made nothing)."""
         ...
 
+    def ended(self, task_id: str) -> None:
+        """``task_id`` was seen ending here, whichever process holds its lease (one that died
+        holds it until its lease runs out, though the task no longer holds a slot)."""
+        ...
+
     def running(self, own: int) -> int:
         """Slots held by running tasks of every process, given ``own`` (this one's)."""
         ...
@@ -138,6 +143,9 @@ class LocalCoordinator:
         lease.task_id = task_id
 
     def release(self, lease: Lease) -> None:
+        pass
+
+    def ended(self, task_id: str) -> None:
         pass
 
     def running(self, own: int) -> int:

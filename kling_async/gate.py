@@ -191,6 +191,8 @@ class SlotGate:
     def observed(self, task: Task) -> None:
         """Someone saw ``task`` (a poll, a callback): if it is ours and ended, free its slot."""
         self._tasks.observed(task)
+        if task.is_terminal:
+            self.coordinator.ended(task.task_id)
 
     async def create(
         self,

@@ -44,6 +44,7 @@ _COUNT = """
 SELECT coalesce(sum(weight), 0) AS held,
        coalesce(sum(weight) FILTER (WHERE task_id IS NOT NULL AND holder <> $2), 0) AS others,
        count(DISTINCT holder) FILTER (WHERE holder <> $2) AS holders,
+       array_agg(task_id) FILTER (WHERE task_id IS NOT NULL AND holder <> $2) AS others_tasks,
        (SELECT slot_limit FROM kling_account WHERE account = $1) AS stored
 FROM kling_slot_lease WHERE account = $1
 """
@@ -91,6 +92,7 @@ class PostgresCoordinator:
         self._leases: dict[str, Lease] = {}  # held by this process, renewed by the heartbeat
         self._others = 0  # slots held by running tasks of other processes, at the last count
         self.sharers = 1  # processes holding slots of the account, this one included
+        self._others_tasks: set[str] = set()  # their running tasks, at the last count
         self._ops: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._limits_unsent = 0
         self._tasks: list[asyncio.Task[None]] = []
@@ -202,7 +204,7 @@ class PostgresCoordinator:
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None  # an aggregate always has a row
             held, self._others = int(row["held"]), int(row["others"])
-            self.sharers = 1 + int(row["holders"])
+            self._counted(row)
             # A limit this process told and the database has not seen yet wins over the stored one.
             stored = None if self._limits_unsent or row["stored"] is None else int(row["stored"])
             limit = allowed(stored, self.running(self._own_running()))
@@ -233,6 +235,11 @@ class PostgresCoordinator:
     def release(self, lease: Lease) -> None:
         if self._leases.pop(lease.key, None) is not None:
             self._ops.put_nowait(("release", lease))
+
+    def ended(self, task_id: str) -> None:
+        if task_id in self._others_tasks:
+            self._others_tasks.discard(task_id)
+            self._ops.put_nowait(("ended", task_id))
 
     def running(self, own: int) -> int:
         return own + self._others
@@ -280,6 +287,10 @@ class PostgresCoordinator:
     def _lock(self) -> int:
         return int.from_bytes(self._digest()[:4], "big", signed=True)
 
+    def _counted(self, row: Any) -> None:
+        self.sharers = 1 + int(row["holders"])
+        self._others_tasks = set(row["others_tasks"] or ())
+
     def _own_running(self) -> int:
         return sum(lease.weight for lease in self._leases.values() if lease.task_id)
 
@@ -319,7 +330,7 @@ class PostgresCoordinator:
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None
             self._others = int(row["others"])
-            self.sharers = 1 + int(row["holders"])
+            self._counted(row)
 
     async def _apply_ops(self) -> None:
         while True:
@@ -348,6 +359,13 @@ class PostgresCoordinator:
                     value.key,
                     value.task_id,
                 )
+            elif op == "ended":  # its holder may be dead: the slot is free once the task ended
+                await conn.execute(
+                    "DELETE FROM kling_slot_lease WHERE account = $1 AND task_id = $2",
+                    self.account,
+                    value,
+                )
+                await conn.execute("SELECT pg_notify($1, 's')", self.channel)
             elif op == "release":
                 await conn.execute("DELETE FROM kling_slot_lease WHERE lease = $1", value.key)
                 await conn.execute("SELECT pg_notify($1, 's')", self.channel)

@@ -1,7 +1,8 @@
 """One process of a coordinated account, for the multi-process coordinator tests:
 ``python coordinator_child.py CONFIG_JSON``.
 
-``mode`` is ``hold`` (take ``n`` slots, print ``held``, then sleep until killed), ``create``
+``mode`` is ``hold`` (take ``n`` slots, print ``held``, then sleep until killed),
+``create-hold`` (create ``n`` tasks, print their ids, then sleep until killed), ``create``
 (create ``n`` video extends, wait for each, print a JSON summary), ``learned`` (connect, print
 the limit the gate starts from) or ``receive`` (serve a callback receiver, print its URL, run
 until stdin closes). ``client``: the client's keyword arguments; ``dsn``, ``lease``: the
@@ -35,6 +36,11 @@ async def main(config: dict[str, Any]) -> None:
             for _ in range(int(config["n"])):
                 await kling.gate.acquire()
             print("held", flush=True)
+            await asyncio.sleep(3600)
+        elif mode == "create-hold":
+            request = VideoExtendRequest(video_id=config["video_id"], prompt="p")
+            tasks = [await kling.create(request) for _ in range(int(config["n"]))]
+            print(json.dumps([t.task_id for t in tasks]), flush=True)
             await asyncio.sleep(3600)
         elif mode in ("create", "create-alone"):
             request = VideoExtendRequest(video_id=config["video_id"], prompt="p")

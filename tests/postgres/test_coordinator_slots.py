@@ -191,3 +191,36 @@ async def test_a_task_held_from_an_earlier_run_is_counted_until_it_ends(pg_dsn: 
                                  task_status=TaskStatus.SUCCEED))  # fmt: skip
             slot = await b.gate.acquire(timeout=3.0)
             slot.release()
+
+
+async def test_a_dead_processs_tasks_free_their_slots_when_seen_ending(pg_dsn: str) -> None:
+    clock = ScaledClock(SCALE)
+    async with KlingEmulator(clock=clock, slot_limit=2, durations=Durations(1, 60)) as emu:
+        config = {"mode": "create-hold", "client": emu.client_kwargs(), "dsn": pg_dsn, "n": 2}
+        config["video_id"] = emu.add_video().video_id
+        creator = await spawn({**config, "slots": 2, "lease": 60.0, **clock_of(clock)})
+        task_ids = json.loads(await line(creator))
+        conn = await asyncpg.connect(pg_dsn)
+        try:
+            for _ in range(200):  # its writes of the task ids made it to the database
+                query = "SELECT count(task_id) FROM kling_slot_lease"
+                if await conn.fetchval(query) == 2:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            await conn.close()
+        creator.send_signal(signal.SIGKILL)
+        await creator.wait()
+        coordinator = PostgresCoordinator(pg_dsn, recheck=0.05)
+        async with KlingClient(
+            **emu.client_kwargs(), clock=clock, slots=2, coordinator=coordinator
+        ) as kling:
+            with pytest.raises(SlotTimeoutError):  # the dead process's leases: a minute more
+                await kling.gate.acquire(timeout=0.1)
+            # This process takes its tasks over (as a shared batch does) and sees them end:
+            # they hold no slot of the account any more, whoever's lease says so.
+            ended = await asyncio.gather(*(kling.wait(t) for t in task_ids))
+            assert [t.task_status.value for t in ended] == ["succeed", "succeed"]
+            slots = [await kling.gate.acquire(timeout=5.0) for _ in range(2)]
+            for slot in slots:
+                slot.release()
