@@ -15,6 +15,7 @@ from .cadence import Cadence
 from .chain import Chain, ChainStep
 from .client import DEFAULT_BASE_URL, KlingClient
 from .clock import Clock, FakeClock, ScaledClock, SystemClock
+from .coordination import Coordinator, LocalCoordinator
 from .errors import (
     AccountError,
     AmbiguousSubmitError,
@@ -23,6 +24,7 @@ from .errors import (
     ClientClosedError,
     ConcurrencyLimitError,
     ConfigurationError,
+    DatabaseError,
     DownloadError,
     InsufficientBalanceError,
     InvalidRequestError,
@@ -41,7 +43,13 @@ from .errors import (
     TaskTimeoutError,
     TransportError,
 )
-from .journal import Journal, JournalClosedError, JournalError, JournalFormatError
+from .journal import (
+    Journal,
+    JournalClosedError,
+    JournalError,
+    JournalFormatError,
+    SharedJournal,
+)
 from .kinds import KINDS, Kind
 from .media import MediaPolicy
 from .models import (
@@ -121,7 +129,10 @@ __all__ = [
     "ClientClosedError",
     "Clock",
     "ConcurrencyLimitError",
+    "Coordinator",
+    "LocalCoordinator",
     "ConfigurationError",
+    "DatabaseError",
     "DownloadError",
     "FakeClock",
     "Image",
@@ -146,6 +157,7 @@ __all__ = [
     "RetryPolicy",
     "ScaledClock",
     "ServerError",
+    "SharedJournal",
     "SlotTimeoutError",
     "StaticKey",
     "StatusChange",

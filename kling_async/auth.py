@@ -25,6 +25,11 @@ class Credentials:
     def token_rejected(self, authorization: str, code: int | None) -> None:
         """The server said the token in ``authorization`` is not (yet) valid (1003/1004)."""
 
+    def identity(self) -> str:
+        """What names the account (the access key, or the API key); only ever stored hashed,
+        see :func:`~kling_async.coordination.account_key`."""
+        raise NotImplementedError
+
     def secrets(self) -> tuple[str, ...]:
         """Every secret string these credentials hold or have sent, for redacting server
         echoes of them (a key, an AK/SK, the current token)."""
@@ -43,6 +48,9 @@ class StaticKey(Credentials):
 
     def authorization(self) -> str:
         return self._header
+
+    def identity(self) -> str:
+        return self._header.removeprefix("Bearer ")
 
     def secrets(self) -> tuple[str, ...]:
         return (self._header.removeprefix("Bearer "),)
@@ -110,6 +118,9 @@ class AccessKeyPair(Credentials):
         if code == 1003:
             self.skew = min(self.skew * 2, 300.0)
         self._header = ""
+
+    def identity(self) -> str:
+        return self._ak
 
     def secrets(self) -> tuple[str, ...]:
         token = self._header.removeprefix("Bearer ")

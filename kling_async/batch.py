@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-import os
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
@@ -38,6 +37,15 @@ from typing import Any, Protocol
 from .batch_callbacks import CallbackClaims, ListeningReceiver
 from .batch_requests import RequestLike, as_request, each, request_key
 from .batch_resume import journalled_task, look_again, mark_known, may_exist
+from .batch_shared import (
+    JournalArg,
+    check_journal,
+    intent_of,
+    open_journal,
+    poll_interval,
+    register,
+    request_of,
+)
 from .creates import Creator
 from .errors import (
     AmbiguousSubmitError,
@@ -48,7 +56,7 @@ from .errors import (
     RateLimitError,
     TransportError,
 )
-from .journal import Intent, Journal, JournalEntry
+from .journal import ClaimLostError, Intent, Journal, JournalEntry, SharedJournal
 from .kinds import kind_named
 from .models import StatusChange, Task, TaskStatus
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
@@ -104,7 +112,8 @@ class Batch:
         watch: WatchFactory,
         requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
         *,
-        journal: str | os.PathLike[str] | Journal | None = None,
+        journal: JournalArg = None,
+        batch: str | None = None,
         slots: int | None = None,
         timeout: float | None = None,
         resend_ambiguous: bool = False,
@@ -113,6 +122,7 @@ class Batch:
         preflight: Callable[[list[CreateRequest]], Awaitable[None]] | None = None,
     ) -> None:
         self._preflight = preflight
+        check_journal(journal, batch)
         self._client = creator
         self._claims = (
             None
@@ -123,7 +133,8 @@ class Batch:
         self._watch = watch
         self._requests = requests
         self._journal_arg = journal
-        self._journal: Journal | None = None
+        self._batch_name = batch
+        self._journal: Journal | SharedJournal | None = None
         self._timeout = timeout
         self.gate = creator.gate  # the client's: batch and ad-hoc creates share the account
         if slots is not None:
@@ -143,6 +154,8 @@ class Batch:
         self._input_error: Exception | None = None
         self._sending: dict[str, CreateRequest] = {}  # key -> prepared request, while POSTing
         self._background: set[asyncio.Task[Any]] = set()
+        self._handling: set[str] = set()  # keys started and without an outcome yet
+        self._ended = asyncio.Event()  # an outcome came: a waiting worker looks again
         self._started_at = time.monotonic()
         self._total = 0
         self._started = False
@@ -206,11 +219,7 @@ class Batch:
 
     async def _iterate(self) -> AsyncIterator[Outcome]:
         self._started_at = time.monotonic()
-        owns_journal = not isinstance(self._journal_arg, Journal)
-        if isinstance(self._journal_arg, Journal):
-            self._journal = self._journal_arg
-        elif self._journal_arg is not None:
-            self._journal = await Journal.open(self._journal_arg)
+        self._journal, owns_journal = await open_journal(self._journal_arg, self._batch_name)
         watch = self._watch((), timeout=self._timeout, open_ended=True)
         workers: list[asyncio.Task[None]] = []
         if self._claims is not None:
@@ -256,6 +265,8 @@ class Batch:
                 await self._journal.close()
 
     def _emit(self, outcome: Outcome) -> None:
+        self._handling.discard(outcome.key)
+        self._ended.set()
         self._outcomes.append(outcome)
         self._done[outcome.outcome] += 1
         if outcome.task is not None:
@@ -303,23 +314,72 @@ class Batch:
     ) -> None:
         """Read the requests and start a submit for each that needs a POST, as slots allow."""
         seen: collections.Counter[str] = collections.Counter()
+        if isinstance(self._journal, SharedJournal):
+            await register(self._journal, self._client, self._requests)
         async for item in each(self._requests):
             request = as_request(item)
             key = request_key(request, seen)
             if key in self._by_key:
                 raise ValueError(f"two requests share the key {key!r} (external_task_id?)")
             self._by_key[key] = request
-            self._total += 1
             entry = journalled.get(key)
-            if entry is not None and self._resume_without_sending(key, request, entry, watch):
+            if isinstance(self._journal, SharedJournal):
+                intent = intent_of(self._client, key, request)
+                entry = await self._journal.claim(key, intent.request)
+                if entry is None:
+                    continue  # another live worker has it
+            await self._start(key, request, entry, watch, submits)
+        if isinstance(self._journal, SharedJournal):
+            await self._take_over(self._journal, watch, submits)
+
+    async def _start(
+        self,
+        key: str,
+        request: CreateRequest,
+        entry: JournalEntry | None,
+        watch: Any,
+        submits: set[asyncio.Task[None]],
+    ) -> None:
+        """Count the request in, then report it, follow its task, or submit it as slots allow."""
+        self._total += 1
+        self._handling.add(key)
+        if entry is not None and self._resume_without_sending(key, request, entry, watch):
+            return
+        slot = await self._slot()
+        if slot is None:
+            self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+            return
+        job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
+        submits.add(job)
+        job.add_done_callback(submits.discard)
+
+    async def _take_over(
+        self, journal: SharedJournal, watch: Any, submits: set[asyncio.Task[None]]
+    ) -> None:
+        """A shared batch's worker, its input done: take over what dead workers left, for as
+        long as it has tasks of its own or a live worker holds unfinished requests (one of
+        them may die yet). See :mod:`kling_async.batch_shared`."""
+        while self._stop_reason is None:
+            self._ended.clear()
+            # Asked first: if nobody held anything then, all that was unfinished was free, and
+            # the claim below sees it (a worker leaving between the two cannot slip through).
+            busy = await journal.held_elsewhere()
+            orphans = await journal.claim_orphans(1)
+            for entry in orphans:
+                if entry.key in self._handling:  # still ours: its claim came back to us
+                    continue
+                log.info("batch: taking over request %s", entry.key)
+                request = request_of(entry, self._by_key)
+                await self._start(entry.key, request, entry, watch, submits)
+            if orphans:
                 continue
-            slot = await self._slot()
-            if slot is None:
-                self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
-                continue
-            job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
-            submits.add(job)
-            job.add_done_callback(submits.discard)
+            if not submits and not self._status and not busy:
+                return
+            wakes = [asyncio.ensure_future(e.wait()) for e in (self._stopped, self._ended)]
+            done = asyncio.FIRST_COMPLETED
+            await asyncio.wait(wakes, timeout=poll_interval(journal), return_when=done)
+            for wake in wakes:
+                wake.cancel()
 
     def _resume_without_sending(
         self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
@@ -423,7 +483,14 @@ class Batch:
         """One POST of ``prepared`` and its outcome; the refusal, if it was a 1302/1303."""
         client, journal = self._client, self._journal
         if journal is not None:
-            await journal.record_sent(key, client.clock.time())
+            try:
+                await journal.record_sent(key, client.clock.time())
+            except ClaimLostError as exc:  # another worker took it over: it is theirs now
+                log.warning("batch: %s", exc)
+                slot.release()
+                self._total -= 1
+                self._handling.discard(key)
+                return None
         self._sending[key] = prepared
         try:
             task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)

@@ -12,9 +12,11 @@ import aiohttp
 from .account import ResourcePacks
 from .auth import credentials_from
 from .batch import Batch, ListeningReceiver, RequestLike
+from .batch_shared import JournalArg
 from .cadence import Cadence
 from .chain import Chain, extend_until
 from .clock import Clock, SystemClock
+from .coordination import Coordinator
 from .creates import Creator, Flavour
 from .download import DownloadResult, download_videos
 from .errors import (
@@ -24,8 +26,6 @@ from .errors import (
     TaskFailedError,
     TaskTimeoutError,
 )
-from .gate import SlotGate
-from .journal import Journal
 from .media import MediaPolicy, warn_plain_http
 from .models import Task, TaskStatus, Video
 from .preflight import Preflight, UnitCosts
@@ -33,6 +33,7 @@ from .reads import TaskReader
 from .requests import CreateRequest
 from .retry import Retrier, RetryPolicy, retryable_read
 from .scheduler import PollScheduler
+from .sharing import gate_for
 from .shortcuts import Shortcuts
 from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, READ_TIMEOUTS, Timeouts, Transport
 from .watch import TaskWatch
@@ -62,7 +63,9 @@ class KlingClient(Shortcuts):
 
     Every create waits its turn at one :class:`~kling_async.gate.SlotGate` (``client.gate``):
     ``slots`` is the account's parallel-task limit if you know it (else it is learned from 1303
-    answers), ``slot_timeout`` the default bound on a create's wait for a slot.
+    answers), ``slot_timeout`` the default bound on a create's wait for a slot. ``coordinator``
+    (a ``postgresql://`` DSN, or a :class:`~kling_async.coordination.Coordinator`) shares the
+    slots, the learned limit and callbacks with every process on the account ("Scaling out").
     """
 
     def __init__(
@@ -88,6 +91,7 @@ class KlingClient(Shortcuts):
         download_timeouts: Timeouts = DOWNLOAD_TIMEOUTS,
         slots: int | None = None,
         slot_timeout: float | None = None,
+        coordinator: str | Coordinator | None = None,
     ) -> None:
         self.clock: Clock = clock or SystemClock()
         credentials = credentials_from(api_key, access_key, secret_key, self.clock)
@@ -125,22 +129,10 @@ class KlingClient(Shortcuts):
             max_polls_per_second=max_polls_per_second,
             max_in_flight=max_polls_in_flight,
         )
-        if slots is not None and (
-            isinstance(slots, bool) or not isinstance(slots, int) or slots < 1
-        ):
-            raise ConfigurationError(f"slots must be an int >= 1 or None, got {slots!r}")
-        if slot_timeout is not None and not slot_timeout > 0:
-            raise ConfigurationError(
-                f"slot_timeout must be > 0 seconds or None, got {slot_timeout!r}"
-            )
-        # One gate for every create of this client: the account's slots are shared by all.
-        self.gate = SlotGate(
-            self.clock,
-            limit=slots,
-            timeout=slot_timeout,
-            backoff=self.retry_policy.delay,
-            scheduler=self.scheduler,
-        )
+        self.gate = gate_for(self.clock, self.scheduler, credentials, base, slots=slots,
+            slot_timeout=slot_timeout, backoff=self.retry_policy.delay,
+            coordinator=coordinator)  # fmt: skip
+        self.coordinator = self.gate.coordinator
         self._creator = Creator(
             self._transport,
             self._reader,
@@ -168,6 +160,7 @@ class KlingClient(Shortcuts):
         )
 
     async def __aenter__(self) -> KlingClient:
+        await self.gate.start()  # with a coordinator: connected, listening, the limit known
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -177,6 +170,7 @@ class KlingClient(Shortcuts):
         """Stop all watching and close the session (unless it was injected). Idempotent."""
         await self.gate.aclose()
         await self.scheduler.aclose()
+        await self.coordinator.aclose()
         await self._transport.aclose()
 
     # -- creates -----------------------------------------------------------------------------
@@ -273,6 +267,7 @@ class KlingClient(Shortcuts):
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
+        self.coordinator.open()  # other replicas' callbacks wake this watch too
         return TaskWatch(
             self.scheduler,
             tasks,
@@ -310,7 +305,8 @@ class KlingClient(Shortcuts):
         self,
         requests: Iterable[RequestLike] | AsyncIterable[RequestLike],
         *,
-        journal: str | os.PathLike[str] | Journal | None = None,
+        journal: JournalArg = None,
+        batch: str | None = None,
         slots: int | None = None,
         timeout: float | None = None,
         resend_ambiguous: bool = False,
@@ -322,7 +318,8 @@ class KlingClient(Shortcuts):
         request, in the order they end. See :mod:`kling_async.batch`.
 
         ``slots`` is the account's parallel-task limit if you know it (else it is learned from
-        1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash;
+        1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash
+        (or a ``postgresql://`` DSN and a ``batch`` name: :mod:`kling_async.batch_shared`);
         ``timeout`` a per-task deadline in seconds; ``resend_ambiguous=True`` re-sends journalled
         creates a fresh look-up still cannot settle (each may then be paid twice).
         ``callback_receiver``/``callback_wait``: see :mod:`kling_async.batch_callbacks`.
@@ -332,15 +329,14 @@ class KlingClient(Shortcuts):
         ``requests`` are read as they are needed. One that cannot be built (a mapping with an
         unknown field, say: :class:`RequestValidationError`), or an error of the iterable
         itself, stops new creates; the tasks already created are still followed and yielded,
-        then that error is raised. Build a list of request objects first to refuse bad input
-        before anything is sent.
+        then that error is raised (a list of request objects refuses bad input before sending).
         """
         if self.closed:
             raise ClientClosedError("this KlingClient is closed; create a new one")
         check = None if preflight is False else Preflight(self.resource_packs, self.clock,
             preflight if isinstance(preflight, UnitCosts) else None)  # fmt: skip
-        return Batch(self._creator, self.watch, requests, journal=journal, slots=slots,
-            timeout=timeout, resend_ambiguous=resend_ambiguous, preflight=check,
+        return Batch(self._creator, self.watch, requests, journal=journal, batch=batch,
+            slots=slots, timeout=timeout, resend_ambiguous=resend_ambiguous, preflight=check,
             callback_receiver=callback_receiver, callback_wait=callback_wait)  # fmt: skip
 
     async def extend_until(

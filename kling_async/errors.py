@@ -25,6 +25,7 @@
     ├── TaskTimeoutError              we stopped waiting; the task goes on running on the server
     ├── RequestValidationError        bad input, raised before any network I/O (also a ValueError)
     ├── ConfigurationError            bad client set-up, e.g. no credentials (also a ValueError)
+    ├── DatabaseError                 PostgreSQL unreachable, refused us, or has a newer schema
     └── ClientClosedError             the client was used after ``aclose()`` (also a RuntimeError)
 
 ``retryable`` on an :class:`APIError` says whether sending the same request again may succeed.
@@ -51,6 +52,7 @@ __all__ = [
     "AuthenticationError",
     "ClientClosedError",
     "ConfigurationError",
+    "DatabaseError",
     "ConcurrencyLimitError",
     "DownloadError",
     "InsufficientBalanceError",
@@ -461,6 +463,12 @@ class RequestValidationError(KlingError, ValueError):
 
 class ConfigurationError(KlingError, ValueError):
     """The client was set up wrongly (no credentials, a bad base URL...)."""
+
+
+class DatabaseError(KlingError):
+    """The PostgreSQL database (a shared journal, a coordinator) could not be reached or used,
+    or its schema was written by a newer kling_async. The message names the database by its
+    DSN with any password replaced by ``***``."""
 
 
 class ClientClosedError(KlingError, RuntimeError):

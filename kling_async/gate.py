@@ -12,6 +12,11 @@ creates wait the gate follows its running tasks itself (through the same schedul
 someone already watches is polled once for both; nothing is polled when nobody waits). A 1303
 while none of ours runs means others (another process, the web console) hold every slot: one
 probe at a time with backoff, and one log line per episode.
+
+With a shared :class:`~kling_async.coordination.Coordinator` (several processes on one account),
+a slot granted here is also a lease in the shared count (``take``), the limit is the account's
+(what any process learned), and the gate follows its running tasks all the time: a waiter in
+another process cannot ask this one to look.
 """
 
 from __future__ import annotations
@@ -23,11 +28,12 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from .clock import Clock
+from .coordination import Coordinator, LocalCoordinator
 from .errors import AmbiguousSubmitError, ConcurrencyLimitError, KlingError, SlotTimeoutError
-from .kinds import kind_named
 from .models import Task
 from .scheduler import PollScheduler
-from .slots import Slot, SlotLimit
+from .slot_tasks import SlotTasks
+from .slots import Slot, SlotLimit, UnsettledSlots
 
 __all__ = ["SlotGate"]
 
@@ -48,6 +54,7 @@ class SlotGate:
         backoff: Backoff | None = None,
         scheduler: PollScheduler | None = None,
         timeout: float | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         if timeout is not None and not timeout > 0:
             raise ValueError("slot_timeout must be > 0 seconds or None")
@@ -57,24 +64,24 @@ class SlotGate:
         self.in_use = 0
         self.max_in_use = 0
         self._backoff = backoff or (lambda attempt, _error: min(60.0, 2.0 ** (attempt - 1)))
-        self._scheduler = scheduler
         self._waiters: collections.deque[tuple[asyncio.Future[None], Slot]] = collections.deque()
-        self._running: dict[str, Slot] = {}  # task id -> slot of a task not yet seen ending
-        self._running_weight = 0
-        self._following = False
+        self._tasks = SlotTasks(scheduler, self._fatal)
         self._outside = 0  # 1303s in a row while none of ours ran (slots held elsewhere)
         self._paused_until = 0.0
         self._timer: asyncio.Task[None] | None = None
-        self._unsettled: dict[object, tuple[Slot, asyncio.Task[None]]] = {}
+        self._unsettled = UnsettledSlots(clock)
+        self.coordinator: Coordinator = coordinator or LocalCoordinator()
+        self._shared_limit: int | None = None  # the learned limit last told to the others
         if scheduler is not None:
             scheduler.add_observer(self.observed)
+            self._tasks.following = self.coordinator.shared
 
     # -- public ------------------------------------------------------------------------------
 
     @property
     def allowed(self) -> int:
         """Slots that may be held now."""
-        return self.policy.allowed(self._running_weight)
+        return self.policy.allowed(self._account_running())
 
     @property
     def known(self) -> bool:
@@ -94,12 +101,12 @@ class SlotGate:
     @property
     def running(self) -> int:
         """Slots held by tasks this client created and has not yet seen end."""
-        return self._running_weight
+        return self._tasks.weight
 
     @property
     def learned(self) -> int | None:
         """The limit learned from 1303 answers, or ``None`` (given, or not learned yet)."""
-        return self.policy.learned(self._running_weight)
+        return self.policy.learned(self._account_running())
 
     def know(self, limit: int) -> None:
         """The account's limit is ``limit`` (a batch was told ``slots=``): use it from now on,
@@ -121,6 +128,23 @@ class SlotGate:
         ``front`` puts the caller first in line (a create that was refused goes back to where
         it stood). Cancelled while waiting: nothing is held.
         """
+        if not self.coordinator.shared:
+            return await self._acquire(weight, timeout, front)
+        timeout = self.timeout if timeout is None else timeout
+        since = self.clock.monotonic()
+        slot = await self._acquire(weight, timeout, front)
+        left = None if timeout is None else max(0.0, since + timeout - self.clock.monotonic())
+        try:
+            slot.lease = await self.coordinator.take(weight, self._shared_allowed, left)
+        except BaseException:
+            slot.release()
+            raise
+        if slot.lease is None:
+            slot.release()
+            raise SlotTimeoutError(timeout or 0.0, in_use=self.in_use, limit=self.allowed)
+        return slot
+
+    async def _acquire(self, weight: int, timeout: float | None, front: bool) -> Slot:
         slot = Slot(self, weight)
         if not self._waiters and self._fits(weight):
             self._take(slot)
@@ -131,7 +155,7 @@ class SlotGate:
             self._waiters.appendleft(entry)
         else:
             self._waiters.append(entry)
-        self._follow()
+        self._tasks.follow()
         self._dispatch()
         timeout = self.timeout if timeout is None else timeout
         expiry = None
@@ -155,6 +179,8 @@ class SlotGate:
         and still running) without waiting: it is followed whatever the limit."""
         slot = Slot(self, 1)
         self._take(slot)
+        if self.coordinator.shared:
+            slot.lease = self.coordinator.hold(1)
         slot.created(task)
         return slot
 
@@ -164,10 +190,9 @@ class SlotGate:
 
     def observed(self, task: Task) -> None:
         """Someone saw ``task`` (a poll, a callback): if it is ours and ended, free its slot."""
+        self._tasks.observed(task)
         if task.is_terminal:
-            slot = self._running.get(task.task_id)
-            if slot is not None:
-                slot.release(ended=True)
+            self.coordinator.ended(task.task_id)
 
     async def create(
         self,
@@ -221,58 +246,50 @@ class SlotGate:
     def unsettled(self, key: object, slot: Slot, seconds: float) -> None:
         """A create whose answer was lost may have made a task that runs: keep its slot until
         :meth:`settle` says what became of it, or for ``seconds`` (by then it has ended)."""
-        if slot.released:
-            return
-        until = self.clock.monotonic() + seconds
-        timer = asyncio.ensure_future(self._release_after(key, slot, until))
-        self._unsettled[key] = (slot, timer)
+        self._unsettled.keep(key, slot, seconds)
 
     def settle(self, key: object, task: Task) -> None:
         """The lost create ``key`` was found to have made ``task``: held until it ends."""
-        entry = self._unsettled.pop(key, None)
-        if entry is not None:
-            slot, timer = entry
-            timer.cancel()
-            slot.created(task)
-
-    async def _release_after(self, key: object, slot: Slot, until: float) -> None:
-        await self.clock.sleep(until - self.clock.monotonic())
-        self._unsettled.pop(key, None)
-        slot.release()
+        self._unsettled.settle(key, task)
 
     async def aclose(self) -> None:
         """Stop the gate's timers (the client is closing)."""
-        timers = [timer for _, timer in self._unsettled.values()]
         if self._timer is not None:
-            timers.append(self._timer)
-        self._unsettled.clear()
-        for timer in timers:
-            timer.cancel()
-        await asyncio.gather(*timers, return_exceptions=True)
+            self._timer.cancel()
+            await asyncio.gather(self._timer, return_exceptions=True)
+        await self._unsettled.aclose()
 
-    # -- Listener (the scheduler tells the gate about the tasks it follows) -------------------
-
-    def observe(self, task: Task) -> None:
-        self.observed(task)
-
-    def expire(self, task_id: str, last: Task | None) -> None:  # no deadlines are set
-        pass
-
-    def fail(self, task_id: str, error: KlingError) -> None:
-        # The task cannot be polled (gone?): stop counting it rather than wait on it forever;
-        # if it still runs, the next 1303 shrinks the limit to what we hold.
-        slot = self._running.get(task_id)
-        if slot is not None:
-            slot.release()
-
-    def fatal(self, error: KlingError) -> None:
+    def _fatal(self, error: KlingError) -> None:
         # Nothing of this account can be polled (credentials, account): every create would
         # fail the same way, so waiting creates fail now rather than wait for ends never seen.
         while self._waiters:
             fut, _ = self._waiters.popleft()
             if not fut.done():
                 fut.set_exception(error)
-        self._unfollow()
+        self._tasks.unfollow()
+
+    # -- sharing the account with other processes (a coordinator) ----------------------------
+
+    async def start(self) -> None:
+        """Connect the coordinator; start from the limit other processes learned, if any."""
+        stored = await self.coordinator.start()
+        if stored is not None:
+            self.resume_at(stored)
+
+    def _account_running(self) -> int:
+        return self.coordinator.running(self._tasks.weight)
+
+    def _shared_allowed(self, stored: int | None, running: int) -> int:
+        if stored is not None and stored != self._shared_limit:
+            self.policy.adopt(stored)  # another process learned it
+            self._shared_limit = stored
+        return self.policy.allowed(running)
+
+    def _share_learned(self) -> None:
+        learned = self.learned
+        if self.coordinator.shared and learned is not None and learned != self._shared_limit:
+            self._shared_limit = learned
+            self.coordinator.learned(learned)
 
     # -- slots -------------------------------------------------------------------------------
 
@@ -294,14 +311,14 @@ class SlotGate:
         if task.is_terminal:
             slot.release(ended=True)
             return
-        self._running[task.task_id] = slot
-        self._running_weight += slot.weight
+        if slot.lease is not None:
+            self.coordinator.created(slot.lease, task.task_id)
+        self._tasks.add(slot, task)
         if self._outside:
             log.info("slots: a create got a slot again after %d refusals", self._outside)
             self._outside = 0
-        self.policy.created(self._running_weight)
-        if self._following:
-            self._track(slot)
+        self.policy.created(self._account_running())
+        self._share_learned()
         self._dispatch()
 
     def _release(self, slot: Slot, ended: bool) -> None:
@@ -309,13 +326,14 @@ class SlotGate:
             return
         slot.released = True
         self.in_use -= slot.weight
-        if slot.task is not None and self._running.get(slot.task.task_id) is slot:
-            del self._running[slot.task.task_id]
-            self._running_weight -= slot.weight
-            if self._following and self._scheduler is not None:
-                self._scheduler.untrack(slot.task.task_id, self)
+        if slot.lease is not None:
+            self.coordinator.release(slot.lease)
+        self._tasks.remove(slot)
         if ended:
-            self.policy.ended(slot.weight)
+            # Shared, each process sees its own share of the account's ends: together they add
+            # one slot per `limit` ends, as one process would, not one each.
+            self.policy.ended(slot.weight / self.coordinator.sharers)
+            self._share_learned()
         self._dispatch()
 
     def _refused(self, slot: Slot, error: ConcurrencyLimitError) -> None:
@@ -323,9 +341,13 @@ class SlotGate:
             return
         slot.released = True
         self.in_use -= slot.weight
+        if slot.lease is not None:
+            self.coordinator.release(slot.lease)
         # With our own tasks running, the refused create waits for one of them to end.
-        self.policy.refused(self._running_weight)
-        if not self._running_weight:
+        running = self._account_running()
+        self.policy.refused(running)
+        self._share_learned()
+        if not running:
             self._outside += 1
             wait = self._backoff(self._outside, error)
             if self._outside == 1:
@@ -350,8 +372,8 @@ class SlotGate:
             self._waiters.popleft()
             self._take(slot)
             fut.set_result(None)
-        if not self.waiting:
-            self._unfollow()
+        if not self.waiting and not self.coordinator.shared:
+            self._tasks.unfollow()
 
     def _forget(self, entry: tuple[asyncio.Future[None], Slot]) -> None:
         with contextlib.suppress(ValueError):  # already handed a slot or failed
@@ -376,24 +398,3 @@ class SlotGate:
         await self.clock.sleep(until - self.clock.monotonic())
         self._paused_until = min(self._paused_until, self.clock.monotonic())
         self._dispatch()
-
-    # -- following our running tasks while creates wait ---------------------------------------
-
-    def _follow(self) -> None:
-        if self._following or self._scheduler is None:
-            return
-        self._following = True
-        for slot in list(self._running.values()):
-            self._track(slot)
-
-    def _track(self, slot: Slot) -> None:
-        assert self._scheduler is not None and slot.task is not None
-        task = slot.task
-        self._scheduler.track(task.task_id, kind_named(task.kind), self, last=task)
-
-    def _unfollow(self) -> None:
-        if not self._following or self._scheduler is None:
-            return
-        self._following = False
-        for task_id in list(self._running):
-            self._scheduler.untrack(task_id, self)

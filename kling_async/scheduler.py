@@ -155,6 +155,8 @@ class PollScheduler:
         self._wake: asyncio.Future[None] | None = None
         self.polls_sent = 0
         self._observers: list[Callable[[Task], None]] = []
+        #: Told of every callback hint given here (a coordinator passes it to other processes).
+        self.relay: Callable[[Task, bool], object] | None = None
 
     # -- subscriptions ----------------------------------------------------------------------
 
@@ -211,13 +213,16 @@ class PollScheduler:
         if not tracked.deadlines:
             self._drop(tracked)
 
-    def hint(self, task: Task, *, trusted: bool) -> bool:
+    def hint(self, task: Task, *, trusted: bool, relayed: bool = False) -> bool:
         """A callback said ``task`` is in this state. Returns whether it was news.
 
         A ``trusted`` (signature-verified) hint is taken as an observation; an untrusted one
         makes the task due for a poll now, which confirms or refutes it. Repeats and hints that
-        would move a task backwards are dropped.
+        would move a task backwards are dropped. Each hint not ``relayed`` from another process
+        goes to :attr:`relay` too (news here or not: another process may follow the task).
         """
+        if self.relay is not None and not relayed:
+            self.relay(task, trusted)
         tracked = self._tracked.get(task.task_id)
         if tracked is None:
             if trusted:

@@ -16,13 +16,18 @@ account whose limit does not move costs a handful of refusals, not one per round
 
 from __future__ import annotations
 
+import asyncio
 import math
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
+from .clock import Clock
 from .errors import ConcurrencyLimitError
 from .models import Task
 
-__all__ = ["Slot", "SlotLimit", "SlotOwner", "slot_weight"]
+if TYPE_CHECKING:
+    from .coordination import Lease
+
+__all__ = ["Slot", "SlotLimit", "SlotOwner", "UnsettledSlots", "slot_weight"]
 
 
 class SlotOwner(Protocol):
@@ -55,13 +60,14 @@ class Slot:
     nothing. An ambiguous create keeps its slot: the task may exist and run.
     """
 
-    __slots__ = ("gate", "released", "task", "weight")
+    __slots__ = ("gate", "lease", "released", "task", "weight")
 
     def __init__(self, gate: SlotOwner, weight: int) -> None:
         self.gate = gate
         self.weight = weight
         self.task: Task | None = None  # set once the create succeeded
         self.released = False
+        self.lease: Lease | None = None  # its place in a count shared with other processes
 
     def created(self, task: Task) -> None:
         """The create made ``task``: hold the slot until it ends."""
@@ -117,6 +123,15 @@ class SlotLimit:
         self.limit = float(limit)
         self.ceiling = limit
 
+    def adopt(self, limit: int) -> None:
+        """Another process on the account learned ``limit``: use it (a given limit stays)."""
+        if self.known or limit < 1:
+            return
+        self.slow_start = False
+        self.limit = min(float(self.ceiling), float(limit))
+        self._probed = False
+        self._credit = 0.0  # grow from the adopted limit, not from a count before it
+
     def resume_at(self, limit: int) -> None:
         """Start from ``limit``, learned by an earlier run, instead of slow start."""
         if self.known or not self.slow_start or limit < 1:
@@ -131,7 +146,7 @@ class SlotLimit:
         if running >= self.allowed(running):
             self._probed = False  # the probe passed
 
-    def ended(self, weight: int) -> None:
+    def ended(self, weight: float) -> None:
         """A task of ours ended: additive increase, one more slot per ``limit`` ends."""
         if self.slow_start or self.limit >= self.ceiling:
             return
@@ -155,3 +170,37 @@ class SlotLimit:
         self._refused_at = running
         self.limit = float(max(1, min(self.allowed(running), running)))
         self.slow_start = False
+
+
+class UnsettledSlots:
+    """Slots of creates whose answer was lost: the task may exist and run, so each slot is
+    kept until :meth:`settle` says what became of it, or for a while (by then it has ended)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._held: dict[object, tuple[Slot, asyncio.Task[None]]] = {}
+
+    def keep(self, key: object, slot: Slot, seconds: float) -> None:
+        if slot.released:
+            return
+        until = self._clock.monotonic() + seconds
+        self._held[key] = (slot, asyncio.ensure_future(self._release_after(key, slot, until)))
+
+    def settle(self, key: object, task: Task) -> None:
+        entry = self._held.pop(key, None)
+        if entry is not None:
+            slot, timer = entry
+            timer.cancel()
+            slot.created(task)
+
+    async def _release_after(self, key: object, slot: Slot, until: float) -> None:
+        await self._clock.sleep(until - self._clock.monotonic())
+        self._held.pop(key, None)
+        slot.release()
+
+    async def aclose(self) -> None:
+        timers = [timer for _, timer in self._held.values()]
+        self._held.clear()
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)

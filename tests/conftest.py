@@ -4,7 +4,9 @@ aiohttp handlers served on loopback (``serve``)."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+import itertools
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +14,8 @@ from aiohttp import web
 
 from kling_async import FakeClock, KlingClient, RetryPolicy
 from kling_async.testing import KlingEmulator
+
+from .pg_server import PostgresServer, find_bindir
 
 MakeEmulator = Callable[..., Awaitable[KlingEmulator]]
 MakeClient = Callable[..., KlingClient]
@@ -96,3 +100,44 @@ async def serve() -> AsyncIterator[Serve]:
     yield start
     for runner in runners:
         await runner.cleanup()
+
+
+# --- PostgreSQL: a real server, started once per session by the first test that needs it ---
+
+REQUIRE_POSTGRES = os.environ.get("KLING_REQUIRE_POSTGRES") == "1"
+
+
+def no_postgres(reason: str, *, required: bool = REQUIRE_POSTGRES) -> None:
+    """Skip the test for want of PostgreSQL, or fail it where it is required (CI)."""
+    if required:  # CI: a missing server is a failure, never a silent skip
+        pytest.fail(f"KLING_REQUIRE_POSTGRES=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of this machine's binaries, for the whole session (see pg_server.py).
+    Skips (or, with ``KLING_REQUIRE_POSTGRES=1``, fails) when there is none."""
+    bindir = find_bindir()
+    if bindir is None:
+        no_postgres("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin/postgres)")
+    try:
+        import asyncpg  # noqa: F401
+    except ImportError:
+        no_postgres("asyncpg is not installed (pip install -e '.[dev]')")
+    assert bindir is not None
+    with PostgresServer(bindir) as server:
+        yield server
+
+
+_databases = itertools.count()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: PostgresServer) -> Iterator[str]:
+    """The DSN of a fresh, empty database of its own for each test; dropped afterwards (with
+    any connection a killed worker left behind)."""
+    name = f"kling_test_{os.getpid()}_{next(_databases)}"
+    pg_server.psql(f'CREATE DATABASE "{name}"')
+    yield pg_server.dsn_for(name)
+    pg_server.psql(f'DROP DATABASE "{name}" WITH (FORCE)')

@@ -1,4 +1,5 @@
-"""The batch journal: round trips, group commit, crash safety, refusing foreign files."""
+"""The SQLite journal: group commit, crash safety, refusing foreign files (what every storage
+does alike is in test_journal_contract.py)."""
 
 from __future__ import annotations
 
@@ -56,123 +57,6 @@ def write(path: Path, data: bytes) -> Path:
 
 def exists(path: str | Path) -> bool:
     return os.path.exists(path)
-
-
-# --- round trips and states --------------------------------------------------------------------
-
-
-async def test_every_record_kind_round_trips(path: Path) -> None:
-    clock = FakeClock(start_time=1_000.0)
-    async with await Journal.open(path, clock=clock) as j:
-        await j.record_intents(
-            [
-                Intent("a", {"video_id": "v1", "prompt": "ünïcode ✓", "cfg_scale": 0.5}),
-                Intent("b", {"video_id": "v2"}, sent_at=999.5),
-            ]
-        )
-        await clock.advance(1)
-        await j.record_sent("a", 1_000.5)
-        await j.record_created("a", "task-1", 1_700_000_000_123)
-        await j.record_status("a", "processing", b'{"task_id":"task-1"}')
-        await clock.advance(1)
-        await j.record_outcome("a", "succeed", {"video_id": "v9", "units": [1, 2.5, None]})
-        live = await j.entries()
-
-    a, b = live
-    assert a.key == "a"
-    assert a.request == {"video_id": "v1", "prompt": "ünïcode ✓", "cfg_scale": 0.5}
-    assert a.sent_at == 1_000.5
-    assert a.task_id == "task-1"
-    assert a.created_at_ms == 1_700_000_000_123
-    assert a.status == "processing"
-    assert a.task_json == b'{"task_id":"task-1"}'
-    assert a.outcome == "succeed"
-    assert a.detail == {"video_id": "v9", "units": [1, 2.5, None]}
-    assert (a.intent_at, a.updated_at) == (1_000.0, 1_002.0)
-    assert a.state == "final"
-    assert (b.key, b.sent_at, b.intent_at) == ("b", 999.5, 1_000.0)
-    assert [b.task_id, b.status, b.task_json, b.outcome, b.detail] == [None] * 5
-    assert b.state == "intent"
-    # What the writer saw is what is on disk.
-    assert Journal.read(path) == live
-
-
-async def test_state_follows_the_records(journal: Journal) -> None:
-    await journal.record_intents(intents("k"))
-
-    async def state() -> str:
-        (entry,) = await journal.entries()
-        return entry.state
-
-    assert await state() == "intent"
-    await journal.record_sent("k", time.time())
-    assert await state() == "intent"  # sent, answer not yet known
-    await journal.record_created("k", "t1", 1)
-    assert await state() == "created"
-    await journal.record_status("k", "succeed", b"{}")
-    assert await state() == "created"  # a status is not an outcome
-    await journal.record_outcome("k", "succeed", {})
-    assert await state() == "final"
-    # An outcome without a task (e.g. rejected before creation) is final too.
-    await journal.record_intents(intents("r"))
-    await journal.record_outcome("r", "rejected", {"code": 1301})
-    assert [e.state for e in await journal.entries()] == ["final", "final"]
-
-
-async def test_entries_keep_insertion_order(path: Path) -> None:
-    keys = ["k10", "k2", "b", "k1", "a", "zz", "0"]
-    async with await Journal.open(path) as j:
-        await j.record_intents(intents(*keys[:3]))
-        await asyncio.gather(*(j.record_intents(intents(k)) for k in keys[3:]))
-        # Updates do not reorder.
-        await j.record_created("k1", "t", 1)
-        await j.record_outcome("k10", "failed", {})
-        assert [e.key for e in await j.entries()] == keys
-    assert [e.key for e in Journal.read(path)] == keys
-
-
-async def test_record_intents_is_idempotent_across_runs(path: Path) -> None:
-    async with await Journal.open(path) as j:
-        await j.record_intents(intents("a", "b"))
-        await j.record_created("a", "t-a", 5)
-        await j.record_outcome("b", "not_sent", {"reason": "cancelled"})
-    before = Journal.read(path)
-
-    async with await Journal.open(path) as j:
-        # The whole batch is recorded again, one request changed, one new: existing keys are kept.
-        await j.record_intents([Intent("a", {"video_id": "changed"}), *intents("b"), *intents("c")])
-        await j.record_intents([Intent("d", {"n": 1}), Intent("d", {"n": 2})])  # first wins
-        after = await j.entries()
-    assert after[:2] == before
-    assert [e.key for e in after] == ["a", "b", "c", "d"]
-    assert after[3].request == {"n": 1}
-    assert after[2].state == "intent"
-
-
-async def test_same_task_id_again_is_a_no_op_another_is_refused(journal: Journal) -> None:
-    await journal.record_intents(intents("a"))
-    await journal.record_created("a", "t1", 10)
-    await journal.record_created("a", "t1", 10)
-    with pytest.raises(JournalError, match="already has task t1"):
-        await journal.record_created("a", "t2", 11)
-    (entry,) = await journal.entries()
-    assert (entry.task_id, entry.created_at_ms) == ("t1", 10)
-
-
-async def test_lineage_pairs_parents_with_children(journal: Journal) -> None:
-    await journal.record_intents(
-        [
-            Intent("1", {"video_id": "p1"}),
-            Intent("2", {"video_id": "p2"}),
-            Intent("3", {"video_id": "p3"}),
-            Intent("4", {"video_id": "p4"}),
-        ]
-    )
-    await journal.record_outcome("1", "succeed", {"video_id": "c1"})
-    await journal.record_outcome("2", "succeed", {"video_id": "c2", "parent_video_id": "pp2"})
-    await journal.record_outcome("3", "failed", {"video_id": "c3"})
-    await journal.record_outcome("4", "succeed", {"reason": "no video"})
-    assert await journal.lineage() == [("p1", "c1"), ("pp2", "c2")]
 
 
 # --- errors reach the caller -------------------------------------------------------------------
@@ -448,17 +332,6 @@ async def test_close_flushes_writes_not_yet_handed_to_the_writer(path: Path) -> 
     entries = Journal.read(path)
     assert entries[0].task_id == "t"
     assert len(entries) == 51
-
-
-async def test_a_cancelled_call_still_writes(journal: Journal) -> None:
-    await journal.record_intents(intents("a"))
-    call = asyncio.create_task(journal.record_created("a", "t", 1))
-    await asyncio.sleep(0)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
-    (entry,) = await journal.entries()
-    assert entry.task_id == "t"
 
 
 async def test_read_sees_committed_writes_while_the_journal_is_open(journal: Journal) -> None:

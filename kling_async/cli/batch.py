@@ -25,7 +25,7 @@ from rich.text import Text
 from ..batch import BatchReport, Outcome, request_key
 from ..client import KlingClient
 from ..errors import AccountError, APIError, AuthenticationError, InvalidRequestError
-from ..journal import Journal, JournalEntry
+from ..journal import Journal, JournalEntry, SharedJournal
 from ..preflight import Preflight
 from .files import check_input_file, check_output_dir, check_output_file, open_private, run_lock
 from .input import InputErrors, Row, read_requests
@@ -42,6 +42,7 @@ from .session import (
     check_credentials,
     open_client,
 )
+from .shared import is_shared, open_shared, shared_results
 
 __all__ = ["batch_command"]
 
@@ -189,6 +190,8 @@ async def batch_command(ctx: Context) -> int:
         rows = read_requests(source, default_kind=getattr(args, "kind", None))
     except InputErrors as error:
         return _input_errors(ctx, error)
+    if is_shared(args.journal):
+        return await _shared_batch(ctx, rows, source)
     journal_path, results = _paths(ctx, source)
     check_credentials(args)
     with contextlib.closing(run_lock(journal_path)):
@@ -204,15 +207,34 @@ async def batch_command(ctx: Context) -> int:
                     stack.push_async_callback(journal.close)
                 return journal
 
-            code = await _run(ctx, rows, journal_now, journal_path, earlier, results)
+            async def left() -> list[JournalEntry]:
+                return read_journal(journal_path)
+
+            code = await _run(ctx, rows, journal_now, str(journal_path), left, earlier, results)
     return code
+
+
+async def _shared_batch(ctx: Context, rows: list[Row], source: Path) -> int:
+    """One worker of a batch in a PostgreSQL journal (see :mod:`.shared`)."""
+    results = shared_results(ctx, source)
+    if ctx.args.download:
+        check_output_dir(Path(ctx.args.download), "downloads")
+    check_credentials(ctx.args)
+    async with await open_shared(ctx, source) as journal:
+
+        async def journal_now() -> SharedJournal:
+            return journal
+
+        earlier = {e.key: e for e in await journal.entries()}
+        return await _run(ctx, rows, journal_now, journal.path, journal.entries, earlier, results)
 
 
 async def _run(
     ctx: Context,
     rows: list[Row],
-    journal_now: Callable[[], Awaitable[Journal]],
-    journal_path: Path,
+    journal_now: Callable[[], Awaitable[Journal | SharedJournal]],
+    journal_path: str,
+    left_now: Callable[[], Awaitable[list[JournalEntry]]],
     earlier: dict[str, JournalEntry],
     results: Path,
 ) -> int:
@@ -269,7 +291,7 @@ async def _run(
     except asyncio.CancelledError:
         if not ctx.interrupted:
             raise
-        _interrupted(ctx, journal_path, results, len(rows))
+        _interrupted(ctx, await left_now(), journal_path, results, len(rows))
         return EXIT_INTERRUPTED
     _summary(ctx, report, records, len(rows), results, journal_path, code)
     return code
@@ -281,7 +303,7 @@ def _summary(
     records: list[dict[str, Any]],
     total: int,
     results: Path,
-    journal: Path,
+    journal: str,
     code: int,
 ) -> None:
     out = ctx.out
@@ -305,9 +327,11 @@ def _summary(
     out.line(Text(f"journal: {journal}", style="dim"))
 
 
-def _interrupted(ctx: Context, journal: Path, results: Path, total: int) -> None:
+def _interrupted(
+    ctx: Context, entries: list[JournalEntry], journal: str, results: Path, total: int
+) -> None:
     """After Ctrl-C: what the journal says is still out there, and how to go on."""
-    summary = summarize_journal(read_journal(journal))
+    summary = summarize_journal(entries)
     done = sum(summary.counts.values())
     not_started = total - summary.entries
     ctx.out.emit(

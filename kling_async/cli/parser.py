@@ -275,7 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--journal",
         metavar="FILE",
         help="SQLite journal (default FILE.journal.sqlite, FILE.emulator.journal.sqlite with "
-        "--emulator); run again with the same journal to resume",
+        "--emulator); run again with the same journal to resume. A postgresql:// DSN (or just "
+        "postgresql:// for the PG* variables) shares the batch between workers on any machine",
+    )
+    p.add_argument(
+        "--batch",
+        metavar="NAME",
+        help="with a postgresql:// journal: the batch's name (default: FILE's name); every "
+        "worker of the batch gives the same",
     )
     p.add_argument(
         "--results",
@@ -304,7 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = command("report", "summarise a batch journal (works while the batch runs)", [json_out])
-    p.add_argument("journal", metavar="JOURNAL", help="the batch's .journal.sqlite file")
+    p.add_argument(
+        "journal",
+        metavar="JOURNAL",
+        help="the batch's .journal.sqlite file, or the postgresql:// DSN of a shared batch",
+    )
+    p.add_argument("--batch", metavar="NAME", help="with a postgresql:// DSN: the batch to show")
     p.add_argument("--entries", action="store_true", help="with --json: every entry too")
 
     p = command("download", "download the videos of finished tasks", both)

@@ -22,6 +22,7 @@ from ..serde import request_from_wire, structure_task
 from .files import check_input_file
 from .output import add_row, coded, id_column, milliseconds
 from .session import EXIT_INCOMPLETE, EXIT_OK, Context
+from .shared import is_shared, read_shared
 
 __all__ = [
     "OUTCOME_STYLE",
@@ -122,15 +123,21 @@ def read_journal(path: Path) -> list[JournalEntry]:
 
 async def report_command(ctx: Context) -> int:
     args, out = ctx.args, ctx.out
-    path = Path(args.journal)
-    await asyncio.to_thread(check_input_file, path, "journal")
-    entries = Journal.read(path)
+    if is_shared(args.journal):  # a batch in PostgreSQL, seen from any machine
+        from ..postgres import redact_dsn
+
+        name, entries = await read_shared(ctx)
+        where = f"{redact_dsn(args.journal)} batch {name!r}"
+    else:
+        path = Path(args.journal)
+        await asyncio.to_thread(check_input_file, path, "journal")
+        entries, where = Journal.read(path), str(path)
     summary = summarize_journal(entries)
     if args.entries:
         for entry in entries:
             out.emit("entry", **_entry_json(entry))
-    out.emit("report", journal=str(path), **summary.to_dict())
-    out.line(Text(f"journal {path}", style="bold"))
+    out.emit("report", journal=where, **summary.to_dict())
+    out.line(Text(f"journal {where}", style="bold"))
     table = Table(show_footer=True)
     table.add_column("state", footer="total")
     table.add_column("requests", justify="right", footer=str(summary.entries))

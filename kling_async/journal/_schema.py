@@ -13,11 +13,13 @@ from .records import JournalEntry, JournalError, JournalFormatError
 
 __all__ = [
     "APPLICATION_ID",
+    "ENTRY_COLUMNS",
     "SCHEMA_VERSION",
     "connect",
     "create_private",
     "json_text",
     "damaged",
+    "entry_from_row",
     "select_entries",
     "unknown_key",
     "update",
@@ -46,7 +48,7 @@ CREATE TABLE entry (
 """
 # Added without a version bump: older readers ignore it, and it is created when missing.
 _META = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
-_COLUMNS = (
+ENTRY_COLUMNS = (
     "key, request, task_id, created_at_ms, status, task_json, outcome, detail, intent_at,"
     " updated_at, sent_at"
 )
@@ -175,8 +177,8 @@ def _check_identity(path: str, app_id: int, version: int) -> None:
 def select_entries(conn: sqlite3.Connection, path: str) -> list[JournalEntry]:
     """Every entry; a damaged file or entry is a :class:`JournalError` naming ``path``."""
     try:
-        rows = conn.execute(f"SELECT {_COLUMNS} FROM entry ORDER BY seq").fetchall()
-        return [_entry(row) for row in rows]
+        rows = conn.execute(f"SELECT {ENTRY_COLUMNS} FROM entry ORDER BY seq").fetchall()
+        return [entry_from_row(row) for row in rows]
     except (sqlite3.Error, ValueError, TypeError) as exc:  # a bad page; JSON or columns mangled
         raise damaged(path, "read", exc) from exc
 
@@ -190,7 +192,8 @@ def damaged(path: str, operation: str, exc: BaseException) -> JournalError:
     )
 
 
-def _entry(row: tuple[Any, ...]) -> JournalEntry:
+def entry_from_row(row: tuple[Any, ...]) -> JournalEntry:
+    """The entry of a row of ``ENTRY_COLUMNS``, in order (both storages select them so)."""
     key, request, task_id, created_at_ms, status, task_json, outcome, detail = row[:8]
     return JournalEntry(
         key=key,

@@ -15,11 +15,13 @@ from ..errors import KlingError
 
 __all__ = [
     "OUTCOMES",
+    "ClaimLostError",
     "Intent",
     "JournalClosedError",
     "JournalEntry",
     "JournalError",
     "JournalFormatError",
+    "lineage_of",
 ]
 
 #: The final outcomes :meth:`Journal.record_outcome` accepts.
@@ -44,6 +46,11 @@ class JournalError(KlingError):
 
 class JournalFormatError(JournalError):
     """The file is not a kling_async journal, or was written by a newer version."""
+
+
+class ClaimLostError(JournalError):
+    """Another worker of a shared batch holds this request now (this one's lease ran out):
+    nothing was sent, and this worker leaves the request to it."""
 
 
 class JournalClosedError(JournalError):
@@ -100,3 +107,20 @@ class JournalEntry:
         if self.task_id is not None:
             return "created"
         return "intent"
+
+
+def lineage_of(entries: list[JournalEntry]) -> list[tuple[str, str]]:
+    """``(parent video id, child video id)`` for each succeeded entry, in their order.
+
+    The child is ``detail["video_id"]``; the parent is ``detail["parent_video_id"]``, else
+    the request's own ``video_id`` (an extend's parent). Entries without both are skipped.
+    """
+    pairs: list[tuple[str, str]] = []
+    for entry in entries:
+        if entry.outcome != "succeed" or not entry.detail:
+            continue
+        child = entry.detail.get("video_id")
+        parent = entry.detail.get("parent_video_id", entry.request.get("video_id"))
+        if isinstance(child, str) and isinstance(parent, str):
+            pairs.append((parent, child))
+    return pairs

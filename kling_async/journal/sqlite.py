@@ -45,7 +45,14 @@ from typing import Any
 from ..clock import Clock
 from ._schema import connect, json_text, select_entries, unknown_key, update
 from ._writer import Job, Op, Writer, resolve
-from .records import OUTCOMES, Intent, JournalClosedError, JournalEntry, JournalError
+from .records import (
+    OUTCOMES,
+    Intent,
+    JournalClosedError,
+    JournalEntry,
+    JournalError,
+    lineage_of,
+)
 
 __all__ = ["Journal"]
 
@@ -278,20 +285,9 @@ class Journal:
         return result
 
     async def lineage(self) -> list[tuple[str, str]]:
-        """``(parent video id, child video id)`` for each succeeded request, in insertion order.
-
-        The child is ``detail["video_id"]``; the parent is ``detail["parent_video_id"]``, else
-        the request's own ``video_id`` (an extend's parent). Entries without both are skipped.
-        """
-        pairs: list[tuple[str, str]] = []
-        for entry in await self.entries():
-            if entry.outcome != "succeed" or not entry.detail:
-                continue
-            child = entry.detail.get("video_id")
-            parent = entry.detail.get("parent_video_id", entry.request.get("video_id"))
-            if isinstance(child, str) and isinstance(parent, str):
-                pairs.append((parent, child))
-        return pairs
+        """``(parent video id, child video id)`` for each succeeded request, in insertion order
+        (see :func:`~kling_async.journal.records.lineage_of`)."""
+        return lineage_of(await self.entries())
 
     async def close(self) -> None:
         """Commit what is queued, close the file and end the writer thread; idempotent."""

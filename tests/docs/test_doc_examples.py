@@ -8,6 +8,9 @@ taken: a client made without a ``clock`` gets the emulator's ``ScaledClock`` (ti
 ``SCALE`` times faster), so a 320-second extend takes half a second.
 
 A block that cannot run alone says so on the line before it: ``<!-- not-run: reason -->``.
+A block that needs a PostgreSQL database says ``<!-- needs: postgresql -->``: it runs with the
+``PG*`` variables pointing at a fresh database of the test server (``postgresql://`` reaches it),
+and is skipped like any PostgreSQL test where there is no server.
 A failure names the file and line of the block, and the traceback shows the Markdown lines.
 """
 
@@ -20,6 +23,7 @@ import re
 import threading
 import traceback
 import types
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,14 +37,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SCALE = 600.0
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 NOT_RUN = re.compile(r"<!--\s*not-run:\s*(\S.*?)\s*-->")
+NEEDS = re.compile(r"<!--\s*needs:\s*(postgresql)\s*-->")
 # Seeded in the emulator: the ids the examples use.
 VIDEO_ID, PARENT_TASK_ID = "video-id", "parent-task-id"
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"kling-async-docs-example-secret").decode()
 
 
 class Block:
-    def __init__(self, path: Path, line: int, source: str, skip: str | None) -> None:
+    def __init__(
+        self, path: Path, line: int, source: str, skip: str | None, needs: str | None = None
+    ) -> None:
         self.path, self.line, self.source, self.skip = path, line, source, skip
+        self.needs = needs
 
     @property
     def where(self) -> str:
@@ -61,9 +69,12 @@ def blocks(path: Path) -> Iterator[Block]:
         end = next((j for j in range(i + 1, len(lines)) if lines[j].strip() == "```"), len(lines))
         if lang in ("python", "py"):
             before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
-            marker = NOT_RUN.search(before)
+            marker, needs = NOT_RUN.search(before), NEEDS.search(before)
             code = "\n".join(line[len(indent) :] for line in lines[i + 1 : end])
-            yield Block(path, i + 2, code, marker.group(1) if marker else None)
+            yield Block(
+                path, i + 2, code, marker.group(1) if marker else None,
+                needs.group(1) if needs else None,
+            )  # fmt: skip
         i = end + 1
 
 
@@ -121,6 +132,12 @@ def test_a_not_run_marker_needs_a_reason(tmp_path: Path) -> None:
     ]
 
 
+def test_a_needs_marker_names_what_the_block_needs(tmp_path: Path) -> None:
+    doc = tmp_path / "x.md"
+    doc.write_text("<!-- needs: postgresql -->\n```python\nok = 1\n```\n```python\nok = 2\n```\n")
+    assert [(b.needs, b.skip) for b in blocks(doc)] == [("postgresql", None), (None, None)]
+
+
 def test_a_failing_example_is_named_by_file_and_line(tmp_path: Path) -> None:
     doc = tmp_path / "guide.md"
     doc.write_text("# A guide\n\n```python\nx = 1\nraise KeyError(x)\n```\n")
@@ -144,9 +161,19 @@ def test_an_example_may_exit_cleanly(tmp_path: Path, code: int | None, fails: bo
 
 
 @pytest.mark.parametrize("block", ALL, ids=[b.where for b in ALL])
-def test_example_runs(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_example_runs(
+    block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     if block.skip:
         pytest.skip(f"{block.where}: not run: {block.skip}")
+    for name in ("PGHOST", "PGPORT", "PGUSER", "PGDATABASE", "PGPASSWORD", "PGSERVICE"):
+        monkeypatch.delenv(name, raising=False)
+    if block.needs == "postgresql":
+        dsn = urllib.parse.urlsplit(request.getfixturevalue("pg_dsn"))
+        database = {"PGHOST": dsn.hostname, "PGPORT": dsn.port, "PGUSER": dsn.username}
+        database["PGDATABASE"] = dsn.path.lstrip("/")
+        for name, value in database.items():
+            monkeypatch.setenv(name, str(value))
     clock = ScaledClock(SCALE)
     with EmulatorThread(clock) as emu:
         for name in ("KLING_API_KEY", "KLING_ACCESS_KEY", "KLING_SECRET_KEY", "KLING_BASE_URL"):

@@ -26,7 +26,9 @@ from kling_async import (
     CameraControl,
     Chain,
     Clock,
+    Coordinator,
     CreateRequest,
+    DatabaseError,
     DynamicMask,
     EffectInput,
     EffectsRequest,
@@ -43,6 +45,7 @@ from kling_async import (
     KlingClient,
     LipSyncInput,
     LipSyncRequest,
+    LocalCoordinator,
     MotionControlRequest,
     MultiImage,
     MultiImageToImageRequest,
@@ -60,6 +63,7 @@ from kling_async import (
     RetryEvent,
     RetryPolicy,
     ScaledClock,
+    SharedJournal,
     StaticKey,
     StatusChange,
     SubjectImage,
@@ -80,6 +84,8 @@ from kling_async.clock import io_in_flight
 from kling_async.download import DownloadResult
 from kling_async.durations import DurationModel, DurationSketch
 from kling_async.journal import JournalEntry
+from kling_async.postgres import Database, redact_dsn
+from kling_async.postgres.coordinator import PostgresCoordinator
 from kling_async.testing import Durations, Fault, KlingEmulator
 from kling_async.watch import TaskWatch
 from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler, asgi_app
@@ -108,6 +114,21 @@ async def journals(path: Path) -> None:
     assert_type(Journal.read(path), list[JournalEntry])
 
 
+async def shared_journals(kling: KlingClient) -> None:
+    async with await SharedJournal.open("postgresql://", batch="nightly", lease=10.0) as journal:
+        assert_type(await journal.claim("k", {"kind": "video-extend"}), JournalEntry | None)
+        assert_type(await journal.claim_orphans(5), list[JournalEntry])
+        assert_type(await journal.held_elsewhere(), int)
+        kling.extend_many([], journal=journal)
+    kling.extend_many([], journal="postgresql://", batch="nightly")
+    assert_type(await SharedJournal.read("postgresql://", "nightly"), list[JournalEntry])
+    async with await Database.open("postgresql://") as db:
+        assert_type(db.where, str)
+    assert_type(redact_dsn("postgresql://u:p@h/d"), str)
+    error: Exception = DatabaseError("down")
+    assert error
+
+
 def clients() -> list[KlingClient]:
     return [
         KlingClient(),
@@ -122,7 +143,15 @@ def clients() -> list[KlingClient]:
             max_polls_per_second=100.0,
         ),
         KlingClient(retry=RetryPolicy.no_wait(), clock=ScaledClock(60)),
+        KlingClient(api_key="key", coordinator="postgresql://kling@db/kling"),
+        KlingClient(api_key="key", coordinator=PostgresCoordinator("", lease=10.0)),
+        KlingClient(api_key="key", coordinator=LocalCoordinator()),
     ]
+
+
+def coordinators(kling: KlingClient) -> Coordinator:
+    assert_type(kling.coordinator.shared, bool)
+    return kling.coordinator
 
 
 async def creates(kling: KlingClient, video: Video) -> list[Task]:

@@ -1,0 +1,388 @@
+"""A batch journal in PostgreSQL, shared by every worker that names the same batch.
+
+``extend_many(requests, journal="postgresql://…", batch="name")`` in several processes, on
+several machines, drains one batch together. The records are those of the SQLite journal
+(:mod:`.records`), one row per request in ``kling_batch_entry`` (schema:
+:mod:`kling_async.postgres._schema`), and the rule is the same: the intent is committed before
+the POST, the moment of sending too, the task id right after the answer. What sharing adds:
+
+* **Claims.** A worker handles a request only while it holds its claim (:meth:`claim`, and
+  :meth:`claim_orphans` with ``FOR UPDATE SKIP LOCKED`` for taking over). A claim is valid while
+  its worker's lease is: one row per worker in ``kling_batch_worker`` whose ``lease_until`` a
+  heartbeat pushes forward every third of the lease, on the database's clock (machines' clocks
+  are never compared). A worker killed with ``kill -9`` stops renewing; once its lease is over
+  the others take its requests over, and the batch's resume rules apply: a task id is watched,
+  a create sent without an answer is looked up before anything is sent again.
+* **A fenced send.** :meth:`record_sent` renews the worker's lease and checks its claim in one
+  statement: a worker whose request was taken over meanwhile gets :class:`ClaimLostError` and
+  sends nothing, and the taker cannot look the request up until a full lease after that send
+  was recorded — by then the POST is long on its way, so the look-up finds its task.
+* **Short statements** on a small pool: no transaction is held across an HTTP request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ..clock import Clock
+from ..postgres import Database
+from ..postgres._connect import driver, failures
+from . import _pg
+from ._schema import json_text, unknown_key
+from .records import OUTCOMES, Intent, JournalClosedError, JournalEntry, JournalError, lineage_of
+
+if TYPE_CHECKING:
+    from ..postgres._schema import Connection
+
+__all__ = ["SharedJournal"]
+
+log = logging.getLogger("kling_async")
+
+T = TypeVar("T")
+
+
+def _check_batch(batch: object) -> str:
+    if not isinstance(batch, str) or not batch.strip() or len(batch) > 200:
+        raise ValueError(f"batch must be a non-empty name of at most 200 characters: {batch!r}")
+    if not batch.isprintable():
+        raise ValueError("batch must not contain control characters")
+    return batch
+
+
+class SharedJournal:
+    """The journal of batch ``batch`` in a PostgreSQL database, one worker's handle on it.
+
+    Open with ``await SharedJournal.open(dsn, batch="name")``; close it (or ``async with``) to
+    hand back this worker's claims at once instead of a lease later. The ``record_*``, reading
+    and ``close`` methods are those of :class:`~kling_async.journal.Journal`; each returns once
+    its write is committed.
+    """
+
+    __slots__ = (
+        "_batch", "_closed", "_db", "_heartbeat", "_lease", "_owns_db", "_running", "_time",
+        "worker",
+    )  # fmt: skip
+
+    def __init__(self, db: Database, batch: str, lease: float, clock: Clock | None, owns_db: bool):
+        self._db = db
+        self._batch = batch
+        self._lease = lease
+        self._owns_db = owns_db
+        self._time: Callable[[], float] = time.time if clock is None else clock.time
+        self._closed = False
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Future[Any]] = set()
+        #: This worker's id: random, one per open journal.
+        self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+
+    @classmethod
+    async def open(
+        cls,
+        dsn: str | Database,
+        *,
+        batch: str,
+        clock: Clock | None = None,
+        lease: float = 30.0,
+    ) -> SharedJournal:
+        """Join batch ``batch`` in the database ``dsn`` (a DSN, empty for the ``PG*``
+        variables, or an open :class:`~kling_async.postgres.Database`, left open on close).
+
+        ``lease`` (seconds) is how long this worker's claims outlive its last heartbeat: how
+        soon the others take over from a worker that died. ``clock`` stamps ``intent_at`` and
+        ``updated_at`` (and is the clock of ``sent_at`` as the batch records it).
+        """
+        _check_batch(batch)
+        if not lease > 0:
+            raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
+        owns = not isinstance(dsn, Database)
+        db = await Database.open(dsn) if isinstance(dsn, str) else dsn
+        journal = cls(db, batch, float(lease), clock, owns)
+        try:
+            await journal._run("open", journal._join)
+        except BaseException:
+            if owns:
+                await db.close()
+            raise
+        journal._heartbeat = asyncio.ensure_future(journal._beat())
+        return journal
+
+    @classmethod
+    async def read(cls, dsn: str, batch: str) -> list[JournalEntry]:
+        """Every entry of batch ``batch``, in insertion order, for a report: from any machine,
+        while the batch runs; takes no claim."""
+        _check_batch(batch)
+        async with await Database.open(dsn) as db, db.pool.acquire() as conn:
+            return await _pg.select_entries(conn, batch, db.where)
+
+    @classmethod
+    async def batches(cls, dsn: str) -> list[str]:
+        """The names of the batches in the database ``dsn``, oldest first."""
+        async with await Database.open(dsn) as db, db.pool.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT batch FROM kling_batch_entry GROUP BY batch ORDER BY min(seq)"
+            )
+        return [str(row["batch"]) for row in rows]
+
+    @property
+    def path(self) -> str:
+        """The database (password hidden) and the batch: what messages name."""
+        return f"{self._db.where} batch {self._batch!r}"
+
+    @property
+    def batch(self) -> str:
+        return self._batch
+
+    @property
+    def lease(self) -> float:
+        """Seconds this worker's claims outlive its last heartbeat."""
+        return self._lease
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- the journal's records ---
+
+    async def record_intents(self, intents: Sequence[Intent]) -> None:
+        """Record requests about to be sent (claimed by this worker); a key already in the
+        batch is left as it is."""
+        rows = list(intents)
+        values = [(i.key, json_text(i.request, "Intent.request"), i.sent_at) for i in rows]
+        if not rows:
+            self._check_usable()
+            return
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            await _pg.insert(conn, [(self._batch, *v, now, self.worker) for v in values])
+
+        await self._run("write", op)
+
+    async def register(self, intents: Sequence[Intent]) -> None:
+        """Record requests of the batch without claiming them (any worker may take them): the
+        whole batch is then in the journal, for reports and for workers with nothing to do."""
+        values = [(i.key, json_text(i.request, "Intent.request"), i.sent_at) for i in intents]
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            await _pg.insert(conn, [(self._batch, *v, now, None) for v in values])
+
+        await self._run("write", op)
+
+    async def record_sent(self, key: str, sent_at: float) -> None:
+        """Note that the POST for ``key`` is about to be sent, clearing an earlier outcome;
+        renews this worker's lease and takes (or keeps) the claim in the same statement.
+        Raises :class:`ClaimLostError` if a live worker holds ``key``: do not send."""
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            args = (self._batch, self.worker, key, sent_at, now, self._lease)
+            if not await _pg.sent(conn, *args):
+                raise await _pg.refused(conn, self._batch, key, self.path)
+
+        await self._run("write", op)
+
+    async def record_created(self, key: str, task_id: str, created_at_ms: int) -> None:
+        """Record the task the POST for ``key`` created; the same id again is a no-op, a
+        different one raises :class:`JournalError` (it would lose a paid task)."""
+        if not isinstance(task_id, str) or not task_id:
+            raise ValueError(f"task_id must be a non-empty string, got {task_id!r}")
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            await _pg.created(conn, self._batch, key, task_id, created_at_ms, now)
+
+        await self._run("write", op)
+
+    async def record_status(self, key: str, status: str, task_json: bytes | None) -> None:
+        """Record the last status seen for ``key``'s task and the task as JSON bytes."""
+        await self._update(
+            key,
+            "status = $3, task_json = $4",
+            status,
+            None if task_json is None else bytes(task_json),
+        )
+
+    async def record_outcome(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
+        """Record how ``key`` ended (one of :data:`OUTCOMES`); a later call replaces it."""
+        if outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}")
+        await self._update(key, "outcome = $3, detail = $4", outcome, json_text(detail, "detail"))
+
+    async def _update(self, key: str, assignments: str, *values: Any) -> None:
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            done = await conn.fetchval(
+                f"UPDATE kling_batch_entry SET {assignments}, updated_at = ${len(values) + 3}"
+                " WHERE batch = $1 AND key = $2 RETURNING 1",
+                self._batch, key, *values, now,
+            )  # fmt: skip
+            if done is None:
+                raise unknown_key(key)
+
+        await self._run("write", op)
+
+    async def record_slot_limit(self, limit: int) -> None:
+        """Remember the account's parallel-task limit the batch learned."""
+        await self._set_meta("slot_limit", str(int(limit)))
+
+    async def slot_limit(self) -> int | None:
+        """The slot limit recorded by :meth:`record_slot_limit`, or ``None``."""
+        value = await self._meta("slot_limit") or ""
+        return int(value) if value.isdigit() and 1 <= int(value) <= 100_000 else None
+
+    async def record_durations(self, model: Mapping[str, Any]) -> None:
+        """Keep what the batch learned of how long tasks take (``DurationModel.to_dict()``)."""
+        await self._set_meta("durations", json_text(model, "durations"))
+
+    async def durations(self) -> dict[str, Any] | None:
+        """What :meth:`record_durations` kept, or ``None`` (also for an unreadable value)."""
+        text = await self._meta("durations")
+        try:
+            value = json.loads(text) if text is not None else None
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def _set_meta(self, name: str, value: str) -> None:
+        await self._run("write", lambda conn: _pg.set_meta(conn, self._batch, name, value))
+
+    async def _meta(self, name: str) -> str | None:
+        return await self._run("read", lambda conn: _pg.meta(conn, self._batch, name))
+
+    async def entries(self) -> list[JournalEntry]:
+        """Every entry of the batch (every worker's), in insertion order."""
+
+        async def op(conn: Connection) -> list[JournalEntry]:
+            return await _pg.select_entries(conn, self._batch, self.path)
+
+        return await self._run("read", op)
+
+    async def lineage(self) -> list[tuple[str, str]]:
+        """``(parent video id, child video id)`` per succeeded request (see
+        :func:`~kling_async.journal.records.lineage_of`)."""
+        return lineage_of(await self.entries())
+
+    # --- claims ---
+
+    async def claim(self, key: str, request: Mapping[str, Any]) -> JournalEntry | None:
+        """Claim ``key`` for this worker, recording ``request`` as its intent if the batch has
+        none yet. Returns the entry — claimed, or finished (``succeed``, ``failed``,
+        ``rejected``: nothing to claim) — or ``None`` while a live worker holds it."""
+        text = json_text(request, "request")
+        now = self._time()
+
+        async def op(conn: Connection) -> JournalEntry | None:
+            return await _pg.claim(conn, self._batch, self.worker, key, text, now, self.path)
+
+        return await self._run("write", op)
+
+    async def claim_orphans(self, limit: int = 100) -> list[JournalEntry]:
+        """Take over up to ``limit`` unfinished requests nobody live holds (their worker died,
+        or left them): they are this worker's now, in insertion order."""
+
+        async def op(conn: Connection) -> list[JournalEntry]:
+            return await _pg.claim_orphans(conn, self._batch, self.worker, limit, self.path)
+
+        return await self._run("write", op)
+
+    async def held_elsewhere(self) -> int:
+        """How many unfinished requests other live workers hold (one of them may die: a worker
+        with nothing left to do stays while this is not 0, to take over)."""
+
+        async def op(conn: Connection) -> int:
+            return await _pg.held_elsewhere(conn, self._batch, self.worker)
+
+        return await self._run("read", op)
+
+    # --- life cycle ---
+
+    async def _join(self, conn: Connection) -> None:
+        await _pg.join(conn, self._batch, self.worker, self._lease)
+
+    async def _beat(self) -> None:
+        """Push this worker's lease forward every third of it, for as long as it is open."""
+        while True:
+            await asyncio.sleep(self._lease / 3)
+            try:
+                async with self._db.pool.acquire() as conn:
+                    await _pg.renew(conn, self._batch, self.worker, self._lease)
+            except Exception as exc:  # the database away a moment: the next beat tries again
+                log.warning("journal %s: lease not renewed: %s", self.path, exc)
+
+    async def close(self) -> None:
+        """Hand back this worker's claims (others may take its unfinished requests at once),
+        leave the batch and close the pool it opened; idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.gather(*self._running, return_exceptions=True)
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
+        try:
+            with contextlib.suppress(Exception):  # a lease ending later does the same
+                async with self._db.pool.acquire() as conn:
+                    await _pg.leave(conn, self._batch, self.worker)
+        finally:
+            if self._owns_db:
+                await self._db.close()
+
+    async def __aenter__(self) -> SharedJournal:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SharedJournal {self.path} worker {self.worker} {state}>"
+
+    # --- internals ---
+
+    def _check_usable(self) -> None:
+        if self._closed:
+            raise JournalClosedError(f"journal {self.path} is closed")
+
+    def _run(self, operation: str, op: Callable[[Connection], Awaitable[T]]) -> Awaitable[T]:
+        """``op`` on a pooled connection, run to its end even if the caller is cancelled (as
+        with the SQLite journal: a cancelled ``record_created`` still records the paid task);
+        :meth:`close` waits for it."""
+        self._check_usable()
+        task = asyncio.ensure_future(self._execute(operation, op))
+        self._running.add(task)
+        task.add_done_callback(_pg.settled)
+        task.add_done_callback(self._running.discard)
+        return asyncio.shield(task)
+
+    async def _execute(self, operation: str, op: Callable[[Connection], Awaitable[T]]) -> T:
+        """The driver's failures become a :class:`JournalError` naming the database (never its
+        password) and ``operation``."""
+        pg = driver()
+        try:
+            async with self._db.pool.acquire() as conn:
+                return await op(conn)
+        except failures(pg) as exc:
+            raise JournalError(
+                f"journal {self.path}: {operation} failed, nothing of it was written: "
+                f"{type(exc).__name__}: {exc}",
+                path=self.path,
+                operation=operation,
+            ) from exc
+
