@@ -123,4 +123,5 @@ async def test_a_worker_killed_mid_run_loses_nothing(pg_dsn: str, standby: bool)
         task_id for task_id, rec in emu.tasks.items() if rec.kind == "video-extend"
     }
     taken_over = {line["key"] for line in lines if not line["from_journal"]}
-    assert taken_over and len(taken_over) < n  # the victim finished some before it died
+    # The others handled what the victim left (under load it may have finished nothing).
+    assert taken_over
