@@ -67,7 +67,7 @@ from .serde import (
     task_to_json,
     unstructure_request,
 )
-from .slots import Slot
+from .slots import Slot, slot_weight
 from .watch import TaskWatch
 
 __all__ = [
@@ -345,7 +345,7 @@ class Batch:
         self._handling.add(key)
         if entry is not None and self._resume_without_sending(key, request, entry, watch):
             return
-        slot = await self._slot()
+        slot = await self._slot(slot_weight(request.kind, getattr(request, "n", None)))
         if slot is None:
             self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
             return
@@ -405,11 +405,12 @@ class Batch:
         if not watch.closed:  # the caller left: the task stays in `running` for them
             watch.add(task)
 
-    async def _slot(self, *, front: bool = False) -> Slot | None:
-        """A slot of the client's gate, or ``None`` once this batch stopped creating."""
+    async def _slot(self, weight: int, *, front: bool = False) -> Slot | None:
+        """``weight`` slots of the client's gate (one per image an image kind makes, as for a
+        single create), or ``None`` once this batch stopped creating."""
         if self._stop_reason is not None:
             return None
-        acquiring = asyncio.ensure_future(self.gate.acquire(front=front))
+        acquiring = asyncio.ensure_future(self.gate.acquire(weight, front=front))
         stopped = asyncio.ensure_future(self._stopped.wait())
         taken = False
         try:
@@ -469,7 +470,7 @@ class Batch:
             # the creates waiting for it (each holding a slot) go on and give theirs back too.
             if isinstance(refused, RateLimitError):
                 self.gate.throttled(client.policy.delay(1, refused))
-            next_slot = await self._slot(front=True)
+            next_slot = await self._slot(slot.weight, front=True)
             if next_slot is None:
                 self._not_sent(key, request, self._stop_reason)
                 return

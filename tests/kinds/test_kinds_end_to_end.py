@@ -199,6 +199,30 @@ async def test_image_kinds_hold_one_slot_per_image(
     assert emu.stats.requests[("POST", "create", 429)] == 0, emu.stats.requests  # no 1303
 
 
+async def test_a_batch_of_image_kinds_holds_one_slot_per_image_too(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    # As single creates do: a batch of 3-image creates on 4 slots sends one at a time, and the
+    # server never refuses one with 1303 (at one slot per create it sent four at once).
+    emu = await make_emulator(durations=Durations(queued=2, running=30), slot_limit=4)
+    kling = make_client(emu, slots=4)
+    rows = [
+        {"kind": "image-expand", "image": PNG, "up_expansion_ratio": 0.5, "n": 3},
+        {"kind": "multi-image2image", "subject_image_list": [PNG], "n": 3},
+        {"kind": "image-generation", "prompt": "a harbour at dusk", "n": 3},
+    ]
+
+    async def drain() -> list[Any]:
+        return [outcome async for outcome in kling.extend_many(rows)]
+
+    job = asyncio.ensure_future(drain())
+    await run_clock(clock, kling, job.done, step=5.0)
+    outcomes = await job
+    assert sorted(o.outcome for o in outcomes) == ["succeed"] * 3
+    assert emu.stats.max_slots_in_use == 3
+    assert emu.stats.requests[("POST", "create", 429)] == 0, emu.stats.requests  # no 1303
+
+
 def test_request_objects_take_mappings_for_their_nested_parts() -> None:
     effects = EffectsRequest(effect_scene="hug_pro", input={"images": [PNG, PNG]})
     assert effects.input == EffectInput(images=(PNG, PNG))
