@@ -343,8 +343,9 @@ class SlotGate:
         self.in_use -= slot.weight
         if slot.lease is not None:
             self.coordinator.release(slot.lease)
-        # With our own tasks running, the refused create waits for one of them to end.
-        running = self._account_running()
+        # With our own tasks running, the refused create waits for one of them to end. Shared,
+        # the account was full at what every process holds, creates in flight included.
+        running = self.coordinator.holding(self._tasks.weight)
         self.policy.refused(running)
         self._share_learned()
         if not running:

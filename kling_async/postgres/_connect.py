@@ -20,7 +20,7 @@ from ._schema import migrate
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["Database", "driver", "failures", "is_dsn", "redact_dsn"]
+__all__ = ["Database", "driver", "failures", "is_dsn", "redact_dsn", "take_options"]
 
 _SCHEMES = ("postgresql://", "postgres://")
 # The value of a ``password`` keyword: in a URL's query, or in a libpq "key=value" string.
@@ -50,6 +50,33 @@ def redact_dsn(dsn: str) -> str:
             rest = f"{user}:***@{rest[at + 1 :]}"
         text = f"{scheme}://{rest}"
     return _PASSWORD.sub(lambda m: m[1] + "***", text)
+
+
+def take_options(dsn: str, names: tuple[str, ...]) -> tuple[str, dict[str, float]]:
+    """``dsn`` without its query parameters ``kling_<name>`` (ours, not libpq's: the driver
+    would hand them to the server as settings it does not know), and their values as seconds.
+
+    So a plain DSN string (``coordinator="postgresql://...?kling_lease=5"``) can say what a
+    keyword of the object would."""
+    base, sep, query = dsn.partition("?")
+    if not sep:
+        return dsn, {}
+    kept, found = [], {}
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        name = key.strip().lower().removeprefix("kling_")
+        if key.strip().lower().startswith("kling_"):
+            if name not in names:
+                raise ConfigurationError(f"unknown DSN option kling_{name} (known: {names})")
+            try:
+                found[name] = float(value)
+            except ValueError:
+                raise ConfigurationError(
+                    f"kling_{name} must be seconds, got {value[:20]!r}"
+                ) from None
+        elif part:
+            kept.append(part)
+    return base + ("?" + "&".join(kept) if kept else ""), found
 
 
 def driver() -> ModuleType:

@@ -31,7 +31,7 @@ from typing import Any
 from ..coordination import Allowed, Lease
 from ..errors import ConfigurationError
 from ..models import Task
-from ._connect import Database, is_dsn, redact_dsn
+from ._connect import Database, is_dsn, redact_dsn, take_options
 from ._fanout import Fanout
 
 __all__ = ["PostgresCoordinator"]
@@ -43,6 +43,7 @@ _LOCK_SPACE = 0x4B4C534C  # "KLSL": the first key of the accounts' advisory lock
 _COUNT = """
 SELECT coalesce(sum(weight), 0) AS held,
        coalesce(sum(weight) FILTER (WHERE task_id IS NOT NULL AND holder <> $2), 0) AS others,
+       coalesce(sum(weight) FILTER (WHERE holder <> $2), 0) AS others_held,
        count(DISTINCT holder) FILTER (WHERE holder <> $2) AS holders,
        array_agg(task_id) FILTER (WHERE task_id IS NOT NULL AND holder <> $2) AS others_tasks,
        (SELECT slot_limit FROM kling_account WHERE account = $1) AS stored
@@ -63,7 +64,9 @@ class PostgresCoordinator:
     ``account``: a name for the account, if not the one derived from the client's credentials.
     ``lease``: seconds a dead process's slots stay taken; ``recheck``: seconds between counts
     while a create waits (a NOTIFY usually comes first); ``replay``: seconds of callbacks read
-    back after the LISTEN connection comes back. One coordinator per client.
+    back after the LISTEN connection comes back. One coordinator per client. The DSN may set
+    them too (``?kling_lease=5&kling_recheck=0.5&kling_replay=30``), for a client given the
+    DSN as a string; a keyword given here wins.
     """
 
     shared = True
@@ -73,12 +76,16 @@ class PostgresCoordinator:
         dsn: str = "",
         *,
         account: str | None = None,
-        lease: float = 30.0,
-        recheck: float = 1.0,
-        replay: float = 30.0,
+        lease: float | None = None,
+        recheck: float | None = None,
+        replay: float | None = None,
     ) -> None:
         if not isinstance(dsn, str) or (dsn and not is_dsn(dsn)):
             raise ConfigurationError("a PostgreSQL DSN starts with postgresql:// or postgres://")
+        dsn, options = take_options(dsn, ("lease", "recheck", "replay"))
+        lease = options.get("lease", 30.0) if lease is None else lease
+        recheck = options.get("recheck", 1.0) if recheck is None else recheck
+        replay = options.get("replay", 30.0) if replay is None else replay
         for name, value in (("lease", lease), ("recheck", recheck), ("replay", replay)):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
@@ -91,6 +98,7 @@ class PostgresCoordinator:
         self._starting: asyncio.Future[int | None] | None = None
         self._leases: dict[str, Lease] = {}  # held by this process, renewed by the heartbeat
         self._others = 0  # slots held by running tasks of other processes, at the last count
+        self._others_held = 0  # ... and by their creates in flight
         self.sharers = 1  # processes holding slots of the account, this one included
         self._others_tasks: set[str] = set()  # their running tasks, at the last count
         self._ops: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -203,7 +211,7 @@ class PostgresCoordinator:
             )
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None  # an aggregate always has a row
-            held, self._others = int(row["held"]), int(row["others"])
+            held = int(row["held"])
             self._counted(row)
             # A limit this process told and the database has not seen yet wins over the stored one.
             stored = None if self._limits_unsent or row["stored"] is None else int(row["stored"])
@@ -243,6 +251,9 @@ class PostgresCoordinator:
 
     def running(self, own: int) -> int:
         return own + self._others
+
+    def holding(self, own: int) -> int:
+        return own + self._others_held
 
     def learned(self, limit: int) -> None:
         self._limits_unsent += 1
@@ -288,6 +299,7 @@ class PostgresCoordinator:
         return int.from_bytes(self._digest()[:4], "big", signed=True)
 
     def _counted(self, row: Any) -> None:
+        self._others, self._others_held = int(row["others"]), int(row["others_held"])
         self.sharers = 1 + int(row["holders"])
         self._others_tasks = set(row["others_tasks"] or ())
 
@@ -329,7 +341,6 @@ class PostgresCoordinator:
                 )
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None
-            self._others = int(row["others"])
             self._counted(row)
 
     async def _apply_ops(self) -> None:
@@ -358,6 +369,15 @@ class PostgresCoordinator:
                     "UPDATE kling_slot_lease SET task_id = $2 WHERE lease = $1",
                     value.key,
                     value.task_id,
+                )
+                # A task holds one slot: a row another process (dead, its task taken over)
+                # still has for it goes, rather than count the task twice until it ends.
+                await conn.execute(
+                    "DELETE FROM kling_slot_lease WHERE account = $1 AND task_id = $2 "
+                    "AND lease <> $3",
+                    self.account,
+                    value.task_id,
+                    value.key,
                 )
             elif op == "ended":  # its holder may be dead: the slot is free once the task ended
                 await conn.execute(
