@@ -1,0 +1,102 @@
+"""What the shared count says when it matters: the limit a 1303 teaches (creates of other
+processes in flight count: the account was full with them), one row per task (a task taken over
+from a dead process is not counted twice), and the coordinator's options given in the DSN.
+
+Real PostgreSQL (``pg_dsn``), the emulator on a scaled clock, two clients in one loop."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from kling_async import (
+    ConcurrencyLimitError,
+    ConfigurationError,
+    KlingClient,
+    ScaledClock,
+    VideoExtendRequest,
+)
+from kling_async.postgres.coordinator import PostgresCoordinator
+from kling_async.testing import Durations, KlingEmulator
+
+SCALE = 200.0
+
+
+async def test_a_1303_learns_the_limit_with_the_creates_others_had_in_flight(
+    pg_dsn: str,
+) -> None:
+    clock = ScaledClock(SCALE)
+    async with KlingEmulator(clock=clock, slot_limit=3, durations=Durations(1, 2_000)) as emu:
+        request = VideoExtendRequest(video_id=emu.add_video().video_id, prompt="p")
+        a = KlingClient(**emu.client_kwargs(), clock=clock, coordinator=pg_dsn)
+        b = KlingClient(**emu.client_kwargs(), clock=clock, coordinator=pg_dsn)
+        async with a, b:
+            await a.create(request)
+            await a.create(request)  # a runs 2 (slow start: 4 may be held)
+            in_flight = await b.gate.acquire()  # b's create, not answered yet...
+            slot = await a.gate.acquire()  # ...when a counts
+            in_flight.release()
+            await b.create(request)  # ...and answered now: the account is full (3)
+            with pytest.raises(ConcurrencyLimitError):
+                await a._creator.create(request, slot=slot, retry_throttled=False)
+            # The account held a's 2 and b's 1: its limit is 3, not the 2 a saw running.
+            assert a.gate.learned == 3
+            assert emu.slots_in_use == 3
+
+
+async def test_a_task_taken_over_from_a_dead_process_holds_one_row(pg_dsn: str) -> None:
+    clock = ScaledClock(SCALE)
+    async with KlingEmulator(clock=clock, slot_limit=5, durations=Durations(1, 2_000)) as emu:
+        request = VideoExtendRequest(video_id=emu.add_video().video_id, prompt="p")
+        dead = PostgresCoordinator(pg_dsn, lease=600.0)
+        async with KlingClient(**emu.client_kwargs(), clock=clock, coordinator=dead) as first:
+            task = await first.create(request)
+            await dead._ops.join()
+            dead._tasks[0].cancel()  # the heartbeat stops: it "died" (its rows stay, unrenewed)
+            dead.closed = True  # aclose() leaves its rows as a kill -9 would
+        async with KlingClient(**emu.client_kwargs(), clock=clock, coordinator=pg_dsn) as heir:
+            heir.gate.hold(task)  # a batch resumed by another worker holds its running task
+            await heir.coordinator._ops.join()  # type: ignore[attr-defined]
+            conn = await asyncpg.connect(pg_dsn)
+            try:
+                rows = await conn.fetch("SELECT holder FROM kling_slot_lease WHERE task_id = $1",
+                                        task.task_id)  # fmt: skip
+            finally:
+                await conn.close()
+            assert [r["holder"] for r in rows] == [heir.coordinator.holder]  # type: ignore[attr-defined]
+        await dead._db.close()  # type: ignore[union-attr]
+
+
+async def test_the_dsn_sets_the_lease_and_is_given_to_the_driver_without_it(pg_dsn: str) -> None:
+    sep = "&" if "?" in pg_dsn else "?"
+    coordinator = PostgresCoordinator(f"{pg_dsn}{sep}kling_lease=2.5&kling_recheck=0.25")
+    assert (coordinator.lease, coordinator.recheck) == (2.5, 0.25)
+    assert coordinator.dsn == pg_dsn
+    clock = ScaledClock(SCALE)
+    async with KlingEmulator(clock=clock, slot_limit=5, durations=Durations(1, 2_000)) as emu:
+        request = VideoExtendRequest(video_id=emu.add_video().video_id, prompt="p")
+        dsn = f"{pg_dsn}{sep}kling_lease=2.5"
+        async with KlingClient(**emu.client_kwargs(), clock=clock, coordinator=dsn) as kling:
+            await kling.create(request)  # connected: the driver never saw kling_lease
+            conn = await asyncpg.connect(pg_dsn)
+            try:
+                left = await conn.fetchval(
+                    "SELECT extract(epoch FROM max(expires_at) - now()) FROM kling_slot_lease"
+                )
+            finally:
+                await conn.close()
+            assert 0 < float(left) <= 2.5
+
+
+def test_a_keyword_wins_over_the_dsn_and_bad_options_are_refused() -> None:
+    dsn = "postgresql://u@db.invalid/kling?sslmode=disable&kling_lease=5"
+    coordinator = PostgresCoordinator(dsn, lease=9.0)
+    assert coordinator.lease == 9.0
+    assert coordinator.dsn == "postgresql://u@db.invalid/kling?sslmode=disable"
+    assert PostgresCoordinator("postgresql://u@db.invalid/kling").lease == 30.0
+    with pytest.raises(ConfigurationError, match="kling_leese"):
+        PostgresCoordinator("postgresql://u@db.invalid/k?kling_leese=5")
+    with pytest.raises(ConfigurationError, match="seconds"):
+        PostgresCoordinator("postgresql://u@db.invalid/k?kling_lease=soon")
+    with pytest.raises(ConfigurationError, match="lease must be > 0"):
+        PostgresCoordinator("postgresql://u@db.invalid/k?kling_lease=0")
