@@ -101,13 +101,6 @@ class Coordinator(Protocol):
         """Slots held by running tasks of every process, given ``own`` (this one's)."""
         ...
 
-    def holding(self, own: int) -> int:
-        """Slots the account held at the last count, given ``own`` (this process's running
-        tasks): every other process's running tasks and creates in flight. What a 1303 says
-        the account is full at: counting only tasks known to run would learn less than the
-        limit whenever another process's create was answered after the last count."""
-        ...
-
     @property
     def sharers(self) -> int:
         """How many processes hold slots of the account (this one counts as one at least)."""
@@ -156,9 +149,6 @@ class LocalCoordinator:
         pass
 
     def running(self, own: int) -> int:
-        return own
-
-    def holding(self, own: int) -> int:
         return own
 
     sharers = 1

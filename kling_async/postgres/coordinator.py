@@ -43,7 +43,6 @@ _LOCK_SPACE = 0x4B4C534C  # "KLSL": the first key of the accounts' advisory lock
 _COUNT = """
 SELECT coalesce(sum(weight), 0) AS held,
        coalesce(sum(weight) FILTER (WHERE task_id IS NOT NULL AND holder <> $2), 0) AS others,
-       coalesce(sum(weight) FILTER (WHERE holder <> $2), 0) AS others_held,
        count(DISTINCT holder) FILTER (WHERE holder <> $2) AS holders,
        array_agg(task_id) FILTER (WHERE task_id IS NOT NULL AND holder <> $2) AS others_tasks,
        (SELECT slot_limit FROM kling_account WHERE account = $1) AS stored
@@ -98,7 +97,6 @@ class PostgresCoordinator:
         self._starting: asyncio.Future[int | None] | None = None
         self._leases: dict[str, Lease] = {}  # held by this process, renewed by the heartbeat
         self._others = 0  # slots held by running tasks of other processes, at the last count
-        self._others_held = 0  # ... and by their creates in flight
         self.sharers = 1  # processes holding slots of the account, this one included
         self._others_tasks: set[str] = set()  # their running tasks, at the last count
         self._ops: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
@@ -252,9 +250,6 @@ class PostgresCoordinator:
     def running(self, own: int) -> int:
         return own + self._others
 
-    def holding(self, own: int) -> int:
-        return own + self._others_held
-
     def learned(self, limit: int) -> None:
         self._limits_unsent += 1
         self._ops.put_nowait(("limit", limit))
@@ -299,7 +294,7 @@ class PostgresCoordinator:
         return int.from_bytes(self._digest()[:4], "big", signed=True)
 
     def _counted(self, row: Any) -> None:
-        self._others, self._others_held = int(row["others"]), int(row["others_held"])
+        self._others = int(row["others"])
         self.sharers = 1 + int(row["holders"])
         self._others_tasks = set(row["others_tasks"] or ())
 

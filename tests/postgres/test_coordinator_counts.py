@@ -1,16 +1,18 @@
-"""What the shared count says when it matters: the limit a 1303 teaches (creates of other
-processes in flight count: the account was full with them), one row per task (a task taken over
-from a dead process is not counted twice), and the coordinator's options given in the DSN.
+"""What the shared count says when it matters: the limit learned after a 1303 (the creates
+other processes had in flight when it was counted ran: the next count proves them), one row
+per task (a task taken over from a dead process is not counted twice), and the coordinator's
+options given in the DSN.
 
 Real PostgreSQL (``pg_dsn``), the emulator on a scaled clock, two clients in one loop."""
 
 from __future__ import annotations
 
+import asyncio
+
 import asyncpg
 import pytest
 
 from kling_async import (
-    ConcurrencyLimitError,
     ConfigurationError,
     KlingClient,
     ScaledClock,
@@ -22,24 +24,31 @@ from kling_async.testing import Durations, KlingEmulator
 SCALE = 200.0
 
 
-async def test_a_1303_learns_the_limit_with_the_creates_others_had_in_flight(
+async def test_a_count_after_a_1303_learns_the_creates_others_had_in_flight(
     pg_dsn: str,
 ) -> None:
     clock = ScaledClock(SCALE)
-    async with KlingEmulator(clock=clock, slot_limit=3, durations=Durations(1, 2_000)) as emu:
+    async with KlingEmulator(clock=clock, slot_limit=3, durations=Durations(1, 5_000)) as emu:
         request = VideoExtendRequest(video_id=emu.add_video().video_id, prompt="p")
         a = KlingClient(**emu.client_kwargs(), clock=clock, coordinator=pg_dsn)
         b = KlingClient(**emu.client_kwargs(), clock=clock, coordinator=pg_dsn)
         async with a, b:
             await a.create(request)
-            await a.create(request)  # a runs 2 (slow start: 4 may be held)
+            await b.create(request)
             in_flight = await b.gate.acquire()  # b's create, not answered yet...
-            slot = await a.gate.acquire()  # ...when a counts
+            slot = await a.gate.acquire()  # ...when a counts (2 running)
             in_flight.release()
             await b.create(request)  # ...and answered now: the account is full (3)
-            with pytest.raises(ConcurrencyLimitError):
-                await a._creator.create(request, slot=slot, retry_throttled=False)
-            # The account held a's 2 and b's 1: its limit is 3, not the 2 a saw running.
+            # Refused (learning 2: what a counted), back in line: its next count sees 3 running,
+            # which the account has.
+            create = asyncio.ensure_future(a._creator.create(request, slot=slot))
+            for _ in range(200):
+                if a.gate.refusals and a.gate.learned == 3:
+                    break
+                await asyncio.sleep(0.01)
+            create.cancel()
+            await asyncio.gather(create, return_exceptions=True)
+            assert a.gate.refusals == 1
             assert a.gate.learned == 3
             assert emu.slots_in_use == 3
 
