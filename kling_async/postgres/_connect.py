@@ -10,6 +10,7 @@ across an HTTP request. It is created inside the running event loop and closed b
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -67,13 +68,13 @@ def take_options(dsn: str, names: tuple[str, ...]) -> tuple[str, dict[str, float
         name = key.strip().lower().removeprefix("kling_")
         if key.strip().lower().startswith("kling_"):
             if name not in names:
-                raise ConfigurationError(f"unknown DSN option kling_{name} (known: {names})")
+                raise ConfigurationError(f"unknown DSN option kling_{name[:40]} (known: {names})")
             try:
                 found[name] = float(value)
             except ValueError:
-                raise ConfigurationError(
-                    f"kling_{name} must be seconds, got {value[:20]!r}"
-                ) from None
+                found[name] = math.nan
+            if not math.isfinite(found[name]):
+                raise ConfigurationError(f"kling_{name} must be seconds, got {value[:20]!r}")
         elif part:
             kept.append(part)
     return base + ("?" + "&".join(kept) if kept else ""), found

@@ -105,7 +105,8 @@ def test_a_keyword_wins_over_the_dsn_and_bad_options_are_refused() -> None:
     assert PostgresCoordinator("postgresql://u@db.invalid/kling").lease == 30.0
     with pytest.raises(ConfigurationError, match="kling_leese"):
         PostgresCoordinator("postgresql://u@db.invalid/k?kling_leese=5")
-    with pytest.raises(ConfigurationError, match="seconds"):
-        PostgresCoordinator("postgresql://u@db.invalid/k?kling_lease=soon")
+    for bad in ("soon", "inf", "nan", ""):
+        with pytest.raises(ConfigurationError, match="seconds"):
+            PostgresCoordinator(f"postgresql://u@db.invalid/k?kling_lease={bad}")
     with pytest.raises(ConfigurationError, match="lease must be > 0"):
         PostgresCoordinator("postgresql://u@db.invalid/k?kling_lease=0")
