@@ -8,6 +8,7 @@ Real PostgreSQL (``pg_dsn``), the emulator on a scaled clock, two clients in one
 from __future__ import annotations
 
 import asyncio
+import math
 
 import asyncpg
 import pytest
@@ -19,6 +20,7 @@ from kling_async import (
     VideoExtendRequest,
 )
 from kling_async.postgres.coordinator import PostgresCoordinator
+from kling_async.slots import SlotLimit
 from kling_async.testing import Durations, KlingEmulator
 
 SCALE = 200.0
@@ -110,3 +112,20 @@ def test_a_keyword_wins_over_the_dsn_and_bad_options_are_refused() -> None:
             PostgresCoordinator(f"postgresql://u@db.invalid/k?kling_lease={bad}")
     with pytest.raises(ConfigurationError, match="lease must be > 0"):
         PostgresCoordinator("postgresql://u@db.invalid/k?kling_lease=0")
+
+
+def test_a_limit_lowered_by_another_process_slows_this_ones_probes() -> None:
+    def ends_to_grow(policy: SlotLimit) -> int:
+        start, ends = math.floor(policy.limit), 0
+        while math.floor(policy.limit) == start:
+            policy.ended(1.0)
+            ends += 1
+        return ends
+
+    policy = SlotLimit()
+    policy.adopt(20)  # another process's slow start ended at 20
+    assert ends_to_grow(policy) == 20  # probes 21 after 20 ends...
+    policy.adopt(20)  # ...refused elsewhere: the account's limit went back to 20
+    assert ends_to_grow(policy) == 40  # the next probe waits twice as long
+    policy.adopt(20)
+    assert ends_to_grow(policy) == 80
