@@ -111,6 +111,9 @@ async def run(
             base_url=info["base_url"],
             clock=clock,
             max_polls_per_second=budget,
+            # The emulator has no slot limit: say so, or the client's gate would hold creates at
+            # its 1,000-task ceiling for an unknown limit and the 10,000 would never run at once.
+            slots=n,
         ) as kling:
             index: dict[str, int] = {}
             # Clock times, per task, of each status change as yielded by the watch and (with

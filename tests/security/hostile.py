@@ -40,7 +40,8 @@ class HostileServer:
         self.seen: list[Seen] = []
         app = web.Application()
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        # A stalling handler is the point of many tests: do not wait for it at the end.
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
         self.url = ""
 
     async def __aenter__(self) -> HostileServer:

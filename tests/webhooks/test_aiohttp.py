@@ -64,9 +64,10 @@ async def test_signed_callbacks_yield_each_transition_once_with_far_fewer_polls(
     assert {r.http_status for r in emu.callbacks} == {200}
     assert receiver.accepted == 3 * n and receiver.refused == 0
     # covered tasks are polled on the long safety interval only: 5 s (first poll), then every
-    # 120 s after `processing` arrived; the others about 20 times each
+    # 120 s after `processing` arrived; the others a dozen times each (a first round: on the
+    # prior's guess, at the cold spacing)
     assert kling.scheduler.polls_sent <= 3 * n
-    assert plain.scheduler.polls_sent >= 5 * kling.scheduler.polls_sent
+    assert plain.scheduler.polls_sent >= 4 * max(n, kling.scheduler.polls_sent)
 
 
 async def test_unsigned_callbacks_are_each_confirmed_by_one_get(
