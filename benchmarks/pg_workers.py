@@ -11,7 +11,9 @@ tasks of T = 320 clock s (5 s queued + 315 s running) each drawn within +-25 % (
 machine's binaries (``tests/pg_server.py``). Two arms per run: all workers to the end, and
 one worker killed with SIGKILL once half the tasks exist. Each arm runs twice: workers given no
 slot hint (each gate learns the account alone), and each given its share (slots / workers).
-``--coordinator`` is passed to every worker's ``KlingClient(coordinator=...)`` as is.
+``--coordinator`` is passed to every worker's ``KlingClient(coordinator=...)`` as is; one that
+starts with ``?`` is options for the journal's database (``--coordinator '?kling_lease=2'``: the
+coordinator's lease, 2 real s, 500 clock s at x250).
 
 Figures: duplicates (tasks beyond the first per request), lost (requests not ``succeed`` in
 the journal at the end), the share of creates refused with 1303 after the first clock minute,
@@ -56,6 +58,13 @@ def list_schedule(durations: list[float], slots: int) -> float:
     return end
 
 
+def coordinator_of(option: str | None, dsn: str) -> str | None:
+    """``--coordinator``: a DSN, or ``?options`` for the journal's own database."""
+    if option and option.startswith("?"):
+        return dsn + ("&" if "?" in dsn else "?") + option[1:]
+    return option
+
+
 async def arm(
     args: argparse.Namespace, dsn: str, batch: str, *, kill: bool, share: bool
 ) -> dict[str, Any]:
@@ -85,7 +94,7 @@ async def arm(
         config = {
             "client": emu.client_kwargs("jwt"), "dsn": dsn, "batch": batch, "n": args.tasks,
             "video_id": seed.video_id, "lease": args.lease, "scale": args.scale,
-            "origin": clock.origin, "coordinator": args.coordinator,
+            "origin": clock.origin, "coordinator": coordinator_of(args.coordinator, dsn),
             "slots": args.slots // args.workers if share else None,
         }  # fmt: skip
         start = clock.time()
@@ -144,7 +153,9 @@ async def main() -> None:
     parser.add_argument("--lease", type=float, default=1.0, help="real seconds")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--dsn", help="a database to use (default: a throw-away server)")
-    parser.add_argument("--coordinator", help="passed to KlingClient(coordinator=...)")
+    parser.add_argument(
+        "--coordinator", help="passed to KlingClient(coordinator=...); ?options: the journal's DSN"
+    )
     parser.add_argument("--arms", default="hint,share,hint-kill,share-kill")
     args = parser.parse_args()
     print(f"machine: {machine_note()}")

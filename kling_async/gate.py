@@ -2,21 +2,19 @@
 
 Every create of a client (``create``, ``extend_video``, the shortcuts, ``extend_many``) takes a
 :class:`~kling_async.slots.Slot` here before its POST and holds it until the task ends, as Kling
-counts it (kling-api.md §7.1), so concurrent creates wait in order (FIFO) for a slot instead of
-failing on 1303 while the client's own tasks run. How many may be held is the
-:class:`~kling_async.slots.SlotLimit`'s business (given, or learned from 1303 answers).
+counts it (kling-api.md §7.1): concurrent creates wait in order (FIFO) instead of failing on 1303
+while the client's own tasks run. How many: :class:`~kling_async.slots.SlotLimit` (given, or
+learned from 1303 answers).
 
-The gate learns that a task ended from the client's one poll scheduler: every observation
-(anyone's ``watch()``/``wait()``, trusted callbacks) reaches :meth:`SlotGate.observed`, and while
-creates wait the gate follows its running tasks itself (through the same scheduler, so a task
-someone already watches is polled once for both; nothing is polled when nobody waits). A 1303
-while none of ours runs means others (another process, the web console) hold every slot: one
-probe at a time with backoff, and one log line per episode.
+The gate learns that a task ended from the client's one poll scheduler (anyone's
+``watch()``/``wait()``, trusted callbacks reach :meth:`SlotGate.observed`); while creates wait it
+follows its running tasks itself, through that scheduler (polled once for both when watched
+already; nothing polled when nobody waits). A 1303 while none of ours runs means others hold
+every slot: one probe at a time with backoff, one log line per episode.
 
 With a shared :class:`~kling_async.coordination.Coordinator` (several processes on one account),
-a slot granted here is also a lease in the shared count (``take``), the limit is the account's
-(what any process learned), and the gate follows its running tasks all the time: a waiter in
-another process cannot ask this one to look.
+a slot is also a lease in the shared count (``take``), the limit is the account's, and running
+tasks are followed all the time: a waiter in another process cannot ask this one to look.
 """
 
 from __future__ import annotations
@@ -175,8 +173,7 @@ class SlotGate:
         return slot
 
     def hold(self, task: Task) -> Slot:
-        """Count a task that already holds a slot on the server (created by an earlier run
-        and still running) without waiting: it is followed whatever the limit."""
+        """Count a task of an earlier run still holding its slot, whatever the limit."""
         slot = Slot(self, 1)
         self._take(slot)
         if self.coordinator.shared:
@@ -260,8 +257,7 @@ class SlotGate:
         await self._unsettled.aclose()
 
     def _fatal(self, error: KlingError) -> None:
-        # Nothing of this account can be polled (credentials, account): every create would
-        # fail the same way, so waiting creates fail now rather than wait for ends never seen.
+        # Nothing of the account can be polled (credentials): fail waiting creates, not wait.
         while self._waiters:
             fut, _ = self._waiters.popleft()
             if not fut.done():
@@ -283,6 +279,9 @@ class SlotGate:
         if stored is not None and stored != self._shared_limit:
             self.policy.adopt(stored)  # another process learned it
             self._shared_limit = stored
+        # A count is a snapshot: that many ran at once (proven, as by a create of our own).
+        self.policy.created(running)
+        self._share_learned()
         return self.policy.allowed(running)
 
     def _share_learned(self) -> None:
@@ -321,13 +320,18 @@ class SlotGate:
         self._share_learned()
         self._dispatch()
 
-    def _release(self, slot: Slot, ended: bool) -> None:
+    def _give_back(self, slot: Slot) -> bool:
         if slot.released:
-            return
+            return False
         slot.released = True
         self.in_use -= slot.weight
         if slot.lease is not None:
             self.coordinator.release(slot.lease)
+        return True
+
+    def _release(self, slot: Slot, ended: bool) -> None:
+        if not self._give_back(slot):
+            return
         self._tasks.remove(slot)
         if ended:
             # Shared, each process sees its own share of the account's ends: together they add
@@ -337,12 +341,8 @@ class SlotGate:
         self._dispatch()
 
     def _refused(self, slot: Slot, error: ConcurrencyLimitError) -> None:
-        if slot.released:
+        if not self._give_back(slot):
             return
-        slot.released = True
-        self.in_use -= slot.weight
-        if slot.lease is not None:
-            self.coordinator.release(slot.lease)
         # With our own tasks running, the refused create waits for one of them to end.
         running = self._account_running()
         self.policy.refused(running)

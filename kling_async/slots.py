@@ -124,9 +124,12 @@ class SlotLimit:
         self.ceiling = limit
 
     def adopt(self, limit: int) -> None:
-        """Another process on the account learned ``limit``: use it (a given limit stays)."""
+        """Another process on the account learned ``limit``: use it (a given limit stays). A
+        limit lowered below ours was a probe refused elsewhere: probe more rarely, as if here."""
         if self.known or limit < 1:
             return
+        if not self.slow_start and limit < math.floor(self.limit):
+            self._patience = min(_MAX_PATIENCE, self._patience * 2)
         self.slow_start = False
         self.limit = min(float(self.ceiling), float(limit))
         self._probed = False

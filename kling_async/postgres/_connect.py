@@ -10,6 +10,7 @@ across an HTTP request. It is created inside the running event loop and closed b
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from types import ModuleType, TracebackType
 from typing import TYPE_CHECKING, Any
@@ -20,7 +21,7 @@ from ._schema import migrate
 if TYPE_CHECKING:
     import asyncpg
 
-__all__ = ["Database", "driver", "failures", "is_dsn", "redact_dsn"]
+__all__ = ["Database", "driver", "failures", "is_dsn", "redact_dsn", "take_options"]
 
 _SCHEMES = ("postgresql://", "postgres://")
 # The value of a ``password`` keyword: in a URL's query, or in a libpq "key=value" string.
@@ -50,6 +51,33 @@ def redact_dsn(dsn: str) -> str:
             rest = f"{user}:***@{rest[at + 1 :]}"
         text = f"{scheme}://{rest}"
     return _PASSWORD.sub(lambda m: m[1] + "***", text)
+
+
+def take_options(dsn: str, names: tuple[str, ...]) -> tuple[str, dict[str, float]]:
+    """``dsn`` without its query parameters ``kling_<name>`` (ours, not libpq's: the driver
+    would hand them to the server as settings it does not know), and their values as seconds.
+
+    So a plain DSN string (``coordinator="postgresql://...?kling_lease=5"``) can say what a
+    keyword of the object would."""
+    base, sep, query = dsn.partition("?")
+    if not sep:
+        return dsn, {}
+    kept, found = [], {}
+    for part in query.split("&"):
+        key, _, value = part.partition("=")
+        name = key.strip().lower().removeprefix("kling_")
+        if key.strip().lower().startswith("kling_"):
+            if name not in names:
+                raise ConfigurationError(f"unknown DSN option kling_{name[:40]} (known: {names})")
+            try:
+                found[name] = float(value)
+            except ValueError:
+                found[name] = math.nan
+            if not math.isfinite(found[name]):
+                raise ConfigurationError(f"kling_{name} must be seconds, got {value[:20]!r}")
+        elif part:
+            kept.append(part)
+    return base + ("?" + "&".join(kept) if kept else ""), found
 
 
 def driver() -> ModuleType:

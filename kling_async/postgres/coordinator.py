@@ -31,7 +31,7 @@ from typing import Any
 from ..coordination import Allowed, Lease
 from ..errors import ConfigurationError
 from ..models import Task
-from ._connect import Database, is_dsn, redact_dsn
+from ._connect import Database, is_dsn, redact_dsn, take_options
 from ._fanout import Fanout
 
 __all__ = ["PostgresCoordinator"]
@@ -63,7 +63,9 @@ class PostgresCoordinator:
     ``account``: a name for the account, if not the one derived from the client's credentials.
     ``lease``: seconds a dead process's slots stay taken; ``recheck``: seconds between counts
     while a create waits (a NOTIFY usually comes first); ``replay``: seconds of callbacks read
-    back after the LISTEN connection comes back. One coordinator per client.
+    back after the LISTEN connection comes back. One coordinator per client. The DSN may set
+    them too (``?kling_lease=5&kling_recheck=0.5&kling_replay=30``), for a client given the
+    DSN as a string; a keyword given here wins.
     """
 
     shared = True
@@ -73,12 +75,16 @@ class PostgresCoordinator:
         dsn: str = "",
         *,
         account: str | None = None,
-        lease: float = 30.0,
-        recheck: float = 1.0,
-        replay: float = 30.0,
+        lease: float | None = None,
+        recheck: float | None = None,
+        replay: float | None = None,
     ) -> None:
         if not isinstance(dsn, str) or (dsn and not is_dsn(dsn)):
             raise ConfigurationError("a PostgreSQL DSN starts with postgresql:// or postgres://")
+        dsn, options = take_options(dsn, ("lease", "recheck", "replay"))
+        lease = options.get("lease", 30.0) if lease is None else lease
+        recheck = options.get("recheck", 1.0) if recheck is None else recheck
+        replay = options.get("replay", 30.0) if replay is None else replay
         for name, value in (("lease", lease), ("recheck", recheck), ("replay", replay)):
             if not value > 0:
                 raise ConfigurationError(f"{name} must be > 0 seconds, got {value!r}")
@@ -203,7 +209,7 @@ class PostgresCoordinator:
             )
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None  # an aggregate always has a row
-            held, self._others = int(row["held"]), int(row["others"])
+            held = int(row["held"])
             self._counted(row)
             # A limit this process told and the database has not seen yet wins over the stored one.
             stored = None if self._limits_unsent or row["stored"] is None else int(row["stored"])
@@ -288,6 +294,7 @@ class PostgresCoordinator:
         return int.from_bytes(self._digest()[:4], "big", signed=True)
 
     def _counted(self, row: Any) -> None:
+        self._others = int(row["others"])
         self.sharers = 1 + int(row["holders"])
         self._others_tasks = set(row["others_tasks"] or ())
 
@@ -329,7 +336,6 @@ class PostgresCoordinator:
                 )
             row = await conn.fetchrow(_COUNT, self.account, self.holder)
             assert row is not None
-            self._others = int(row["others"])
             self._counted(row)
 
     async def _apply_ops(self) -> None:
@@ -358,6 +364,15 @@ class PostgresCoordinator:
                     "UPDATE kling_slot_lease SET task_id = $2 WHERE lease = $1",
                     value.key,
                     value.task_id,
+                )
+                # A task holds one slot: a row another process (dead, its task taken over)
+                # still has for it goes, rather than count the task twice until it ends.
+                await conn.execute(
+                    "DELETE FROM kling_slot_lease WHERE account = $1 AND task_id = $2 "
+                    "AND lease <> $3",
+                    self.account,
+                    value.task_id,
+                    value.key,
                 )
             elif op == "ended":  # its holder may be dead: the slot is free once the task ended
                 await conn.execute(
