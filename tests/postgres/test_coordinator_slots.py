@@ -82,9 +82,11 @@ async def test_processes_learning_the_limit_share_it_and_refuse_little(pg_dsn: s
         leases = await conn.fetchval("SELECT count(*) FROM kling_slot_lease")
     finally:
         await conn.close()
-    # What AIMD learned: 3, or 4 while a probe that went through as another process's task had
-    # ended unseen counts as proven (the next 1303 takes it back), never slow start's guess.
-    assert stored in (3, 4)
+    # What AIMD learned, near the account's 3: 4 while a probe that went through as another
+    # process's task had ended unseen counts as proven (the next 1303 takes it back); 2 when
+    # the last 1303 came while a create of the other process was in flight and unseen (the
+    # next shared count raises it again). Never slow start's doubling guesses beyond.
+    assert stored in (2, 3, 4)
     assert leases == 0  # every task ended: every slot was given back
 
 
