@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 
 from .account import ResourcePacks
 from .errors import InvalidRequestError, NotFoundError, RequestValidationError
-from .kinds import KINDS, Kind, kind_named
+from .kinds import Kind, kind_named
 from .models import Task
 from .retry import Retrier
 from .serde import structure_resource_packs, structure_task, structure_tasks
@@ -52,7 +52,7 @@ class TaskReader:
             task_id = task
             if not isinstance(task_id, str) or not task_id.strip():
                 raise RequestValidationError("task_id", "must be a non-empty string")
-        spec = KINDS.get(kind) or kind_named(kind)  # the look-up alone, on every poll
+        spec = kind_named(kind)
         path = f"{spec.path}/{quote_id(task_id)}"
         envelope = await self._read(
             lambda: self._transport.request("GET", path, timeouts=timeouts),

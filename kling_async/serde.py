@@ -25,7 +25,6 @@ from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, overrid
 from .account import ResourcePack, ResourcePacks
 from .errors import RequestValidationError, ResponseFormatError, api_error, excerpt
 from .models import (
-    _WIRE_STATUSES,
     Envelope,
     Face,
     FaceIdentification,
@@ -384,7 +383,7 @@ def _fast_task(data: dict[str, Any], kind: str) -> Task:
     return Task(
         kind=kind,
         task_id=task_id if type(task_id) is str else _id(task_id, None),
-        task_status=_WIRE_STATUSES.get(status) or TaskStatus.parse(status),
+        task_status=TaskStatus.parse(status),
         raw_status=status if type(status) is str else _text(status, None),
         task_status_msg=message if type(message) is str else _text(message, None),
         task_info=_fast_info(data.get("task_info")),

@@ -187,13 +187,13 @@ class Transport:
         self._base_path = base.raw_path.rstrip("/")
         self.credentials = credentials
         self.clock = clock
-        self.timeouts = timeouts
         self._session = session
         self._owns_session = session is None
         self._max_connections = max_connections
         self._closed = False
         self._aiohttp_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
-        self._default_timeout = timeouts.to_aiohttp()  # every poll's: no hash to find it
+        # The limits of a request that names none (every poll's), found without a hash.
+        self._default_timeout = timeouts.to_aiohttp()
         # Downloads get sessions of their own, keyed by allow_private: their resolver is the
         # media policy's address check, and they never carry the API session's settings.
         self._media_sessions: dict[bool, aiohttp.ClientSession] = {}
@@ -229,7 +229,9 @@ class Transport:
     def _secrets(self, authorization: str) -> tuple[str, ...]:
         return (authorization.removeprefix("Bearer "), *self.credentials.secrets())
 
-    def _client_timeout(self, timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    def _client_timeout(self, timeouts: Timeouts | None) -> aiohttp.ClientTimeout:
+        if timeouts is None:
+            return self._default_timeout
         cached = self._aiohttp_timeouts.get(timeouts)
         if cached is None:
             cached = self._aiohttp_timeouts[timeouts] = timeouts.to_aiohttp()
@@ -245,9 +247,7 @@ class Transport:
         timeouts: Timeouts | None = None,
     ) -> Envelope:
         """Send one request and return the envelope of a ``code == 0`` answer, or raise."""
-        session = self._session
-        if session is None or self._closed:
-            session = self._session_now()
+        session = self._session_now()
         authorization = self.credentials.authorization()
         headers = {"Authorization": authorization}
         data = None
@@ -269,9 +269,7 @@ class Transport:
                     data=data,
                     params=params,
                     headers=headers,
-                    timeout=self._default_timeout
-                    if timeouts is None
-                    else self._client_timeout(timeouts),
+                    timeout=self._client_timeout(timeouts),
                     allow_redirects=False,
                 ) as response,
             ):
