@@ -10,12 +10,12 @@ import logging
 from ._version import __version__
 from .account import ResourcePack, ResourcePacks
 from .auth import AccessKeyPair, StaticKey
-from .batch import Batch
-from .cadence import Cadence
-from .chain import Chain, ChainStep
+from .batch.chain import Chain, ChainStep
+from .batch.outcomes import BatchReport, Outcome, Progress
+from .batch.preflight import UnitCosts
+from .batch.run import Batch
 from .client import DEFAULT_BASE_URL, KlingClient
 from .clock import Clock, FakeClock, ScaledClock, SystemClock
-from .coordination import Coordinator, LocalCoordinator
 from .errors import (
     AccountError,
     AmbiguousSubmitError,
@@ -65,8 +65,7 @@ from .models import (
     Video,
     WatermarkInfo,
 )
-from .outcomes import BatchReport, Outcome, Progress
-from .preflight import UnitCosts
+from .polling.cadence import Cadence
 from .requests import (
     ASPECT_RATIOS,
     CAMERA_TYPES,
@@ -103,6 +102,7 @@ from .requests import (
     VirtualTryOnRequest,
 )
 from .retry import RetryEvent, RetryPolicy
+from .slots.coordination import Coordinator, LocalCoordinator
 from .transport import Timeouts
 
 logging.getLogger("kling_async").addHandler(logging.NullHandler())

@@ -27,7 +27,7 @@ class Credentials:
 
     def identity(self) -> str:
         """What names the account (the access key, or the API key); only ever stored hashed,
-        see :func:`~kling_async.coordination.account_key`."""
+        see :func:`~kling_async.slots.account_key`."""
         raise NotImplementedError
 
     def secrets(self) -> tuple[str, ...]:

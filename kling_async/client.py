@@ -11,12 +11,11 @@ import aiohttp
 
 from .account import ResourcePacks
 from .auth import credentials_from
-from .batch import Batch, ListeningReceiver, RequestLike
-from .batch_shared import JournalArg
-from .cadence import Cadence
-from .chain import Chain, extend_until
+from .batch.chain import Chain, extend_until
+from .batch.preflight import Preflight, UnitCosts
+from .batch.run import Batch, ListeningReceiver, RequestLike
+from .batch.shared import JournalArg
 from .clock import Clock, SystemClock
-from .coordination import Coordinator
 from .creates import Creator, Flavour
 from .download import DownloadResult, download_videos
 from .errors import (
@@ -28,15 +27,16 @@ from .errors import (
 )
 from .media import MediaPolicy, warn_plain_http
 from .models import Task, TaskStatus, Video
-from .preflight import Preflight, UnitCosts
-from .reads import TaskReader
+from .polling.cadence import Cadence
+from .polling.reads import TaskReader
+from .polling.scheduler import PollScheduler
+from .polling.watch import TaskWatch
 from .requests import CreateRequest
 from .retry import Retrier, RetryPolicy, retryable_read
-from .scheduler import PollScheduler
-from .sharing import gate_for
 from .shortcuts import Shortcuts
+from .slots.coordination import Coordinator
+from .slots.sharing import gate_for
 from .transport import DEFAULT_MAX_ANSWER, DOWNLOAD_TIMEOUTS, READ_TIMEOUTS, Timeouts, Transport
-from .watch import TaskWatch
 
 __all__ = ["DEFAULT_BASE_URL", "Flavour", "KlingClient"]
 
@@ -61,10 +61,10 @@ class KlingClient(Shortcuts):
     the parent ``task_id`` of an extend. Explicit arguments win over the ``KLING_*`` environment
     variables.
 
-    Every create waits its turn at one :class:`~kling_async.gate.SlotGate` (``client.gate``):
+    Every create waits its turn at one :class:`~kling_async.slots.SlotGate` (``client.gate``):
     ``slots`` is the account's parallel-task limit if you know it (else it is learned from 1303
     answers), ``slot_timeout`` the default bound on a create's wait for a slot. ``coordinator``
-    (a ``postgresql://`` DSN, or a :class:`~kling_async.coordination.Coordinator`) shares the
+    (a ``postgresql://`` DSN, or a :class:`~kling_async.slots.Coordinator`) shares the
     slots, the learned limit and callbacks with every process on the account ("Scaling out").
     """
 
@@ -244,7 +244,8 @@ class KlingClient(Shortcuts):
 
     async def resource_packs(self, *, start_time: int | None = None, end_time: int | None = None,
                              resource_pack_name: str | None = None) -> ResourcePacks:  # fmt: skip
-        """The account's resource packs (``GET /account/costs``; see :mod:`kling_async.reads`)."""
+        """The account's resource packs (``GET /account/costs``; see
+        :mod:`kling_async.polling.reads`)."""
         return await self._reader.resource_packs(start_time=start_time, end_time=end_time,
                                                  resource_pack_name=resource_pack_name)  # fmt: skip
 
@@ -315,14 +316,14 @@ class KlingClient(Shortcuts):
         preflight: bool | UnitCosts = False,
     ) -> Batch:
         """Extend many videos; an async iterator of one :class:`~kling_async.batch.Outcome` per
-        request, in the order they end. See :mod:`kling_async.batch`.
+        request, in the order they end. See :mod:`kling_async.batch.run`.
 
         ``slots`` is the account's parallel-task limit if you know it (else it is learned from
         1303 answers); ``journal`` a SQLite file that makes the batch resumable after a crash
-        (or a ``postgresql://`` DSN and a ``batch`` name: :mod:`kling_async.batch_shared`);
+        (or a ``postgresql://`` DSN and a ``batch`` name: :mod:`kling_async.batch.shared`);
         ``timeout`` a per-task deadline in seconds; ``resend_ambiguous=True`` re-sends journalled
         creates a fresh look-up still cannot settle (each may then be paid twice).
-        ``callback_receiver``/``callback_wait``: see :mod:`kling_async.batch_callbacks`.
+        ``callback_receiver``/``callback_wait``: see :mod:`kling_async.batch.callbacks`.
         ``preflight`` (``True`` or your :class:`UnitCosts`) reads every request first and raises
         :class:`PreflightBalanceError` before any create if the packs cannot cover them.
 

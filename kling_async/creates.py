@@ -29,7 +29,6 @@ import attrs
 
 from .claims import Doubts, Lookup, Turns, unknown_children
 from .clock import Clock
-from .durations import DurationModel, profile_key
 from .errors import (
     AmbiguousSubmitError,
     APIError,
@@ -38,14 +37,15 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .gate import SlotGate
 from .kinds import Kind, kind_named
 from .models import Task
-from .reads import TaskReader
+from .polling.durations import DurationModel, profile_key
+from .polling.reads import TaskReader
 from .requests import CreateRequest, VideoExtendRequest
 from .retry import Retrier, RetryPolicy, retryable_create_gated, retryable_create_unthrottled
-from .serde import structure_task, unstructure_request
-from .slots import Slot, slot_weight
+from .serde.records import structure_task, unstructure_request
+from .slots.gate import SlotGate
+from .slots.slot import Slot, slot_weight
 from .transport import Timeouts, Transport
 
 __all__ = ["Creator", "Flavour", "Lookup"]

@@ -13,10 +13,10 @@ from typing import Any, Protocol
 
 import attrs
 
-from ._validators import http_url, opt_id
 from .errors import RequestValidationError
 from .models import Envelope, FaceIdentification, Task, Video
-from .serde import structure_faces
+from .requests._validators import http_url, opt_id
+from .serde.records import structure_faces
 from .transport import Timeouts
 
 __all__ = ["IDENTIFY_FACE_PATH", "Poster", "identify_face"]

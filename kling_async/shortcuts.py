@@ -11,7 +11,6 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ._fields import build_request
 from .faces import identify_face
 from .models import FaceIdentification, Task, Video
 from .requests import (
@@ -22,6 +21,7 @@ from .requests import (
     OmniVideoRequest,
     VideoExtendRequest,
 )
+from .requests.fields import build_request
 from .transport import Timeouts, Transport
 
 __all__ = ["Shortcuts"]

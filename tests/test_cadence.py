@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from kling_async import FakeClock, KlingClient
-from kling_async.cadence import Cadence
-from kling_async.durations import DurationModel, DurationSketch, profile_key
+from kling_async.polling.cadence import Cadence
+from kling_async.polling.durations import DurationModel, DurationSketch, profile_key
 from kling_async.testing import Durations, KlingEmulator
 
 from .conftest import MakeClient, MakeEmulator, requests_to

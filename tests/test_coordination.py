@@ -4,7 +4,7 @@ changes (nothing), and how sharing the account changes the limit's additive incr
 from __future__ import annotations
 
 from kling_async import FakeClock, LocalCoordinator, Task, TaskStatus
-from kling_async.gate import SlotGate
+from kling_async.slots.gate import SlotGate
 
 
 class _Sharing(LocalCoordinator):

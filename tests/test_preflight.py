@@ -21,7 +21,7 @@ from kling_async import (
     VirtualTryOnRequest,
 )
 from kling_async.account import ResourcePack, ResourcePacks
-from kling_async.preflight import shortfall
+from kling_async.batch.preflight import shortfall
 
 from .conftest import MakeClient, MakeEmulator, requests_to
 

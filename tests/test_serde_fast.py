@@ -16,7 +16,7 @@ import pytest
 
 from kling_async import ResponseFormatError
 from kling_async.models import Envelope, Task
-from kling_async.serde import _converter, structure_envelope, structure_task
+from kling_async.serde.records import _converter, structure_envelope, structure_task
 
 TASK: dict[str, Any] = {
     "task_id": "815336423632572487",
@@ -162,7 +162,7 @@ def test_equal_polls_share_their_immutable_parts_and_different_ones_do_not() -> 
 
 
 def test_the_shared_task_infos_are_bounded() -> None:
-    from kling_async import serde
+    from kling_async.serde import records as serde
 
     for n in range(serde._INFOS_KEPT + 100):
         data = copy.deepcopy(POLL)

@@ -19,8 +19,8 @@ from kling_async import (
     Task,
     TaskStatus,
 )
-from kling_async.gate import SlotGate
 from kling_async.journal import Journal
+from kling_async.slots.gate import SlotGate
 from kling_async.testing import Durations, Fault, KlingEmulator
 
 from .conftest import MakeClient, MakeEmulator, created, requests_to

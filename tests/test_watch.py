@@ -373,8 +373,8 @@ async def test_poll_budget_is_shared_by_all_tasks(
 def test_a_token_a_float_step_short_is_a_token() -> None:
     # A refill that falls a rounding error short of a whole token must not ask for a wait too
     # small to move the clock: that was a busy loop (40 tasks due at an odd time, 2 polls/s).
-    from kling_async.cadence import Cadence
-    from kling_async.scheduler import PollScheduler
+    from kling_async.polling.cadence import Cadence
+    from kling_async.polling.scheduler import PollScheduler
 
     async def fetch(*_: object) -> Task:
         raise AssertionError("not polled here")

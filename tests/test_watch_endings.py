@@ -18,9 +18,9 @@ from kling_async import (
     Task,
     TaskStatus,
 )
-from kling_async.cadence import Cadence
 from kling_async.kinds import Kind
-from kling_async.scheduler import PollScheduler
+from kling_async.polling.cadence import Cadence
+from kling_async.polling.scheduler import PollScheduler
 from kling_async.testing import Durations, Fault
 
 from .conftest import MakeClient, MakeEmulator, requests_to
@@ -77,7 +77,7 @@ async def test_an_exception_inside_a_poll_is_logged_and_retried(
     scheduler = PollScheduler(
         fetch, clock=clock, cadence=Cadence(), retry_delay=RetryPolicy.no_wait().delay
     )
-    from kling_async.watch import TaskWatch
+    from kling_async.polling.watch import TaskWatch
 
     changes: list[StatusChange] = []
     with caplog.at_level(logging.ERROR, logger="kling_async"):
@@ -131,7 +131,7 @@ async def test_a_poll_cancelled_before_it_ran_is_not_counted_in_flight_forever(
         fetch, clock=clock, cadence=Cadence(), retry_delay=RetryPolicy.no_wait().delay
     )
     from kling_async.kinds import kind_named
-    from kling_async.watch import TaskWatch
+    from kling_async.polling.watch import TaskWatch
 
     watch = TaskWatch(scheduler, [])
     scheduler.track("t1", kind_named("video-extend"), watch)

@@ -22,11 +22,11 @@ from typing import IO, Any
 
 from rich.text import Text
 
-from ..batch import BatchReport, Outcome, request_key
+from ..batch.preflight import Preflight
+from ..batch.run import BatchReport, Outcome, request_key
 from ..client import KlingClient
 from ..errors import AccountError, APIError, AuthenticationError, InvalidRequestError
 from ..journal import Journal, JournalEntry, SharedJournal
-from ..preflight import Preflight
 from .files import check_input_file, check_output_dir, check_output_file, open_private, run_lock
 from .input import InputErrors, Row, read_requests
 from .output import makes_images

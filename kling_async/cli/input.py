@@ -16,9 +16,9 @@ from typing import Any
 
 import attrs
 
-from .._fields import all_field_names, build_request
 from ..errors import RequestValidationError
 from ..requests import CreateRequest
+from ..requests.fields import all_field_names, build_request
 
 __all__ = ["InputError", "InputErrors", "Row", "read_requests"]
 

@@ -5,8 +5,8 @@ once a command runs, so ``--help`` works without it. Every numeric flag has a ty
 ``flags``: a bad value is refused here, before anything runs. The commands live in ``tasks``
 (extend, text2video, image2video, get, watch), ``downloads``, ``batch`` (its live view in
 ``progress``) and ``report``; ``session`` holds what they share (exit codes, the client or the
-emulator, Ctrl-C), ``kling_async._fields`` builds requests from flags and rows, ``input`` reads
-batch files, ``output`` writes text and JSON.
+emulator, Ctrl-C), ``kling_async.requests.fields`` builds requests from flags and rows,
+``input`` reads batch files, ``output`` writes text and JSON.
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _create_flags(p: argparse.ArgumentParser) -> None:
 
 def _batch_fields() -> str:
     """The batch file's fields by kind, for ``batch --help``."""
-    from .._fields import KIND_NAMES, describe_fields
+    from ..requests.fields import KIND_NAMES, describe_fields
 
     lines = ["fields by kind (JSON keys or CSV columns; a row's kind column picks one):"]
     for name in KIND_NAMES:
@@ -135,7 +135,7 @@ def _batch_fields() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .._fields import KIND_NAMES
+    from ..requests.fields import KIND_NAMES
 
     parser = argparse.ArgumentParser(
         prog="kling-async",

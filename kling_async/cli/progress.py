@@ -18,7 +18,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from ..batch import Batch, Outcome
+from ..batch.run import Batch, Outcome
 from .output import Output, add_row, coded, id_column
 from .report import OUTCOME_STYLE, SHOWN_FAILURES
 

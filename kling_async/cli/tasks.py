@@ -15,11 +15,11 @@ from rich.spinner import Spinner
 from rich.table import Table
 from rich.text import Text
 
-from .._fields import build_request, field_names
 from ..client import KlingClient
 from ..errors import InvalidRequestError, KlingError
 from ..kinds import KINDS
 from ..models import StatusChange, Task, TaskStatus
+from ..requests.fields import build_request, field_names
 from .live import LiveView, follow
 from .output import add_row, clean, id_column, status_text, task_json
 from .session import (

@@ -28,9 +28,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from ..coordination import Allowed, Lease
 from ..errors import ConfigurationError
 from ..models import Task
+from ..slots.coordination import Allowed, Lease
 from ._connect import Database, is_dsn, redact_dsn, take_options
 from ._fanout import Fanout
 

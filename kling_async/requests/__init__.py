@@ -11,8 +11,8 @@ from __future__ import annotations
 import typing
 from typing import Union
 
-from .._validators import MAX_PROMPT
 from ._common import ASPECT_RATIOS, CAMERA_TYPES, IMAGE_ASPECT_RATIOS
+from ._validators import MAX_PROMPT
 from .images import (
     ImageExpandRequest,
     ImageGenerationRequest,

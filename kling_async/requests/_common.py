@@ -1,5 +1,6 @@
 """What the request modules share: enums of the wire, converters and validators built on
-:mod:`kling_async._validators` (each failure a :class:`RequestValidationError` naming the field)."""
+:mod:`kling_async.requests._validators` (each failure a :class:`RequestValidationError` naming
+the field)."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any, TypeVar
 
 import attrs
 
-from .._validators import Validator, bounded_text, number_in
 from ..errors import RequestValidationError
 from ..models import WatermarkInfo
+from ._validators import Validator, bounded_text, number_in
 
 __all__ = [
     "ASPECT_RATIOS",

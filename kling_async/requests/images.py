@@ -9,15 +9,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._validators import (
-    bounded_text,
-    choice,
-    http_url,
-    image_source,
-    number_in,
-    opt_id,
-    required_id,
-)
 from ..errors import RequestValidationError
 from ..models import WatermarkInfo
 from ._common import (
@@ -28,6 +19,15 @@ from ._common import (
     to_items,
     unit_interval,
     watermark,
+)
+from ._validators import (
+    bounded_text,
+    choice,
+    http_url,
+    image_source,
+    number_in,
+    opt_id,
+    required_id,
 )
 
 __all__ = [

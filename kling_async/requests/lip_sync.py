@@ -9,7 +9,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._validators import (
+from ..errors import RequestValidationError
+from ..models import WatermarkInfo
+from ._common import to_float, to_items, watermark
+from ._validators import (
     bounded_text,
     choice,
     http_url,
@@ -18,9 +21,6 @@ from .._validators import (
     opt_id,
     required_id,
 )
-from ..errors import RequestValidationError
-from ..models import WatermarkInfo
-from ._common import to_float, to_items, watermark
 
 __all__ = ["AdvancedLipSyncRequest", "FaceChoice", "LipSyncInput", "LipSyncRequest"]
 

@@ -10,7 +10,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._validators import bounded_text, choice, http_url, image_source, opt_id, required_id
 from ..errors import RequestValidationError
 from ..models import WatermarkInfo
 from ._common import (
@@ -23,6 +22,7 @@ from ._common import (
     to_items,
     watermark,
 )
+from ._validators import bounded_text, choice, http_url, image_source, opt_id, required_id
 
 __all__ = [
     "AvatarRequest",

@@ -14,7 +14,10 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._validators import (
+from ..errors import RequestValidationError
+from ..models import Task, Video, WatermarkInfo
+from ._common import ASPECT_RATIOS, count_in, optional_prompt, to_duration, to_items, watermark
+from ._validators import (
     bounded_text,
     choice,
     http_url,
@@ -23,9 +26,6 @@ from .._validators import (
     opt_id,
     required_id,
 )
-from ..errors import RequestValidationError
-from ..models import Task, Video, WatermarkInfo
-from ._common import ASPECT_RATIOS, count_in, optional_prompt, to_duration, to_items, watermark
 from .more_video import Element, as_elements
 
 __all__ = ["OmniImage", "OmniShot", "OmniVideo", "OmniVideoRequest"]

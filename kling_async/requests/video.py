@@ -14,15 +14,6 @@ from typing import Any, ClassVar
 
 import attrs
 
-from .._validators import (
-    bounded_text,
-    choice,
-    http_url,
-    image_source,
-    number_in,
-    opt_id,
-    required_id,
-)
 from ..errors import RequestValidationError
 from ..models import Task, Video, WatermarkInfo
 from ._common import (
@@ -35,6 +26,15 @@ from ._common import (
     to_float,
     unit_interval,
     watermark,
+)
+from ._validators import (
+    bounded_text,
+    choice,
+    http_url,
+    image_source,
+    number_in,
+    opt_id,
+    required_id,
 )
 
 __all__ = [

@@ -32,7 +32,8 @@ Listener = Callable[[CallbackEvent], None]  # told of each new event (a batch, s
 
 
 class HintSink(Protocol):
-    """What the receiver needs from a poll scheduler (:class:`kling_async.watch.PollScheduler`)."""
+    """What the receiver needs from a poll scheduler (a
+    :class:`~kling_async.polling.PollScheduler`)."""
 
     def hint(self, task: Task, *, trusted: bool) -> object: ...
 

@@ -11,8 +11,8 @@ import attrs
 import pytest
 
 from kling_async import FakeClock, RequestValidationError, TaskStatus
-from kling_async._fields import build_request
 from kling_async.requests import EffectInput, EffectsRequest, OmniVideoRequest
+from kling_async.requests.fields import build_request
 from kling_async.serde import request_from_wire, unstructure_request
 from kling_async.testing import Durations
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from kling_async import RequestValidationError
-from kling_async._fields import build_request
+from kling_async.requests.fields import build_request
 
 from ..conftest import MakeClient, MakeEmulator, requests_to
 from .common import MP4, PNG, post_raw

@@ -8,9 +8,9 @@ import socket
 import pytest
 
 from kling_async import ConfigurationError, KlingClient, VideoExtendRequest
-from kling_async.coordination import LocalCoordinator, account_key
 from kling_async.errors import DatabaseError
 from kling_async.postgres.coordinator import PostgresCoordinator
+from kling_async.slots.coordination import LocalCoordinator, account_key
 from kling_async.testing import KlingEmulator
 
 

@@ -82,12 +82,12 @@ from kling_async import (
 )
 from kling_async.clock import io_in_flight
 from kling_async.download import DownloadResult
-from kling_async.durations import DurationModel, DurationSketch
 from kling_async.journal import JournalEntry
+from kling_async.polling.durations import DurationModel, DurationSketch
+from kling_async.polling.watch import TaskWatch
 from kling_async.postgres import Database, redact_dsn
 from kling_async.postgres.coordinator import PostgresCoordinator
 from kling_async.testing import Durations, Fault, KlingEmulator
-from kling_async.watch import TaskWatch
 from kling_async.webhooks import CallbackEvent, CallbackReceiver, aiohttp_handler, asgi_app
 
 

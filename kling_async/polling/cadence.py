@@ -2,7 +2,7 @@
 
 A task's status changes at most three times in minutes, so polling at a fixed short interval
 wastes requests and a fixed long one adds lag. The cadence asks the task's
-:class:`~kling_async.durations.DurationSketch` for the window in which tasks like it end (the
+:class:`~kling_async.polling.DurationSketch` for the window in which tasks like it end (the
 0.5 % and 99.5 % quantiles, widened while few tasks have been seen), and:
 
 * polls **sparsely before the window**: once, at a quarter of the window's start (for a window

@@ -14,12 +14,12 @@ import collections
 import os
 from collections.abc import AsyncIterable, Iterable, Sequence
 
-from .batch_requests import RequestLike, as_request, request_key
-from .creates import Creator
-from .journal import Intent, Journal, JournalEntry, SharedJournal
-from .postgres import is_dsn
-from .requests import CreateRequest
-from .serde import request_from_wire, unstructure_request
+from ..creates import Creator
+from ..journal import Intent, Journal, JournalEntry, SharedJournal
+from ..postgres import is_dsn
+from ..requests import CreateRequest
+from ..serde.records import request_from_wire, unstructure_request
+from .inputs import RequestLike, as_request, request_key
 
 __all__ = [
     "JournalArg",

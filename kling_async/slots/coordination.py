@@ -1,6 +1,6 @@
 """What a client shares with the other processes on its account: the :class:`Coordinator`.
 
-A client alone on its account needs nothing shared: its :class:`~kling_async.gate.SlotGate`
+A client alone on its account needs nothing shared: its :class:`~kling_async.slots.SlotGate`
 counts the slots, its :class:`~kling_async.slots.SlotLimit` learns the limit, and a callback
 reaches the one poll scheduler there is. That is :class:`LocalCoordinator`, the default, whose
 every method does nothing.
@@ -25,7 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
-from .models import Task
+from ..models import Task
 
 __all__ = ["Allowed", "Coordinator", "Lease", "LocalCoordinator", "account_key"]
 

@@ -12,7 +12,7 @@ follows its running tasks itself, through that scheduler (polled once for both w
 already; nothing polled when nobody waits). A 1303 while none of ours runs means others hold
 every slot: one probe at a time with backoff, one log line per episode.
 
-With a shared :class:`~kling_async.coordination.Coordinator` (several processes on one account),
+With a shared :class:`~kling_async.slots.Coordinator` (several processes on one account),
 a slot is also a lease in the shared count (``take``), the limit is the account's, and running
 tasks are followed all the time: a waiter in another process cannot ask this one to look.
 """
@@ -25,13 +25,13 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 
-from .clock import Clock
+from ..clock import Clock
+from ..errors import AmbiguousSubmitError, ConcurrencyLimitError, KlingError, SlotTimeoutError
+from ..models import Task
+from ..polling.scheduler import PollScheduler
 from .coordination import Coordinator, LocalCoordinator
-from .errors import AmbiguousSubmitError, ConcurrencyLimitError, KlingError, SlotTimeoutError
-from .models import Task
-from .scheduler import PollScheduler
-from .slot_tasks import SlotTasks
-from .slots import Slot, SlotLimit, UnsettledSlots
+from .slot import Slot, SlotLimit, UnsettledSlots
+from .tasks import SlotTasks
 
 __all__ = ["SlotGate"]
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
-from .account import ResourcePacks
-from .errors import InvalidRequestError, NotFoundError, RequestValidationError
-from .kinds import Kind, kind_named
-from .models import Task
-from .retry import Retrier
-from .serde import structure_resource_packs, structure_task, structure_tasks
-from .transport import Timeouts, Transport, quote_id
+from ..account import ResourcePacks
+from ..errors import InvalidRequestError, NotFoundError, RequestValidationError
+from ..kinds import Kind, kind_named
+from ..models import Task
+from ..retry import Retrier
+from ..serde.records import structure_resource_packs, structure_task, structure_tasks
+from ..transport import Timeouts, Transport, quote_id
 
 __all__ = ["COSTS_SPACING", "DEFAULT_COSTS_WINDOW", "TaskReader"]
 

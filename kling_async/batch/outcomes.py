@@ -9,9 +9,9 @@ from typing import Any, Literal
 
 import attrs
 
-from .errors import APIError, KlingError
-from .models import Task
-from .requests import CreateRequest
+from ..errors import APIError, KlingError
+from ..models import Task
+from ..requests import CreateRequest
 
 __all__ = ["BatchReport", "Outcome", "OutcomeKind", "Progress"]
 

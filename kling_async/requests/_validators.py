@@ -11,7 +11,7 @@ from typing import Any
 import attrs
 from yarl import URL
 
-from .errors import RequestValidationError
+from ..errors import RequestValidationError
 
 __all__ = [
     "MAX_PROMPT",

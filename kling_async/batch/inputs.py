@@ -7,9 +7,9 @@ import hashlib
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping
 from typing import Any
 
-from ._fields import build_request
-from .requests import REQUEST_TYPES, CreateRequest
-from .serde import dumps, unstructure_request
+from ..requests import REQUEST_TYPES, CreateRequest
+from ..requests.fields import build_request
+from ..serde.records import dumps, unstructure_request
 
 __all__ = ["RequestLike", "as_request", "each", "request_key"]
 

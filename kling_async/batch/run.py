@@ -34,20 +34,8 @@ import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
-from .batch_callbacks import CallbackClaims, ListeningReceiver
-from .batch_requests import RequestLike, as_request, each, request_key
-from .batch_resume import journalled_task, look_again, mark_known, may_exist
-from .batch_shared import (
-    JournalArg,
-    check_journal,
-    intent_of,
-    open_journal,
-    poll_interval,
-    register,
-    request_of,
-)
-from .creates import Creator
-from .errors import (
+from ..creates import Creator
+from ..errors import (
     AmbiguousSubmitError,
     APIError,
     ConcurrencyLimitError,
@@ -56,19 +44,31 @@ from .errors import (
     RateLimitError,
     TransportError,
 )
-from .journal import ClaimLostError, Intent, Journal, JournalEntry, SharedJournal
-from .kinds import kind_named
-from .models import StatusChange, Task, TaskStatus
-from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
-from .preflight import pending_requests
-from .requests import CreateRequest
-from .serde import (
+from ..journal import ClaimLostError, Intent, Journal, JournalEntry, SharedJournal
+from ..kinds import kind_named
+from ..models import StatusChange, Task, TaskStatus
+from ..polling.watch import TaskWatch
+from ..requests import CreateRequest
+from ..serde.records import (
     request_from_wire,
     task_to_json,
     unstructure_request,
 )
-from .slots import Slot, slot_weight
-from .watch import TaskWatch
+from ..slots.slot import Slot, slot_weight
+from .callbacks import CallbackClaims, ListeningReceiver
+from .inputs import RequestLike, as_request, each, request_key
+from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
+from .preflight import pending_requests
+from .resume import journalled_task, look_again, mark_known, may_exist
+from .shared import (
+    JournalArg,
+    check_journal,
+    intent_of,
+    open_journal,
+    poll_interval,
+    register,
+    request_of,
+)
 
 __all__ = [
     "Batch",
@@ -358,7 +358,7 @@ class Batch:
     ) -> None:
         """A shared batch's worker, its input done: take over what dead workers left, for as
         long as it has tasks of its own or a live worker holds unfinished requests (one of
-        them may die yet). See :mod:`kling_async.batch_shared`."""
+        them may die yet). See :mod:`kling_async.batch.shared`."""
         while self._stop_reason is None:
             self._ended.clear()
             # Asked first: if nobody held anything then, all that was unfinished was free, and

@@ -2,7 +2,7 @@
 
 Kling counts *parallel tasks* per account: a task holds a slot from its create until it ends
 (success or failure), and a create over the limit is refused with 1303, creating nothing
-(kling-api.md §7.1). The :class:`~kling_async.gate.SlotGate` hands out :class:`Slot` objects;
+(kling-api.md §7.1). The :class:`~kling_async.slots.SlotGate` hands out :class:`Slot` objects;
 :class:`SlotLimit` says how many it may hand out.
 
 The limit is given, or learned. Slow start: the window is the slots held by our running tasks
@@ -20,9 +20,9 @@ import asyncio
 import math
 from typing import TYPE_CHECKING, Protocol
 
-from .clock import Clock
-from .errors import ConcurrencyLimitError
-from .models import Task
+from ..clock import Clock
+from ..errors import ConcurrencyLimitError
+from ..models import Task
 
 if TYPE_CHECKING:
     from .coordination import Lease
@@ -31,7 +31,7 @@ __all__ = ["Slot", "SlotLimit", "SlotOwner", "UnsettledSlots", "slot_weight"]
 
 
 class SlotOwner(Protocol):
-    """What a :class:`Slot` reports to: the :class:`~kling_async.gate.SlotGate` that gave it."""
+    """What a :class:`Slot` reports to: the :class:`~kling_async.slots.SlotGate` that gave it."""
 
     def _created(self, slot: Slot, task: Task) -> None: ...
 

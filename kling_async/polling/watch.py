@@ -4,7 +4,7 @@
 change, never a repeat) and ends when every task is final. Leaving its loop, cancelling its
 consumer or closing it stops polling its tasks at once; ``unfinished`` then says which tasks
 were still running. Its tasks are polled by the client's one
-:class:`~kling_async.scheduler.PollScheduler`, to which a watch is a :class:`Listener`.
+:class:`~kling_async.polling.PollScheduler`, to which a watch is a :class:`Listener`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import collections
 from collections.abc import AsyncIterator, Iterable
 from typing import Literal
 
-from .errors import KlingError, TaskTimeoutError
-from .kinds import Kind, kind_named
-from .models import StatusChange, Task, TaskStatus
+from ..errors import KlingError, TaskTimeoutError
+from ..kinds import Kind, kind_named
+from ..models import StatusChange, Task, TaskStatus
 from .scheduler import PollScheduler
 
 __all__ = ["TaskWatch"]

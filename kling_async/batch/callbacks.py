@@ -25,11 +25,11 @@ from typing import Protocol
 
 import attrs
 
-from .creates import Creator
-from .errors import KlingError
-from .models import Task
-from .requests import CreateRequest
-from .webhooks.payload import CallbackEvent
+from ..creates import Creator
+from ..errors import KlingError
+from ..models import Task
+from ..requests import CreateRequest
+from ..webhooks.payload import CallbackEvent
 
 __all__ = ["PARAM", "CallbackClaims", "ListeningReceiver"]
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import attrs
 
-from .account import Product, ResourcePacks
-from .batch_requests import RequestLike, as_request, each, request_key
-from .clock import Clock
-from .errors import PreflightBalanceError
-from .requests import CreateRequest
+from ..account import Product, ResourcePacks
+from ..clock import Clock
+from ..errors import PreflightBalanceError
+from ..requests import CreateRequest
+from .inputs import RequestLike, as_request, each, request_key
 
 __all__ = ["Preflight", "UnitCosts", "pending_requests"]
 

@@ -9,7 +9,7 @@ several subscribers is polled once for all of them. Callbacks feed the same sche
 triggers one confirming poll; either way tasks that callbacks cover are then polled only on a
 long safety interval.
 
-Subscribers (:class:`~kling_async.watch.TaskWatch`) implement :class:`Listener`.
+Subscribers (:class:`~kling_async.polling.TaskWatch`) implement :class:`Listener`.
 
 One module, though past 400 lines: the loop, the pacing and the bookkeeping of listeners
 share one heap and its invariants (a task is in the heap once, polled by one coroutine at a
@@ -27,18 +27,18 @@ from typing import Protocol
 
 import attrs
 
-from .cadence import Cadence
-from .clock import Clock
-from .durations import DurationModel, DurationSketch
-from .errors import (
+from ..clock import Clock
+from ..errors import (
     AccountError,
     AuthenticationError,
     KlingError,
     PolicyError,
 )
-from .kinds import Kind
-from .models import Task, TaskStatus
-from .retry import retryable_read
+from ..kinds import Kind
+from ..models import Task, TaskStatus
+from ..retry import retryable_read
+from .cadence import Cadence
+from .durations import DurationModel, DurationSketch
 
 __all__ = ["Fetch", "Listener", "PollScheduler"]
 

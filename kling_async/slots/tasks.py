@@ -1,4 +1,4 @@
-"""``SlotTasks``: the running tasks that hold a :class:`~kling_async.gate.SlotGate`'s slots.
+"""``SlotTasks``: the running tasks that hold a :class:`~kling_async.slots.SlotGate`'s slots.
 
 A task holds its slot until it ends (kling-api.md §7.1). The gate learns of the end from the
 client's poll scheduler: every observation anyone makes (their ``watch()``/``wait()``, trusted
@@ -10,18 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .errors import KlingError
-from .kinds import kind_named
-from .models import Task
-from .scheduler import PollScheduler
-from .slots import Slot
+from ..errors import KlingError
+from ..kinds import kind_named
+from ..models import Task
+from ..polling.scheduler import PollScheduler
+from .slot import Slot
 
 __all__ = ["SlotTasks"]
 
 
 class SlotTasks:
     """Task id -> the slot its task holds, for tasks not yet seen ending; a scheduler
-    :class:`~kling_async.scheduler.Listener` while following them."""
+    :class:`~kling_async.polling.Listener` while following them."""
 
     def __init__(
         self, scheduler: PollScheduler | None, on_fatal: Callable[[KlingError], None]

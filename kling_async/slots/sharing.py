@@ -1,7 +1,7 @@
 """The slot gate a :class:`~kling_async.KlingClient` is built with, and what it shares.
 
 ``KlingClient(slots=..., slot_timeout=..., coordinator=...)`` come here: checked, then made into
-one :class:`~kling_async.gate.SlotGate` bound to a coordinator — in-process (the default), a
+one :class:`~kling_async.slots.SlotGate` bound to a coordinator — in-process (the default), a
 ``postgresql://`` DSN (a :class:`~kling_async.postgres.coordinator.PostgresCoordinator` is made
 for it), or a coordinator object — on the account named by the client's credentials and base URL.
 """
@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from .auth import Credentials
-from .clock import Clock
+from ..auth import Credentials
+from ..clock import Clock
+from ..errors import ConfigurationError
+from ..polling.scheduler import PollScheduler
 from .coordination import Coordinator, LocalCoordinator, account_key
-from .errors import ConfigurationError
 from .gate import SlotGate
-from .scheduler import PollScheduler
 
 __all__ = ["gate_for"]
 
@@ -26,7 +26,7 @@ def _coordinator(value: str | Coordinator | None) -> Coordinator:
     if isinstance(value, str):
         if not value.startswith(("postgresql://", "postgres://")):
             raise ConfigurationError("coordinator must be a postgresql:// DSN or a Coordinator")
-        from .postgres.coordinator import PostgresCoordinator
+        from ..postgres.coordinator import PostgresCoordinator
 
         return PostgresCoordinator(value)
     return value

@@ -22,9 +22,9 @@ from typing import Any
 
 import attrs
 
-from .errors import RequestValidationError
-from .models import WatermarkInfo
-from .requests import NESTED_TYPES, REQUEST_TYPES, CreateRequest
+from ..errors import RequestValidationError
+from ..models import WatermarkInfo
+from . import NESTED_TYPES, REQUEST_TYPES, CreateRequest
 
 __all__ = ["KIND_NAMES", "all_field_names", "build_request", "describe_fields", "field_names"]
 

@@ -22,9 +22,9 @@ import cattrs
 from cattrs.errors import BaseValidationError
 from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
 
-from .account import ResourcePack, ResourcePacks
-from .errors import RequestValidationError, ResponseFormatError, api_error, excerpt
-from .models import (
+from ..account import ResourcePack, ResourcePacks
+from ..errors import RequestValidationError, ResponseFormatError, api_error, excerpt
+from ..models import (
     Envelope,
     Face,
     FaceIdentification,
@@ -37,7 +37,7 @@ from .models import (
     Video,
     WatermarkInfo,
 )
-from .requests import NESTED_TYPES, REQUEST_TYPES, CameraConfig, CreateRequest, Trajectory
+from ..requests import NESTED_TYPES, REQUEST_TYPES, CameraConfig, CreateRequest, Trajectory
 
 __all__ = [
     "dumps",

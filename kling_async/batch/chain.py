@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import attrs
 
-from .errors import RequestValidationError
-from .models import Task, Video
+from ..errors import RequestValidationError
+from ..models import Task, Video
 
 __all__ = ["MAX_VIDEO_SECONDS", "Chain", "ChainStep", "Extender", "extend_until"]
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from .claims import Lookup
-from .creates import Creator
-from .errors import AmbiguousSubmitError
-from .journal import JournalEntry
-from .models import Task, TaskStatus
-from .serde import loads, request_from_wire, structure_task
+from ..claims import Lookup
+from ..creates import Creator
+from ..errors import AmbiguousSubmitError
+from ..journal import JournalEntry
+from ..models import Task, TaskStatus
+from ..serde.records import loads, request_from_wire, structure_task
 
 __all__ = ["journalled_task", "look_again", "mark_known", "may_exist"]
 
