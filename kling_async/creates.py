@@ -33,9 +33,11 @@ from .durations import DurationModel, profile_key
 from .errors import (
     AmbiguousSubmitError,
     APIError,
+    ExternalIdConflictError,
     KlingError,
     ResponseFormatError,
     ServerError,
+    SlotTimeoutError,
     TransportError,
 )
 from .gate import SlotGate
@@ -58,6 +60,11 @@ log = logging.getLogger("kling_async")
 # tasks this client knows it created are never taken for the lost one.
 _SCAN_SLACK = 120.0
 _KNOWN_IDS = 100_000
+
+
+def _duplicate_id(error: APIError) -> bool:
+    """1201 "External_task_id ... already exists" (seen live: no task made, nothing charged)."""
+    return error.code == 1201 and "already exist" in error.message.lower()
 
 
 def _refusal(error: APIError) -> bool:
@@ -100,6 +107,9 @@ class Creator:
         # mistake one of them for the lost task, and no task is claimed by two requests.
         self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._turns = Turns()
+        self._keys = Turns()  # creates of one caller-given external_task_id, one at a time
+        # external_task_ids prepare() generated: unique by construction, never looked up first.
+        self._generated: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._doubts = Doubts()
         self._refs = itertools.count(1)
 
@@ -122,7 +132,10 @@ class Creator:
             and getattr(request, "external_task_id", None) is None
             and kind_named(request.kind).takes_external_task_id
         ):
-            changes["external_task_id"] = f"ka-{uuid.uuid4().hex}"
+            changes["external_task_id"] = generated = f"ka-{uuid.uuid4().hex}"
+            self._generated[generated] = None
+            if len(self._generated) > _KNOWN_IDS:
+                self._generated.popitem(last=False)
         if changes:
             request = attrs.evolve(request, **changes)
         return request
@@ -183,14 +196,83 @@ class Creator:
         request = self.prepare(request)
         create_ref: Hashable = next(self._refs) if ref is None else ref
         kind = kind_named(request.kind)
+        key = getattr(request, "external_task_id", None)
+        if key is None or key in self._generated:
+            return await self._gated(
+                request, timeouts, retry_throttled, slot, slot_timeout, create_ref
+            )
+        # The caller's own external_task_id is an idempotency key: a create of it that already
+        # happened (an earlier try of a retried web request, another replica) is found first,
+        # so a server that accepts duplicate ids is never sent a second one. Creates of one key
+        # take turns here, the wait counted in the slot time-out.
+        since = self.clock.monotonic()
+        async with self._keys(key):
+            existing = await self._reader.find_task(key, kind=kind.name)
+            if existing is not None:
+                made_here = self.knows(existing.task_id)  # then a slot holds it already
+                task = self._adopt(request, existing)
+                if slot is not None:
+                    slot.created(task)  # a batch's slot: held until that task ends
+                elif not made_here and not task.is_terminal:
+                    self.gate.hold(task)  # made elsewhere (another process): it holds one too
+                return task
+            if slot_timeout is not None:
+                slot_timeout -= self.clock.monotonic() - since
+                if slot_timeout <= 0:
+                    raise SlotTimeoutError(
+                        self.clock.monotonic() - since,
+                        in_use=self.gate.in_use,
+                        limit=self.gate.allowed,
+                    )
+            return await self._gated(
+                request, timeouts, retry_throttled, slot, slot_timeout, create_ref
+            )
+
+    async def _gated(
+        self,
+        request: CreateRequest,
+        timeouts: Timeouts | None,
+        retry_throttled: bool,
+        slot: Slot | None,
+        slot_timeout: float | None,
+        ref: Hashable,
+    ) -> Task:
+        kind = kind_named(request.kind)
         return await self.gate.create(
-            lambda: self._send(request, timeouts, retry_throttled, create_ref),
+            lambda: self._send(request, timeouts, retry_throttled, ref),
             weight=slot_weight(kind.name, getattr(request, "n", None)),
             slot=slot,
             timeout=slot_timeout,
             requeue=retry_throttled,
-            hold_unsettled=2 * kind.expected_seconds,
+            hold_unsettled=self.hold_for(request),
         )
+
+    def hold_for(self, request: CreateRequest) -> float:
+        """Seconds to keep the slot of a create of ``request`` whose answer was lost: as long
+        as a task of its profile can run (:meth:`DurationModel.longest`: learned, the kind's
+        prior only before anything of it ended). By then a task it made, if any, has ended."""
+        kind = kind_named(request.kind)
+        if self.durations is None:
+            return 2 * kind.expected_seconds
+        profile = profile_key(kind.name, unstructure_request(request))
+        return self.durations.longest(profile, kind.expected_seconds)
+
+    def _adopt(self, request: CreateRequest, task: Task) -> Task:
+        """``task`` already carries the ``external_task_id`` of ``request``: it is this
+        request's task if it is of the same source, else :class:`ExternalIdConflictError`."""
+        key = str(task.task_info.external_task_id or getattr(request, "external_task_id", ""))
+        parent = request.parent_video_id
+        shown = task.task_info.parent_video.id if task.task_info.parent_video else None
+        if parent is not None and shown is not None and shown != parent:
+            raise ExternalIdConflictError(
+                f"external_task_id {key!r} already names task {task.task_id} of video"
+                f" {shown!r}, not {parent!r}: nothing was created",
+                external_task_id=key,
+                task=task,
+            )
+        log.info("%s: external_task_id %r is task %s already", request.kind, key, task.task_id)
+        self.remember(task.task_id)
+        return task
 
     async def _send(
         self,
@@ -203,28 +285,59 @@ class Creator:
         retrier = self._retry if retry_throttled else self._retry_unthrottled
         kind = kind_named(request.kind)
         body = unstructure_request(request)
-        sent_at = self.clock.time()
         operation = f"create {kind.name}"
-        try:
-            envelope = await retrier(
-                lambda: self._transport.request(
-                    "POST", kind.path, body=body, timeouts=timeouts or self.timeouts
-                ),
-                operation,
-            )
-            task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
-        except (TransportError, ServerError, ResponseFormatError, APIError) as lost:
-            if isinstance(lost, TransportError) and not lost.request_sent:
-                raise  # provably never sent: nothing to look for
-            if isinstance(lost, APIError) and _refusal(lost):
-                raise  # nothing was created
-            # Anything else, a 4xx page without a business code included, may have created it.
-            log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
-            found = await self.find_lost(request, sent_at, ref=ref)
-            if found.task is None:
-                raise self._ambiguous(request, sent_at, found, lost, ref) from lost
-            task = found.task
         sent_external = getattr(request, "external_task_id", None)
+        started = self.clock.monotonic()
+        for attempt in itertools.count(1):
+            sent_at = self.clock.time()
+            try:
+                envelope = await retrier(
+                    lambda: self._transport.request(
+                        "POST", kind.path, body=body, timeouts=timeouts or self.timeouts
+                    ),
+                    operation,
+                )
+                task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
+                break
+            except (TransportError, ServerError, ResponseFormatError, APIError) as lost:
+                if isinstance(lost, TransportError) and not lost.request_sent:
+                    raise  # provably never sent: nothing to look for
+                if isinstance(lost, APIError) and _refusal(lost):
+                    if sent_external is None or not _duplicate_id(lost):
+                        raise  # nothing was created
+                    # Refused as a duplicate: an earlier send of ours (its answer lost, the
+                    # look-up too early) or another request made it. Nothing new was created.
+                    try:
+                        existing = await self._reader.find_task(sent_external, kind=kind.name)
+                    except KlingError as failed:  # it exists and may be this create's task
+                        found = Lookup(failure=failed)
+                        raise self._ambiguous(request, sent_at, found, lost, ref) from lost
+                    if existing is None:
+                        raise ExternalIdConflictError(
+                            f"external_task_id {sent_external!r} already exists on the account,"
+                            f" for a task that is not a {kind.name} task: nothing was created",
+                            external_task_id=sent_external,
+                            task=None,
+                        ) from lost
+                    task = self._adopt(request, existing)  # its slot: the one this create holds
+                    break
+                # Anything else, a 4xx page without a business code included, may have made it.
+                log.warning(
+                    "%s: answer lost (%s); looking the task up", operation, type(lost).__name__
+                )
+                found = await self.find_lost(request, sent_at, ref=ref)
+                if found.task is not None:
+                    task = found.task
+                    break
+                if not found.absent:
+                    raise self._ambiguous(request, sent_at, found, lost, ref) from lost
+                # Proven absent (an authoritative "not found"): it never happened, so it is
+                # sent again, under the same external_task_id, within the retry budget. Where
+                # Kling refuses duplicate ids, a send that did happen after all comes back as
+                # the duplicate refusal above instead of a second task.
+                log.warning("%s: not created (looked up); sending it again", operation)
+                if not await retrier.again(operation, attempt, started, lost):
+                    raise  # spent: nothing was created (the slot goes back)
         if task.task_info.external_task_id is None and sent_external is not None:
             # Older API versions do not echo it; we know what we sent.
             task = attrs.evolve(
