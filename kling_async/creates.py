@@ -2,17 +2,18 @@
 
 A create that may have reached the server is never sent again blindly. The retry policy
 (:mod:`kling_async.retry`) re-sends only what provably did not happen; an answer lost after
-sending is looked up — by ``external_task_id`` on the official API, by a scan of the task list
-on a relay — and raises :class:`AmbiguousSubmitError` when the task cannot be found.
+sending is looked up (:class:`~kling_async.claims.LostTaskFinder`) — by ``external_task_id``
+on the official API, by a scan of the task list on a relay. Found: the task is returned.
+Proven absent (the official API's "not found" by ``external_task_id``): it never happened, so
+it is sent again under the same id within the retry budget — where Kling refuses a duplicate id
+(1201 "already exists", nothing charged) a send that did happen after all comes back as that
+refusal, and the task it names is returned. Anything else (a look-up that failed, a relay
+scan that cannot tell): :class:`AmbiguousSubmitError`, its slot kept only as long as a task of
+its profile runs (:meth:`Creator.hold_for`).
 
-What a look-up proves (:class:`Lookup`): on the official API, "not found" by
-``external_task_id`` is authoritative (``absent``). A look-up that itself fails (a gateway's
-502 for a while) proves nothing. On a relay nothing proves absence: the list route is not
-documented (it may answer 404/1203), and a scan that finds zero or several candidates cannot
-tell. So a relay scan claims a task only when it is the single unknown task of that parent
-video since just before the send, and the client makes that the common case by construction:
-at most one create per parent video has an unsettled answer at a time (:meth:`Creator.turn`),
-so no sibling create of this client can be in flight when a scan runs.
+A caller's own ``external_task_id`` is an idempotency key: looked up before the POST, creates
+of one key taking turns, so the same request sent twice makes one task under either reading of
+duplicate ids; a different request under a used key is :class:`ExternalIdConflictError`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Literal
 
 import attrs
 
-from .claims import Doubts, Lookup, Turns, unknown_children
+from .claims import Lookup, LostTaskFinder, TurnExpired, Turns
 from .clock import Clock
 from .durations import DurationModel, profile_key
 from .errors import (
@@ -41,7 +42,7 @@ from .errors import (
     TransportError,
 )
 from .gate import SlotGate
-from .kinds import Kind, kind_named
+from .kinds import kind_named
 from .models import Task
 from .reads import TaskReader
 from .requests import CreateRequest, VideoExtendRequest
@@ -55,11 +56,7 @@ __all__ = ["Creator", "Flavour", "Lookup"]
 Flavour = Literal["official", "relay"]
 log = logging.getLogger("kling_async")
 
-# How far back (seconds, server clock) a lost create is searched for in the task list when the
-# endpoint gives us no external_task_id to look it up by. Wide enough for modest clock skew;
-# tasks this client knows it created are never taken for the lost one.
-_SCAN_SLACK = 120.0
-_KNOWN_IDS = 100_000
+_KNOWN_IDS = 100_000  # generated external_task_ids remembered
 
 
 def _duplicate_id(error: APIError) -> bool:
@@ -103,14 +100,11 @@ class Creator:
         self.lookup_delays = lookup_delays
         self._retry = Retrier(policy, clock, retryable_create_gated)
         self._retry_unthrottled = Retrier(policy, clock, retryable_create_unthrottled)
-        # Ids of tasks this client created or claimed: a list scan for a lost create must not
-        # mistake one of them for the lost task, and no task is claimed by two requests.
-        self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._finder = LostTaskFinder(reader, flavour=flavour, clock=clock)
         self._turns = Turns()
         self._keys = Turns()  # creates of one caller-given external_task_id, one at a time
         # external_task_ids prepare() generated: unique by construction, never looked up first.
         self._generated: collections.OrderedDict[str, None] = collections.OrderedDict()
-        self._doubts = Doubts()
         self._refs = itertools.count(1)
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
@@ -194,39 +188,36 @@ class Creator:
         ``ref`` names this create among the caller's (a batch's request key), so a later
         look-up of the same create (:meth:`find_lost`) is told apart from the others."""
         request = self.prepare(request)
-        create_ref: Hashable = next(self._refs) if ref is None else ref
+        ref_: Hashable = next(self._refs) if ref is None else ref
         kind = kind_named(request.kind)
         key = getattr(request, "external_task_id", None)
         if key is None or key in self._generated:
-            return await self._gated(
-                request, timeouts, retry_throttled, slot, slot_timeout, create_ref
-            )
+            return await self._gated(request, timeouts, retry_throttled, slot, slot_timeout, ref_)
         # The caller's own external_task_id is an idempotency key: a create of it that already
         # happened (an earlier try of a retried web request, another replica) is found first,
         # so a server that accepts duplicate ids is never sent a second one. Creates of one key
         # take turns here, the wait counted in the slot time-out.
         since = self.clock.monotonic()
-        async with self._keys(key):
-            existing = await self._reader.find_task(key, kind=kind.name)
-            if existing is not None:
-                made_here = self.knows(existing.task_id)  # then a slot holds it already
-                task = self._adopt(request, existing)
-                if slot is not None:
-                    slot.created(task)  # a batch's slot: held until that task ends
-                elif not made_here and not task.is_terminal:
-                    self.gate.hold(task)  # made elsewhere (another process): it holds one too
-                return task
-            if slot_timeout is not None:
-                slot_timeout -= self.clock.monotonic() - since
-                if slot_timeout <= 0:
-                    raise SlotTimeoutError(
-                        self.clock.monotonic() - since,
-                        in_use=self.gate.in_use,
-                        limit=self.gate.allowed,
-                    )
-            return await self._gated(
-                request, timeouts, retry_throttled, slot, slot_timeout, create_ref
-            )
+        wait = self.gate.timeout if slot_timeout is None else slot_timeout
+        expire = None if wait is None or slot is not None else self.clock.sleep(wait)
+        try:
+            async with self._keys(key, expire=expire):
+                existing = await self._reader.find_task(key, kind=kind.name)
+                if existing is not None:
+                    made_here = self.knows(existing.task_id)  # then a slot holds it already
+                    task = self._adopt(request, existing)
+                    if slot is not None:
+                        slot.created(task)  # a batch's slot: held until that task ends
+                    elif not made_here and not task.is_terminal:
+                        self.gate.hold(task)  # made elsewhere (another process): it holds one
+                    return task
+                left = None if wait is None else wait - (self.clock.monotonic() - since)
+                if left is not None and left <= 0:
+                    raise TurnExpired
+                return await self._gated(request, timeouts, retry_throttled, slot, left, ref_)
+        except TurnExpired:
+            gate = self.gate
+            raise SlotTimeoutError(wait or 0.0, in_use=gate.in_use, limit=gate.allowed) from None
 
     async def _gated(
         self,
@@ -386,20 +377,32 @@ class Creator:
         """Note that the create ``ref`` of ``request`` may own a task not seen yet (a resumed
         batch says so of each journalled create it will look up): until its own look-up
         settles it, no scan of that parent video claims a single unknown task."""
-        parent = request.parent_video_id
-        if parent is not None:
-            self._doubts.add(parent, ref)
+        self._finder.doubt(request.parent_video_id, ref)
 
     def remember(self, task_id: str) -> None:
         """Note ``task_id`` as created (or claimed) by us, so no list scan takes it for another
         lost create."""
-        self._created[task_id] = None
-        if len(self._created) > _KNOWN_IDS:
-            self._created.popitem(last=False)
+        self._finder.remember(task_id)
 
     def knows(self, task_id: str) -> bool:
         """Whether ``task_id`` was created or claimed by us (see :meth:`remember`)."""
-        return task_id in self._created
+        return self._finder.knows(task_id)
+
+    async def find_lost(
+        self,
+        request: CreateRequest,
+        sent_at: float,
+        *,
+        delays: tuple[float, ...] | None = None,
+        ref: Hashable | None = None,
+    ) -> Lookup:
+        """Look for the task a create with a lost answer may have made
+        (:meth:`LostTaskFinder.find`). On a relay, call it holding :meth:`turn` for the
+        request; ``ref`` is the create's (see :meth:`send`)."""
+        wait = self.policy.wait
+        return await self._finder.find(
+            request, sent_at, self.lookup_delays if delays is None else delays, ref, wait=wait
+        )
 
     async def fetch(self, task_id: str, kind: str) -> Task:
         """The task ``task_id`` as Kling shows it now (a callback's claim, confirmed)."""
@@ -422,74 +425,3 @@ class Creator:
         elif found.failure is not None:
             raise found.failure
         return found.task
-
-    async def find_lost(
-        self,
-        request: CreateRequest,
-        sent_at: float,
-        *,
-        delays: tuple[float, ...] | None = None,
-        ref: Hashable | None = None,
-    ) -> Lookup:
-        """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
-
-        By ``external_task_id`` where one was sent; else (and on a relay, which may drop the
-        id, also when that finds nothing), for kinds that start from a video, by scanning the
-        list for the one unknown task of that video created since the send; else there is
-        nothing to look by. A task found is remembered (claimed). On a relay,
-        call it holding :meth:`turn` for the request; ``ref`` is the create's (see :meth:`send`).
-        """
-        kind = kind_named(request.kind)
-        external = getattr(request, "external_task_id", None)
-        parent = request.parent_video_id
-        if external is None and parent is None:
-            return Lookup()
-        # A relay may drop the id (its documented body has none): there a scan follows too.
-        scans = parent is not None and (external is None or self.flavour == "relay")
-        result = Lookup()
-        for delay in self.lookup_delays if delays is None else delays:
-            if delay and self.policy.wait:
-                await self.clock.sleep(delay)
-            try:
-                if external is not None:
-                    task = await self._reader.find_task(external, kind=kind.name)
-                    result = Lookup(task=task, absent=task is None and self.flavour == "official")
-                if scans and result.task is None:
-                    assert parent is not None
-                    result = await self._scan_for(kind, parent, sent_at, ref)
-            except KlingError as exc:  # the look-up failed: that is no answer
-                log.warning("%s: looking up a lost create failed: %s", kind.name, exc)
-                result = Lookup(failure=exc)
-            if result.task is not None:
-                log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
-                self.remember(result.task.task_id)
-                break
-        if scans:
-            assert parent is not None
-            self._doubts.settle(parent, ref, result)
-        return result
-
-    async def _scan_for(
-        self, kind: Kind, video_id: str, sent_at: float, ref: Hashable | None
-    ) -> Lookup:
-        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet,
-        claimed only if no other create of that video is in doubt.
-
-        A relay may have no list route (404/1203): that raises, and so proves nothing.
-        """
-        since_ms = (sent_at - _SCAN_SLACK) * 1000
-        pages = self._reader.list_tasks(kind.name, page_size=100)
-        matches, complete = await unknown_children(pages, video_id, since_ms, self._created)
-        others = self._doubts.others(video_id, ref)
-        if len(matches) == 1 and not others and complete:
-            return Lookup(task=matches[0])
-        if matches:
-            log.warning(
-                "%s: %d unknown task(s) for video %s since the lost create, %d other create(s)"
-                " of it in doubt; not guessing",
-                kind.name,
-                len(matches),
-                video_id,
-                len(others),
-            )
-        return Lookup(candidates=tuple(t.task_id for t in matches))
