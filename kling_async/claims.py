@@ -214,6 +214,7 @@ class LostTaskFinder:
         ref: Hashable | None,
         *,
         wait: bool = True,
+        final: bool = False,
     ) -> Lookup:
         """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
 
@@ -221,7 +222,9 @@ class LostTaskFinder:
         id, also when that finds nothing), for kinds that start from a video, by scanning the
         list for the one unknown task of that video created since the send; else there is
         nothing to look by. A task found is remembered (claimed). ``delays``: seconds before
-        each try (slept only with ``wait``); ``ref``: the create's name, for :class:`Doubts`.
+        each try (slept only with ``wait``), tried again only while nothing is proven, and
+        with ``final`` (the server finished with the request) "absent" is proof at once;
+        ``ref``: the create's name, for :class:`Doubts`.
         """
         kind = kind_named(request.kind)
         external = getattr(request, "external_task_id", None)
@@ -247,6 +250,8 @@ class LostTaskFinder:
             if result.task is not None:
                 log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
                 self.remember(result.task.task_id)
+                break
+            if result.absent and final:
                 break
         if scans:
             assert parent is not None

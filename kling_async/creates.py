@@ -316,7 +316,11 @@ class Creator:
                 log.warning(
                     "%s: answer lost (%s); looking the task up", operation, type(lost).__name__
                 )
-                found = await self.find_lost(request, sent_at, ref=ref)
+                # Kling's own 5000/5001 envelope is a finished answer: one look-up settles it.
+                # A connection lost or timed out, a gateway's page, a 5002 (its own time-out):
+                # the server may still be making it, so the look-up waits lookup_delays too.
+                final = isinstance(lost, ServerError) and lost.code in (5000, 5001)
+                found = await self.find_lost(request, sent_at, ref=ref, final=final)
                 if found.task is not None:
                     task = found.task
                     break
@@ -395,13 +399,15 @@ class Creator:
         *,
         delays: tuple[float, ...] | None = None,
         ref: Hashable | None = None,
+        final: bool = False,
     ) -> Lookup:
         """Look for the task a create with a lost answer may have made
-        (:meth:`LostTaskFinder.find`). On a relay, call it holding :meth:`turn` for the
+        (:meth:`LostTaskFinder.find`; ``final``: the server finished with the request, so
+        its first "not found" settles it). On a relay, call it holding :meth:`turn` for the
         request; ``ref`` is the create's (see :meth:`send`)."""
-        wait = self.policy.wait
+        delays = self.lookup_delays if delays is None else delays
         return await self._finder.find(
-            request, sent_at, self.lookup_delays if delays is None else delays, ref, wait=wait
+            request, sent_at, delays, ref, wait=self.policy.wait, final=final
         )
 
     async def fetch(self, task_id: str, kind: str) -> Task:

@@ -281,3 +281,25 @@ async def test_read_timeout_on_get_is_retried(emu: KlingEmulator, make_client: M
         await kling.get_task(task)
     assert info.value.request_sent is True
     assert len(events) == 4
+
+
+@pytest.mark.parametrize(
+    ("fault", "lookups"),
+    [
+        (Fault.SERVER_5001, 1),  # Kling's own finished answer: its first "not found" is proof
+        (Fault.SERVER_5000, 1),
+        (Fault.SERVER_5002, 3),  # its own time-out: it may still be making it
+        (Fault.DROP_BEFORE, 3),  # a connection lost: the server may still be at work
+        (Fault.GATEWAY_HTML_502, 3),
+    ],
+)
+async def test_a_finished_server_answer_is_settled_by_one_look_up_others_wait_the_delays(
+    emu: KlingEmulator, make_client: MakeClient, fault: Fault, lookups: int
+) -> None:
+    seed = emu.add_video()
+    kling = make_client(emu, lookup_delays=(0.0, 2.0, 5.0))
+    emu.fault(fault, route="create")
+    task = await kling.extend_video(seed.video_id)
+    assert task.task_id in emu.tasks and created(emu) == 1
+    assert requests_to(emu, "get") == lookups
+    assert requests_to(emu, "create") == 2
