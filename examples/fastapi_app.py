@@ -18,6 +18,10 @@ Routes:
 
 * ``POST /videos/{video_id}/extend``: start an extend (JSON body: ``prompt``,
   ``negative_prompt``, ``cfg_scale``, ``parent_task_id``); answers 202 with the task id.
+  An ``Idempotency-Key`` header becomes the create's ``external_task_id``: a client that
+  retries with the same key gets the same task, paid once. When the account's slots stay full
+  for ``slot_timeout`` seconds it answers 503 with ``Retry-After`` (nothing was created), and
+  409 when the key already names a different request's task.
 * ``GET /tasks/{task_id}``: the task as it is now.
 * ``GET /tasks/{task_id}/events``: server-sent events, one ``status`` event per change, then
   ``end``.
@@ -38,10 +42,12 @@ from pydantic import BaseModel
 
 from kling_async import (
     APIError,
+    ExternalIdConflictError,
     KlingClient,
     KlingError,
     RequestValidationError,
     ResponseFormatError,
+    SlotTimeoutError,
     Task,
 )
 from kling_async.webhooks import MAX_BODY, CallbackReceiver, SignatureError
@@ -82,9 +88,15 @@ async def bounded_body(request: Request, limit: int = MAX_BODY) -> bytes | None:
     return bytes(body)
 
 
+def default_client() -> KlingClient:
+    # A request waits at most 10 s for a free slot, well inside a proxy's 60-s cut: past that
+    # it answers 503 and its client comes back later, instead of hanging until it gives up.
+    return KlingClient(slot_timeout=10.0)
+
+
 def create_app(
     *,
-    client_factory: Callable[[], KlingClient] = KlingClient,
+    client_factory: Callable[[], KlingClient] = default_client,
     public_url: str | None = None,
     webhook_secret: str | None = None,
 ) -> FastAPI:
@@ -104,12 +116,21 @@ def create_app(
     @app.post("/videos/{video_id}/extend", status_code=202)
     async def extend(video_id: str, body: ExtendBody, request: Request) -> dict[str, Any]:
         kling: KlingClient = request.app.state.kling
+        key = request.headers.get("idempotency-key")  # the caller's retry-safe name for it
         try:
             task = await kling.extend_video(
-                video_id, callback_url=callback_url, **body.model_dump(exclude_none=True)
+                video_id,
+                callback_url=callback_url,
+                external_task_id=key,
+                **body.model_dump(exclude_none=True),
             )
         except RequestValidationError as exc:
             raise HTTPException(422, {"field": exc.field, "reason": exc.reason}) from exc
+        except SlotTimeoutError as exc:  # the account is full: nothing was created
+            raise HTTPException(503, "all task slots are busy", {"Retry-After": "30"}) from exc
+        except ExternalIdConflictError as exc:
+            existing = exc.task.task_id if exc.task else None
+            raise HTTPException(409, {"message": exc.message, "task_id": existing}) from exc
         except APIError as exc:
             detail = {"code": exc.code, "message": exc.message, "request_id": exc.request_id}
             raise HTTPException(502, detail) from exc

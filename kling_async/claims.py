@@ -1,9 +1,16 @@
 """What a look-up for a lost create proves, and who may claim which task (issue #12).
 
-:class:`Lookup` is a look-up's answer; :class:`Turns` makes creates of one parent video take
-turns on a relay; :class:`Doubts` remembers the creates that may own a task not seen yet, so a
-scan never hands one of their tasks to another request; :func:`unknown_children` reads a
-scan's pages.
+:class:`LostTaskFinder` looks for the task of a create whose answer was lost, and
+:class:`Lookup` is what it found: on the official API, "not found" by ``external_task_id`` is
+authoritative (``absent``); a look-up that itself fails (a gateway's 502 for a while) proves
+nothing; on a relay nothing proves absence (the list route is not documented, and a scan that
+finds zero or several candidates cannot tell), so a scan claims a task only when it is the
+single unknown task of that parent video since just before the send — made the common case by
+construction: at most one create per parent video has an unsettled answer at a time
+(:meth:`Creator.turn <kling_async.creates.Creator.turn>`). :class:`Turns` makes creates of
+one key (a parent video on a relay, a caller's ``external_task_id``) take turns;
+:class:`Doubts` remembers the creates that may own a task not seen yet, so a scan never hands
+one of their tasks to another request; :func:`unknown_children` reads a scan's pages.
 """
 
 from __future__ import annotations
@@ -11,14 +18,29 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import AsyncIterable, AsyncIterator, Container, Hashable
+import logging
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Container, Hashable
 
 import attrs
 
+from .clock import Clock
 from .errors import KlingError
+from .kinds import Kind, kind_named
 from .models import Task
+from .polling.reads import TaskReader
+from .requests import CreateRequest
 
-__all__ = ["SCAN_PAGES", "Doubts", "Lookup", "Turns", "unknown_children"]
+__all__ = [
+    "SCAN_PAGES",
+    "Doubts",
+    "LostTaskFinder",
+    "Lookup",
+    "TurnExpired",
+    "Turns",
+    "unknown_children",
+]
+
+log = logging.getLogger("kling_async")
 
 SCAN_PAGES = 5  # a scan reads at most this many pages of 100
 
@@ -40,6 +62,10 @@ class Lookup:
     failure: KlingError | None = None
 
 
+class TurnExpired(Exception):
+    """A :class:`Turns` wait ended (its ``expire``) before the turn came."""
+
+
 class Turns:
     """One asyncio lock per key, dropped when nobody holds or waits for it."""
 
@@ -48,16 +74,45 @@ class Turns:
         self._users: collections.Counter[str] = collections.Counter()
 
     @contextlib.asynccontextmanager
-    async def __call__(self, key: str) -> AsyncIterator[None]:
+    async def __call__(
+        self, key: str, *, expire: Awaitable[None] | None = None
+    ) -> AsyncIterator[None]:
+        """Hold ``key``'s turn. With ``expire`` (an awaitable that ends when waiting is over,
+        e.g. a sleep on the client's clock), :class:`TurnExpired` if the turn has not come
+        by then."""
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._users[key] += 1
         try:
-            async with lock:
+            if expire is None:
+                await lock.acquire()
+            else:
+                await _acquire_before(lock, expire)
+            try:
                 yield
+            finally:
+                lock.release()
         finally:
             self._users[key] -= 1
             if not self._users[key]:
                 del self._users[key], self._locks[key]
+
+
+async def _acquire_before(lock: asyncio.Lock, expire: Awaitable[None]) -> None:
+    acquiring = asyncio.ensure_future(lock.acquire())
+    timer = asyncio.ensure_future(expire)
+    try:
+        await asyncio.wait((acquiring, timer), return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # cancelled while waiting
+        timer.cancel()
+        if not acquiring.done():
+            acquiring.cancel()
+        elif not acquiring.cancelled():
+            lock.release()  # taken just as the caller was cancelled
+        raise
+    timer.cancel()
+    if not acquiring.done():
+        acquiring.cancel()  # gives up its place in line; it never takes the lock
+        raise TurnExpired
 
 
 class Doubts:
@@ -117,3 +172,113 @@ async def unknown_children(
         if read >= SCAN_PAGES:
             return matches, newest_first
     return matches, True
+
+
+# How far back (seconds, server clock) a lost create is searched for in the task list when the
+# endpoint gives us no external_task_id to look it up by. Wide enough for modest clock skew;
+# tasks this client knows it created are never taken for the lost one.
+_SCAN_SLACK = 120.0
+_KNOWN_IDS = 100_000
+
+
+class LostTaskFinder:
+    """Finds the task of a create whose answer was lost, for one client: by
+    ``external_task_id``, or by a scan of the task list for the one unknown task of its parent
+    video. Knows the tasks the client created or claimed, so a scan never takes one of them
+    for the lost task and no task is claimed by two requests."""
+
+    def __init__(self, reader: TaskReader, *, flavour: str, clock: Clock) -> None:
+        self._reader = reader
+        self.flavour = flavour
+        self.clock = clock
+        self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._doubts = Doubts()
+
+    def remember(self, task_id: str) -> None:
+        self._created[task_id] = None
+        if len(self._created) > _KNOWN_IDS:
+            self._created.popitem(last=False)
+
+    def knows(self, task_id: str) -> bool:
+        return task_id in self._created
+
+    def doubt(self, parent: str | None, ref: Hashable) -> None:
+        if parent is not None:
+            self._doubts.add(parent, ref)
+
+    async def find(
+        self,
+        request: CreateRequest,
+        sent_at: float,
+        delays: tuple[float, ...],
+        ref: Hashable | None,
+        *,
+        wait: bool = True,
+        final: bool = False,
+    ) -> Lookup:
+        """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
+
+        By ``external_task_id`` where one was sent; else (and on a relay, which may drop the
+        id, also when that finds nothing), for kinds that start from a video, by scanning the
+        list for the one unknown task of that video created since the send; else there is
+        nothing to look by. A task found is remembered (claimed). ``delays``: seconds before
+        each try (slept only with ``wait``), tried again only while nothing is proven, and
+        with ``final`` (the server finished with the request) "absent" is proof at once;
+        ``ref``: the create's name, for :class:`Doubts`.
+        """
+        kind = kind_named(request.kind)
+        external = getattr(request, "external_task_id", None)
+        parent = request.parent_video_id
+        if external is None and parent is None:
+            return Lookup()
+        # A relay may drop the id (its documented body has none): there a scan follows too.
+        scans = parent is not None and (external is None or self.flavour == "relay")
+        result = Lookup()
+        for delay in delays:
+            if delay and wait:
+                await self.clock.sleep(delay)
+            try:
+                if external is not None:
+                    task = await self._reader.find_task(external, kind=kind.name)
+                    result = Lookup(task=task, absent=task is None and self.flavour == "official")
+                if scans and result.task is None:
+                    assert parent is not None
+                    result = await self._scan_for(kind, parent, sent_at, ref)
+            except KlingError as exc:  # the look-up failed: that is no answer
+                log.warning("%s: looking up a lost create failed: %s", kind.name, exc)
+                result = Lookup(failure=exc)
+            if result.task is not None:
+                log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
+                self.remember(result.task.task_id)
+                break
+            if result.absent and final:
+                break
+        if scans:
+            assert parent is not None
+            self._doubts.settle(parent, ref, result)
+        return result
+
+    async def _scan_for(
+        self, kind: Kind, video_id: str, sent_at: float, ref: Hashable | None
+    ) -> Lookup:
+        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet,
+        claimed only if no other create of that video is in doubt.
+
+        A relay may have no list route (404/1203): that raises, and so proves nothing.
+        """
+        since_ms = (sent_at - _SCAN_SLACK) * 1000
+        pages = self._reader.list_tasks(kind.name, page_size=100)
+        matches, complete = await unknown_children(pages, video_id, since_ms, self._created)
+        others = self._doubts.others(video_id, ref)
+        if len(matches) == 1 and not others and complete:
+            return Lookup(task=matches[0])
+        if matches:
+            log.warning(
+                "%s: %d unknown task(s) for video %s since the lost create, %d other create(s)"
+                " of it in doubt; not guessing",
+                kind.name,
+                len(matches),
+                video_id,
+                len(others),
+            )
+        return Lookup(candidates=tuple(t.task_id for t in matches))

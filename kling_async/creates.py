@@ -2,17 +2,18 @@
 
 A create that may have reached the server is never sent again blindly. The retry policy
 (:mod:`kling_async.retry`) re-sends only what provably did not happen; an answer lost after
-sending is looked up — by ``external_task_id`` on the official API, by a scan of the task list
-on a relay — and raises :class:`AmbiguousSubmitError` when the task cannot be found.
+sending is looked up (:class:`~kling_async.claims.LostTaskFinder`) — by ``external_task_id``
+on the official API, by a scan of the task list on a relay. Found: the task is returned.
+Proven absent (the official API's "not found" by ``external_task_id``): it never happened, so
+it is sent again under the same id within the retry budget — where Kling refuses a duplicate id
+(1201 "already exists", nothing charged) a send that did happen after all comes back as that
+refusal, and the task it names is returned. Anything else (a look-up that failed, a relay
+scan that cannot tell): :class:`AmbiguousSubmitError`, its slot kept only as long as a task of
+its profile runs (:meth:`Creator.hold_for`).
 
-What a look-up proves (:class:`Lookup`): on the official API, "not found" by
-``external_task_id`` is authoritative (``absent``). A look-up that itself fails (a gateway's
-502 for a while) proves nothing. On a relay nothing proves absence: the list route is not
-documented (it may answer 404/1203), and a scan that finds zero or several candidates cannot
-tell. So a relay scan claims a task only when it is the single unknown task of that parent
-video since just before the send, and the client makes that the common case by construction:
-at most one create per parent video has an unsettled answer at a time (:meth:`Creator.turn`),
-so no sibling create of this client can be in flight when a scan runs.
+A caller's own ``external_task_id`` is an idempotency key: looked up before the POST, creates
+of one key taking turns, so the same request sent twice makes one task under either reading of
+duplicate ids; a different request under a used key is :class:`ExternalIdConflictError`.
 """
 
 from __future__ import annotations
@@ -27,17 +28,19 @@ from typing import Any, Literal
 
 import attrs
 
-from .claims import Doubts, Lookup, Turns, unknown_children
+from .claims import Lookup, LostTaskFinder, TurnExpired, Turns
 from .clock import Clock
 from .errors import (
     AmbiguousSubmitError,
     APIError,
+    ExternalIdConflictError,
     KlingError,
     ResponseFormatError,
     ServerError,
+    SlotTimeoutError,
     TransportError,
 )
-from .kinds import Kind, kind_named
+from .kinds import kind_named
 from .models import Task
 from .polling.durations import DurationModel, profile_key
 from .polling.reads import TaskReader
@@ -53,11 +56,12 @@ __all__ = ["Creator", "Flavour", "Lookup"]
 Flavour = Literal["official", "relay"]
 log = logging.getLogger("kling_async")
 
-# How far back (seconds, server clock) a lost create is searched for in the task list when the
-# endpoint gives us no external_task_id to look it up by. Wide enough for modest clock skew;
-# tasks this client knows it created are never taken for the lost one.
-_SCAN_SLACK = 120.0
-_KNOWN_IDS = 100_000
+_KNOWN_IDS = 100_000  # generated external_task_ids remembered
+
+
+def _duplicate_id(error: APIError) -> bool:
+    """1201 "External_task_id ... already exists" (seen live: no task made, nothing charged)."""
+    return error.code == 1201 and "already exist" in error.message.lower()
 
 
 def _refusal(error: APIError) -> bool:
@@ -96,11 +100,11 @@ class Creator:
         self.lookup_delays = lookup_delays
         self._retry = Retrier(policy, clock, retryable_create_gated)
         self._retry_unthrottled = Retrier(policy, clock, retryable_create_unthrottled)
-        # Ids of tasks this client created or claimed: a list scan for a lost create must not
-        # mistake one of them for the lost task, and no task is claimed by two requests.
-        self._created: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._finder = LostTaskFinder(reader, flavour=flavour, clock=clock)
         self._turns = Turns()
-        self._doubts = Doubts()
+        self._keys = Turns()  # creates of one caller-given external_task_id, one at a time
+        # external_task_ids prepare() generated: unique by construction, never looked up first.
+        self._generated: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._refs = itertools.count(1)
 
     def prepare(self, request: CreateRequest) -> CreateRequest:
@@ -122,7 +126,10 @@ class Creator:
             and getattr(request, "external_task_id", None) is None
             and kind_named(request.kind).takes_external_task_id
         ):
-            changes["external_task_id"] = f"ka-{uuid.uuid4().hex}"
+            changes["external_task_id"] = generated = f"ka-{uuid.uuid4().hex}"
+            self._generated[generated] = None
+            if len(self._generated) > _KNOWN_IDS:
+                self._generated.popitem(last=False)
         if changes:
             request = attrs.evolve(request, **changes)
         return request
@@ -181,16 +188,82 @@ class Creator:
         ``ref`` names this create among the caller's (a batch's request key), so a later
         look-up of the same create (:meth:`find_lost`) is told apart from the others."""
         request = self.prepare(request)
-        create_ref: Hashable = next(self._refs) if ref is None else ref
+        ref_: Hashable = next(self._refs) if ref is None else ref
+        kind = kind_named(request.kind)
+        key = getattr(request, "external_task_id", None)
+        if key is None or key in self._generated:
+            return await self._gated(request, timeouts, retry_throttled, slot, slot_timeout, ref_)
+        # The caller's own external_task_id is an idempotency key: a create of it that already
+        # happened (an earlier try of a retried web request, another replica) is found first,
+        # so a server that accepts duplicate ids is never sent a second one. Creates of one key
+        # take turns here, the wait counted in the slot time-out.
+        since = self.clock.monotonic()
+        wait = self.gate.timeout if slot_timeout is None else slot_timeout
+        expire = None if wait is None or slot is not None else self.clock.sleep(wait)
+        try:
+            async with self._keys(key, expire=expire):
+                existing = await self._reader.find_task(key, kind=kind.name)
+                if existing is not None:
+                    made_here = self.knows(existing.task_id)  # then a slot holds it already
+                    task = self._adopt(request, existing)
+                    if slot is not None:
+                        slot.created(task)  # a batch's slot: held until that task ends
+                    elif not made_here and not task.is_terminal:
+                        self.gate.hold(task)  # made elsewhere (another process): it holds one
+                    return task
+                left = None if wait is None else wait - (self.clock.monotonic() - since)
+                if left is not None and left <= 0:
+                    raise TurnExpired
+                return await self._gated(request, timeouts, retry_throttled, slot, left, ref_)
+        except TurnExpired:
+            gate = self.gate
+            raise SlotTimeoutError(wait or 0.0, in_use=gate.in_use, limit=gate.allowed) from None
+
+    async def _gated(
+        self,
+        request: CreateRequest,
+        timeouts: Timeouts | None,
+        retry_throttled: bool,
+        slot: Slot | None,
+        slot_timeout: float | None,
+        ref: Hashable,
+    ) -> Task:
         kind = kind_named(request.kind)
         return await self.gate.create(
-            lambda: self._send(request, timeouts, retry_throttled, create_ref),
+            lambda: self._send(request, timeouts, retry_throttled, ref),
             weight=slot_weight(kind.name, getattr(request, "n", None)),
             slot=slot,
             timeout=slot_timeout,
             requeue=retry_throttled,
-            hold_unsettled=2 * kind.expected_seconds,
+            hold_unsettled=self.hold_for(request),
         )
+
+    def hold_for(self, request: CreateRequest) -> float:
+        """Seconds to keep the slot of a create of ``request`` whose answer was lost: as long
+        as a task of its profile can run (:meth:`DurationModel.longest`: learned, the kind's
+        prior only before anything of it ended). By then a task it made, if any, has ended."""
+        kind = kind_named(request.kind)
+        if self.durations is None:
+            return 2 * kind.expected_seconds
+        profile = profile_key(kind.name, unstructure_request(request))
+        return self.durations.longest(profile, kind.expected_seconds)
+
+    def _adopt(self, request: CreateRequest, task: Task) -> Task:
+        """``task`` already carries the ``external_task_id`` of ``request``: it is this
+        request's task if it is of the same source, else :class:`ExternalIdConflictError`."""
+        key = str(task.task_info.external_task_id or getattr(request, "external_task_id", ""))
+        parent = request.parent_video_id
+        shown = task.task_info.parent_video.id if task.task_info.parent_video else None
+        if parent is not None and shown is not None and shown != parent:
+            raise ExternalIdConflictError(
+                f"external_task_id {key!r} already names task {task.task_id} of video"
+                f" {shown!r}, not {parent!r}: nothing was created",
+                external_task_id=key,
+                task=task,
+            )
+        log.info("%s: external_task_id %r is task %s already", request.kind, key, task.task_id)
+        self.remember(task.task_id)
+        return task
 
     async def _send(
         self,
@@ -203,28 +276,63 @@ class Creator:
         retrier = self._retry if retry_throttled else self._retry_unthrottled
         kind = kind_named(request.kind)
         body = unstructure_request(request)
-        sent_at = self.clock.time()
         operation = f"create {kind.name}"
-        try:
-            envelope = await retrier(
-                lambda: self._transport.request(
-                    "POST", kind.path, body=body, timeouts=timeouts or self.timeouts
-                ),
-                operation,
-            )
-            task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
-        except (TransportError, ServerError, ResponseFormatError, APIError) as lost:
-            if isinstance(lost, TransportError) and not lost.request_sent:
-                raise  # provably never sent: nothing to look for
-            if isinstance(lost, APIError) and _refusal(lost):
-                raise  # nothing was created
-            # Anything else, a 4xx page without a business code included, may have created it.
-            log.warning("%s: answer lost (%s); looking the task up", operation, type(lost).__name__)
-            found = await self.find_lost(request, sent_at, ref=ref)
-            if found.task is None:
-                raise self._ambiguous(request, sent_at, found, lost, ref) from lost
-            task = found.task
         sent_external = getattr(request, "external_task_id", None)
+        started = self.clock.monotonic()
+        for attempt in itertools.count(1):
+            sent_at = self.clock.time()
+            try:
+                envelope = await retrier(
+                    lambda: self._transport.request(
+                        "POST", kind.path, body=body, timeouts=timeouts or self.timeouts
+                    ),
+                    operation,
+                )
+                task = structure_task(envelope.data, kind.name, request_id=envelope.request_id)
+                break
+            except (TransportError, ServerError, ResponseFormatError, APIError) as lost:
+                if isinstance(lost, TransportError) and not lost.request_sent:
+                    raise  # provably never sent: nothing to look for
+                if isinstance(lost, APIError) and _refusal(lost):
+                    if sent_external is None or not _duplicate_id(lost):
+                        raise  # nothing was created
+                    # Refused as a duplicate: an earlier send of ours (its answer lost, the
+                    # look-up too early) or another request made it. Nothing new was created.
+                    try:
+                        existing = await self._reader.find_task(sent_external, kind=kind.name)
+                    except KlingError as failed:  # it exists and may be this create's task
+                        found = Lookup(failure=failed)
+                        raise self._ambiguous(request, sent_at, found, lost, ref) from lost
+                    if existing is None:
+                        raise ExternalIdConflictError(
+                            f"external_task_id {sent_external!r} already exists on the account,"
+                            f" for a task that is not a {kind.name} task: nothing was created",
+                            external_task_id=sent_external,
+                            task=None,
+                        ) from lost
+                    task = self._adopt(request, existing)  # its slot: the one this create holds
+                    break
+                # Anything else, a 4xx page without a business code included, may have made it.
+                log.warning(
+                    "%s: answer lost (%s); looking the task up", operation, type(lost).__name__
+                )
+                # Kling's own 5000/5001 envelope is a finished answer: one look-up settles it.
+                # A connection lost or timed out, a gateway's page, a 5002 (its own time-out):
+                # the server may still be making it, so the look-up waits lookup_delays too.
+                final = isinstance(lost, ServerError) and lost.code in (5000, 5001)
+                found = await self.find_lost(request, sent_at, ref=ref, final=final)
+                if found.task is not None:
+                    task = found.task
+                    break
+                if not found.absent:
+                    raise self._ambiguous(request, sent_at, found, lost, ref) from lost
+                # Proven absent (an authoritative "not found"): it never happened, so it is
+                # sent again, under the same external_task_id, within the retry budget. Where
+                # Kling refuses duplicate ids, a send that did happen after all comes back as
+                # the duplicate refusal above instead of a second task.
+                log.warning("%s: not created (looked up); sending it again", operation)
+                if not await retrier.again(operation, attempt, started, lost):
+                    raise  # spent: nothing was created (the slot goes back)
         if task.task_info.external_task_id is None and sent_external is not None:
             # Older API versions do not echo it; we know what we sent.
             task = attrs.evolve(
@@ -273,20 +381,34 @@ class Creator:
         """Note that the create ``ref`` of ``request`` may own a task not seen yet (a resumed
         batch says so of each journalled create it will look up): until its own look-up
         settles it, no scan of that parent video claims a single unknown task."""
-        parent = request.parent_video_id
-        if parent is not None:
-            self._doubts.add(parent, ref)
+        self._finder.doubt(request.parent_video_id, ref)
 
     def remember(self, task_id: str) -> None:
         """Note ``task_id`` as created (or claimed) by us, so no list scan takes it for another
         lost create."""
-        self._created[task_id] = None
-        if len(self._created) > _KNOWN_IDS:
-            self._created.popitem(last=False)
+        self._finder.remember(task_id)
 
     def knows(self, task_id: str) -> bool:
         """Whether ``task_id`` was created or claimed by us (see :meth:`remember`)."""
-        return task_id in self._created
+        return self._finder.knows(task_id)
+
+    async def find_lost(
+        self,
+        request: CreateRequest,
+        sent_at: float,
+        *,
+        delays: tuple[float, ...] | None = None,
+        ref: Hashable | None = None,
+        final: bool = False,
+    ) -> Lookup:
+        """Look for the task a create with a lost answer may have made
+        (:meth:`LostTaskFinder.find`; ``final``: the server finished with the request, so
+        its first "not found" settles it). On a relay, call it holding :meth:`turn` for the
+        request; ``ref`` is the create's (see :meth:`send`)."""
+        delays = self.lookup_delays if delays is None else delays
+        return await self._finder.find(
+            request, sent_at, delays, ref, wait=self.policy.wait, final=final
+        )
 
     async def fetch(self, task_id: str, kind: str) -> Task:
         """The task ``task_id`` as Kling shows it now (a callback's claim, confirmed)."""
@@ -309,74 +431,3 @@ class Creator:
         elif found.failure is not None:
             raise found.failure
         return found.task
-
-    async def find_lost(
-        self,
-        request: CreateRequest,
-        sent_at: float,
-        *,
-        delays: tuple[float, ...] | None = None,
-        ref: Hashable | None = None,
-    ) -> Lookup:
-        """Look for the task a create with a lost answer may have made (see :class:`Lookup`).
-
-        By ``external_task_id`` where one was sent; else (and on a relay, which may drop the
-        id, also when that finds nothing), for kinds that start from a video, by scanning the
-        list for the one unknown task of that video created since the send; else there is
-        nothing to look by. A task found is remembered (claimed). On a relay,
-        call it holding :meth:`turn` for the request; ``ref`` is the create's (see :meth:`send`).
-        """
-        kind = kind_named(request.kind)
-        external = getattr(request, "external_task_id", None)
-        parent = request.parent_video_id
-        if external is None and parent is None:
-            return Lookup()
-        # A relay may drop the id (its documented body has none): there a scan follows too.
-        scans = parent is not None and (external is None or self.flavour == "relay")
-        result = Lookup()
-        for delay in self.lookup_delays if delays is None else delays:
-            if delay and self.policy.wait:
-                await self.clock.sleep(delay)
-            try:
-                if external is not None:
-                    task = await self._reader.find_task(external, kind=kind.name)
-                    result = Lookup(task=task, absent=task is None and self.flavour == "official")
-                if scans and result.task is None:
-                    assert parent is not None
-                    result = await self._scan_for(kind, parent, sent_at, ref)
-            except KlingError as exc:  # the look-up failed: that is no answer
-                log.warning("%s: looking up a lost create failed: %s", kind.name, exc)
-                result = Lookup(failure=exc)
-            if result.task is not None:
-                log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
-                self.remember(result.task.task_id)
-                break
-        if scans:
-            assert parent is not None
-            self._doubts.settle(parent, ref, result)
-        return result
-
-    async def _scan_for(
-        self, kind: Kind, video_id: str, sent_at: float, ref: Hashable | None
-    ) -> Lookup:
-        """The one task for ``video_id`` created since ``sent_at`` that we do not know yet,
-        claimed only if no other create of that video is in doubt.
-
-        A relay may have no list route (404/1203): that raises, and so proves nothing.
-        """
-        since_ms = (sent_at - _SCAN_SLACK) * 1000
-        pages = self._reader.list_tasks(kind.name, page_size=100)
-        matches, complete = await unknown_children(pages, video_id, since_ms, self._created)
-        others = self._doubts.others(video_id, ref)
-        if len(matches) == 1 and not others and complete:
-            return Lookup(task=matches[0])
-        if matches:
-            log.warning(
-                "%s: %d unknown task(s) for video %s since the lost create, %d other create(s)"
-                " of it in doubt; not guessing",
-                kind.name,
-                len(matches),
-                video_id,
-                len(others),
-            )
-        return Lookup(candidates=tuple(t.task_id for t in matches))

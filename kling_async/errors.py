@@ -10,7 +10,8 @@
     │   │   │   └── PreflightBalanceError  a batch's estimate exceeds the packs: nothing sent
     │   │   └── PermissionDeniedError      1103
     │   ├── InvalidRequestError       1200–1203
-    │   │   └── NotFoundError              1203, or HTTP 404 with no code
+    │   │   ├── NotFoundError              1203, or HTTP 404 with no code
+    │   │   └── ExternalIdConflictError    the external_task_id names another request's task
     │   ├── PolicyError               1300, 1301, 1304
     │   ├── RateLimitError            1302 (retryable)
     │   ├── ConcurrencyLimitError     1303 (retryable: the create was refused, no task exists)
@@ -55,6 +56,7 @@ __all__ = [
     "DatabaseError",
     "ConcurrencyLimitError",
     "DownloadError",
+    "ExternalIdConflictError",
     "InsufficientBalanceError",
     "InvalidRequestError",
     "KlingError",
@@ -217,6 +219,21 @@ class InvalidRequestError(APIError):
 
 class NotFoundError(InvalidRequestError):
     """1203 (or HTTP 404 without a code): the task or resource does not exist."""
+
+
+class ExternalIdConflictError(InvalidRequestError):
+    """The ``external_task_id`` of a create already names a task on the account, made by a
+    different request (another kind or source video): nothing was created.
+
+    ``task`` is that existing task where the client could read it, else ``None`` (it is of a
+    kind this create's route does not show). A create whose ``external_task_id`` names a task of
+    the *same* request does not raise: it returns that task (an idempotency key).
+    """
+
+    def __init__(self, message: str, *, external_task_id: str, task: Task | None) -> None:
+        super().__init__(message, code=1201)
+        self.external_task_id = external_task_id
+        self.task = task
 
 
 class PolicyError(APIError):

@@ -198,10 +198,47 @@ class Retrier:
             error=details["exception"],
         )
 
+    async def again(
+        self, operation: str, attempt: int, started: float, error: BaseException
+    ) -> bool:
+        """After ``attempt`` sends of ``operation`` (begun at ``started``, client monotonic
+        clock) that provably did nothing, wait as the policy says and return ``True``; or
+        return ``False`` (the give-up reported) when its attempts or time are spent.
+
+        For a caller that proves the failure harmless itself — a create whose lost answer a
+        look-up proved absent — so re-sends after that proof count against the same budget.
+        """
+        event = RetryEvent(operation, attempt, 0.0, self.clock.monotonic() - started, error)
+        limit = self.policy.max_attempts
+        if limit is not None and attempt >= limit:
+            self._gave_up(event)
+            return False
+        return await self._pause(event, self.policy.delay(attempt, error))
+
+    async def _pause(self, event: RetryEvent, wait: float) -> bool:
+        """Wait ``wait`` seconds before the next attempt, unless that would pass the policy's
+        ``max_time`` (then the give-up is reported and ``False`` returned)."""
+        policy = self.policy
+        if policy.max_time is not None and event.elapsed + wait > policy.max_time:
+            self._gave_up(event)
+            return False
+        event = attrs.evolve(event, wait=wait)
+        log.info(
+            "retrying %s after %s (attempt %d, waiting %.2fs)",
+            event.operation,
+            type(event.error).__name__,
+            event.attempt,
+            wait,
+        )
+        if policy.on_retry is not None:
+            policy.on_retry(event)
+        if policy.wait and wait > 0:
+            await self.clock.sleep(wait)
+        return True
+
     async def _before_retry(self, details: Any) -> None:
         call: _Call = details["args"][0]
         error: BaseException = details["exception"]
-        policy = self.policy
         if _stale_token(error):
             # A fresh token either works at once or the credentials are wrong: retry once.
             call.stale_retries += 1
@@ -210,26 +247,14 @@ class Retrier:
                 await self._report_giveup(details)
                 raise error
         else:
-            wait = policy.delay(details["tries"], error)
-        elapsed = self.clock.monotonic() - call.started
-        if policy.max_time is not None and elapsed + wait > policy.max_time:
-            await self._report_giveup(details)
+            wait = self.policy.delay(details["tries"], error)
+        if not await self._pause(self._event(details, 0.0), wait):
             raise error
-        event = self._event(details, wait)
-        log.info(
-            "retrying %s after %s (attempt %d, waiting %.2fs)",
-            call.operation,
-            type(error).__name__,
-            event.attempt,
-            wait,
-        )
-        if policy.on_retry is not None:
-            policy.on_retry(event)
-        if policy.wait and wait > 0:
-            await self.clock.sleep(wait)
 
     async def _report_giveup(self, details: Any) -> None:
-        event = self._event(details, 0.0)
+        self._gave_up(self._event(details, 0.0))
+
+    def _gave_up(self, event: RetryEvent) -> None:
         log.info(
             "giving up on %s after %d attempt(s): %s",
             event.operation,

@@ -106,18 +106,19 @@ async def test_ambiguous_creates_are_reported_then_recovered_on_resume(
     seed = emu.add_video()
     journal = tmp_path / "batch.sqlite"
     requests = [VideoExtendRequest(video_id=seed.video_id, prompt=f"a{i}") for i in range(10)]
-    emu.fault(Fault.SERVER_5000, route="create", times=3)
+    emu.fault(Fault.DROP_AFTER_CREATE, route="create", times=3)  # created, answers lost...
+    emu.fault(Fault.SERVER_5000, route="get", times=3 * 6)  # ...and every look-up fails
     first = await run_batch(
         clock, make_client(emu), make_client(emu).extend_many(requests, journal=journal)
     )
     kinds = collections.Counter(o.outcome for o in first)
     assert kinds == {"succeed": 7, "ambiguous": 3}
-    assert created(emu) == 7
+    assert created(emu) == 10
     kling = make_client(emu)
     second = await run_batch(clock, kling, kling.extend_many(requests, journal=journal))
     assert collections.Counter(o.outcome for o in second) == {"succeed": 10}
     assert sum(o.from_journal for o in second) == 7
-    assert created(emu) == 10
+    assert created(emu) == 10  # the three were found, not sent again
 
 
 async def test_balance_runs_out_mid_batch(

@@ -47,39 +47,84 @@ async def test_lost_answer_finds_the_one_task_created(
         assert requests_to(emu, "list") >= 1
 
 
-@pytest.mark.parametrize(
-    "fault", [Fault.SERVER_5000, Fault.SERVER_5002, Fault.NONZERO_CODE_200, Fault.DROP_BEFORE]
-)
-@pytest.mark.parametrize("flavour", ["jwt", "relay"])
-async def test_unanswered_create_is_not_resent_blindly(
-    emu: KlingEmulator, make_client: MakeClient, fault: Fault, flavour: str
+_NOTHING_CREATED = [Fault.SERVER_5000, Fault.SERVER_5002, Fault.NONZERO_CODE_200, Fault.DROP_BEFORE]
+
+
+@pytest.mark.parametrize("fault", _NOTHING_CREATED)
+async def test_relay_unanswered_create_is_not_resent_blindly(
+    emu: KlingEmulator, make_client: MakeClient, fault: Fault
 ) -> None:
     seed = emu.add_video()
-    kling = make_client(emu, flavour)
+    kling = make_client(emu, "relay")
     emu.fault(fault, route="create")
     with pytest.raises(AmbiguousSubmitError) as info:
         await kling.extend_video(seed.video_id, parent_task_id=seed.task_id)
     err = info.value
-    assert requests_to(emu, "create") == 1
+    assert requests_to(emu, "create") == 1  # a relay scan proves nothing: not sent again
     assert created(emu) == 0
     assert err.video_id == seed.video_id
     assert err.cause is not None
-    if flavour == "jwt":
-        assert err.external_task_id is not None and err.external_task_id.startswith("ka-")
     assert await kling.find_submitted(err) is None  # looking again finds nothing either
+
+
+@pytest.mark.parametrize("reading", ["refuse", "accept"])
+@pytest.mark.parametrize("fault", _NOTHING_CREATED)
+async def test_official_create_proven_absent_is_sent_again_under_its_id(
+    make_emulator: MakeEmulator, make_client: MakeClient, fault: Fault, reading: str
+) -> None:
+    emu = await make_emulator(duplicate_external_id=reading)
+    seed = emu.add_video()
+    kling = make_client(emu)
+    emu.fault(fault, route="create")
+    task = await kling.extend_video(seed.video_id)
+    assert requests_to(emu, "create") == 2  # looked up, "not found", then sent once more
+    assert created(emu) == 1
+    assert task.task_id in emu.tasks
+    assert task.external_task_id is not None and task.external_task_id.startswith("ka-")
+    assert emu.tasks[task.task_id].external_task_id == task.external_task_id
+
+
+async def test_official_create_absent_every_time_gives_up_within_the_budget(
+    emu: KlingEmulator, make_client: MakeClient
+) -> None:
+    seed = emu.add_video()
+    kling = make_client(emu, retry=RetryPolicy.no_wait(max_attempts=3))
+    emu.fault(Fault.SERVER_5001, route="create", times=None)
+    with pytest.raises(ServerError):  # not ambiguous: nothing was created, the slot is free
+        await kling.extend_video(seed.video_id)
+    assert requests_to(emu, "create") == 3
+    assert created(emu) == 0
+    assert kling.gate.in_use == 0
+
+
+async def test_a_send_that_did_happen_after_a_too_early_look_up_is_not_paid_twice(
+    emu: KlingEmulator, make_client: MakeClient
+) -> None:
+    """The look-up raced the create (said "not found", the task appeared just after): the
+    re-send under the same id is refused as a duplicate, and the task is the one created."""
+    seed = emu.add_video()
+    kling = make_client(emu)
+    emu.fault(Fault.DROP_AFTER_CREATE, route="create")  # created, the answer lost
+    emu.refuse(1203, route="get", times=1)  # the look-up: "not found" (too early)
+    task = await kling.extend_video(seed.video_id)
+    assert created(emu) == 1
+    assert requests_to(emu, "create") == 2  # the re-send was refused as a duplicate id
+    assert requests_to(emu, "get") == 2  # then the task was read by that id
+    assert task.task_id in emu.tasks
+    assert kling.gate.in_use == 1  # held by that task, once
 
 
 async def test_find_submitted_recovers_a_task_that_appears_later(
     emu: KlingEmulator, make_client: MakeClient
 ) -> None:
     seed = emu.add_video()
-    kling = make_client(emu)
+    kling = make_client(emu, "relay")
     emu.fault(Fault.SERVER_5001, route="create")
     with pytest.raises(AmbiguousSubmitError) as info:
-        await kling.extend_video(seed.video_id, external_task_id="job-1")
+        await kling.extend_video(seed.video_id, parent_task_id=seed.task_id)
     # Say the server did create it after all (here: another process sent the same intent).
-    other = make_client(emu)
-    real = await other.extend_video(seed.video_id, external_task_id="job-1")
+    other = make_client(emu, "relay")
+    real = await other.extend_video(seed.video_id, parent_task_id=seed.task_id)
     found = await kling.find_submitted(info.value)
     assert found is not None and found.task_id == real.task_id
 
@@ -236,3 +281,25 @@ async def test_read_timeout_on_get_is_retried(emu: KlingEmulator, make_client: M
         await kling.get_task(task)
     assert info.value.request_sent is True
     assert len(events) == 4
+
+
+@pytest.mark.parametrize(
+    ("fault", "lookups"),
+    [
+        (Fault.SERVER_5001, 1),  # Kling's own finished answer: its first "not found" is proof
+        (Fault.SERVER_5000, 1),
+        (Fault.SERVER_5002, 3),  # its own time-out: it may still be making it
+        (Fault.DROP_BEFORE, 3),  # a connection lost: the server may still be at work
+        (Fault.GATEWAY_HTML_502, 3),
+    ],
+)
+async def test_a_finished_server_answer_is_settled_by_one_look_up_others_wait_the_delays(
+    emu: KlingEmulator, make_client: MakeClient, fault: Fault, lookups: int
+) -> None:
+    seed = emu.add_video()
+    kling = make_client(emu, lookup_delays=(0.0, 2.0, 5.0))
+    emu.fault(fault, route="create")
+    task = await kling.extend_video(seed.video_id)
+    assert task.task_id in emu.tasks and created(emu) == 1
+    assert requests_to(emu, "get") == lookups
+    assert requests_to(emu, "create") == 2

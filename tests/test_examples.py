@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import importlib.util
 import io
 import json
@@ -16,6 +17,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import pytest
 from aiohttp import web
 
 from kling_async import FakeClock, KlingClient, RetryPolicy, ScaledClock
@@ -184,3 +186,67 @@ async def test_bulk_script_extends_everything_and_resumes(tmp_path: Path) -> Non
         rows = [json.loads(line) for line in results.getvalue().splitlines()]
         assert len(rows) == 8 and {r["outcome"] for r in rows} == {"succeed"}
         assert all(r["result"].endswith(".mp4") for r in rows)
+
+
+@pytest.mark.parametrize("reading", ["refuse", "accept"])
+async def test_fastapi_app_under_retries_makes_one_task_per_key_and_never_hangs(
+    reading: str,
+) -> None:
+    """200 concurrent extends on a 10-slot account, each client retrying once with the same
+    Idempotency-Key when no answer came within 1 s — while its first try goes on (uvicorn
+    does not cancel a handler whose client left). One task per key; every answer (202 with the
+    task, or 503 with Retry-After) within ``slot_timeout`` + 1 s."""
+    example = load("fastapi_app")
+    slot_timeout = 3.0
+    async with KlingEmulator(
+        slot_limit=10, durations=Durations(queued=1, running=600), duplicate_external_id=reading
+    ) as emu:
+        parent = emu.add_video()
+
+        def factory() -> KlingClient:
+            return KlingClient(
+                **emu.client_kwargs("key"), retry=RetryPolicy.no_wait(), slot_timeout=slot_timeout
+            )
+
+        app = example.create_app(client_factory=factory)
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://app", timeout=30) as http,
+        ):
+            loop = asyncio.get_running_loop()
+            took: list[float] = []
+
+            async def post(key: str) -> httpx.Response:
+                started = loop.time()
+                response = await http.post(
+                    f"/videos/{parent.video_id}/extend",
+                    json={"prompt": key},
+                    headers={"Idempotency-Key": key},
+                )
+                took.append(loop.time() - started)
+                return response
+
+            async def impatient(key: str) -> list[httpx.Response]:
+                first = asyncio.ensure_future(post(key))
+                done, _ = await asyncio.wait({first}, timeout=1.0)
+                if done:
+                    return [first.result()]
+                again = await post(key)  # the first try goes on meanwhile
+                return [await first, again]
+
+            answers = await asyncio.gather(*(impatient(f"order-{i}") for i in range(200)))
+    per_key: dict[str, set[str]] = {}
+    for i, responses in enumerate(answers):
+        for response in responses:
+            assert response.status_code in (202, 503), response.text
+            if response.status_code == 503:
+                assert response.headers["retry-after"] == "30"
+            else:
+                per_key.setdefault(f"order-{i}", set()).add(response.json()["task_id"])
+    assert all(len(ids) == 1 for ids in per_key.values()), per_key
+    by_external = collections.Counter(t.external_task_id for t in emu.tasks.values())
+    assert by_external and max(by_external.values()) == 1  # one task per key, paid once
+    assert emu.stats.created == len(per_key) == 10  # the account's 10 slots, then 503s
+    assert sum(len(r) for r in answers) > 200  # the clients did retry
+    assert max(took) <= slot_timeout + 1.0, sorted(took)[-5:]

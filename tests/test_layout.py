@@ -22,7 +22,7 @@ ROOT = "kling_async"
 # Who may hold a KlingClient: the package root (re-export) and the command line (its user).
 CLIENT_USERS = (f"{ROOT}", f"{ROOT}.cli")
 # Modules of at most ~400 lines; the exceptions say why in their module docstring.
-MAX_LINES = 400
+MAX_LINES = 450
 LONG_MODULES = {
     f"{ROOT}.polling.scheduler",
     f"{ROOT}.serde.records",

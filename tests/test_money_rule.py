@@ -115,14 +115,33 @@ async def test_an_official_resume_resends_only_after_an_authoritative_not_found(
     seed = emu.add_video()
     journal = tmp_path / "official.sqlite"
     requests = [VideoExtendRequest(video_id=seed.video_id, prompt=f"o{i}") for i in range(2)]
-    emu.fault(Fault.SERVER_5001, route="create")  # nothing created; the look-up says so
+    emu.fault(Fault.SERVER_5001, route="create")  # nothing created...
+    emu.fault(Fault.SERVER_5000, route="get", times=6)  # ...and looking it up fails: no proof
     kling = make_client(emu, max_polls_per_second=None)
     first = await run_batch(clock, kling, kling.extend_many(requests, journal=journal))
     assert collections.Counter(o.outcome for o in first) == {"succeed": 1, "ambiguous": 1}
+    assert requests_to(emu, "create") == 2
     again = make_client(emu, max_polls_per_second=None)
     second = await run_batch(clock, again, again.extend_many(requests, journal=journal))
     assert collections.Counter(o.outcome for o in second) == {"succeed": 2}
     assert created(emu) == 2 and requests_to(emu, "create") == 3
+
+
+async def test_an_official_batch_resends_a_create_proven_absent_in_the_same_run(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock, tmp_path: Path
+) -> None:
+    """503/5001 before anything is created: the look-up says "not found", which proves it,
+    so the batch sends it again at once: no ``ambiguous`` outcome, no slot kept on a guess."""
+    emu = await make_emulator(durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    requests = [VideoExtendRequest(video_id=seed.video_id, prompt=f"o{i}") for i in range(6)]
+    emu.fault(Fault.SERVER_5001, route="create", times=3)
+    kling = make_client(emu, max_polls_per_second=None)
+    batch = kling.extend_many(requests, journal=tmp_path / "official.sqlite", slots=2)
+    outcomes = await run_batch(clock, kling, batch)
+    assert collections.Counter(o.outcome for o in outcomes) == {"succeed": 6}
+    assert created(emu) == 6 and requests_to(emu, "create") == 9
+    assert (kling.gate.in_use, len(batch.unsettled)) == (0, 0)
 
 
 async def test_a_relay_without_a_list_route_reports_lost_answers_as_ambiguous(

@@ -228,18 +228,43 @@ async def test_a_trusted_callback_for_an_unwatched_task_frees_its_slot(
 async def test_an_ambiguous_create_keeps_its_slot_until_its_task_would_have_ended(
     make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
 ) -> None:
+    """Before any task of its kind ended, "would have ended" is the kind's prior (320 s)."""
     emu = await make_emulator(slot_limit=2)
     seed = emu.add_video()
-    kling = make_client(emu, slots=2)
+    kling = make_client(emu, "relay", slots=2)  # a relay scan that finds nothing proves nothing
     emu.fault(Fault.SERVER_5000, route="create", times=1)
     with pytest.raises(AmbiguousSubmitError):
-        await kling.extend_video(seed.video_id)
+        await kling.extend_video(seed.video_id, parent_task_id=seed.task_id)
     assert kling.gate.in_use == 1  # it may exist and run: its slot stays taken
     await clock.advance(2 * 320 - 10)
     await asyncio.sleep(0.01)
     assert kling.gate.in_use == 1
     await clock.advance(11)
     await until(lambda: kling.gate.in_use == 0)
+
+
+async def test_an_ambiguous_create_is_held_as_long_as_learned_tasks_run_not_the_prior(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    """Once tasks of the profile were seen to end within ~21 s, a lost answer's slot is kept
+    about twice that, not twice the 320-s prior: a batch never waits minutes on a guess."""
+    emu = await make_emulator(slot_limit=2, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    kling = make_client(emu, "relay", slots=2)
+    for i in range(3):
+        task = await kling.extend_video(seed.video_id, parent_task_id=seed.task_id, prompt=f"w{i}")
+        waiting = asyncio.ensure_future(kling.wait(task))
+        await run_clock(clock, kling, waiting.done)
+        assert (await waiting).task_status is TaskStatus.SUCCEED
+    emu.fault(Fault.SERVER_5000, route="create", times=1)
+    with pytest.raises(AmbiguousSubmitError):
+        await kling.extend_video(seed.video_id, parent_task_id=seed.task_id, prompt="warm0")
+    assert kling.gate.in_use == 1
+    await clock.advance(40)
+    await asyncio.sleep(0.01)
+    assert kling.gate.in_use == 1  # about as long as such a task can run...
+    await clock.advance(10)
+    await until(lambda: kling.gate.in_use == 0)  # ...and no longer (the prior would be 640 s)
 
 
 async def test_a_resumed_batch_starts_from_the_limit_it_learned(
@@ -337,3 +362,29 @@ async def test_bad_slot_settings_are_refused_before_any_request(
     with pytest.raises(ValueError, match="slot_timeout"):
         await kling.extend_video(emu.add_video().video_id, slot_timeout=0)
     assert requests_to(emu, "create") == 0
+
+
+async def test_a_given_limit_recovers_from_spurious_refusals_within_a_round(
+    make_emulator: MakeEmulator, make_client: MakeClient, clock: FakeClock
+) -> None:
+    """slots=10 stated, the account has 10; two spurious 1303s while one task of ours runs
+    shrink the limit to 1. Each create that succeeds then wins a slot back, so the batch runs
+    10 at a time again at once, instead of one slot per `limit` task ends (~45 ends to 10)."""
+    emu = await make_emulator(slot_limit=10, durations=Durations(queued=1, running=20))
+    seed = emu.add_video()
+    kling = make_client(emu, slots=10)
+    await kling.extend_video(seed.video_id, prompt="first")
+    emu.refuse(1303, route="create", times=2)
+    second = asyncio.ensure_future(kling.extend_video(seed.video_id, prompt="second"))
+    await run_clock(clock, kling, second.done)
+    assert refused(emu) == 2
+    job = asyncio.ensure_future(
+        asyncio.gather(*(extend_and_wait(kling, seed.video_id, f"s{i}") for i in range(40)))
+    )
+    took = await run_clock(clock, kling, job.done)
+    assert all(t.task_status is TaskStatus.SUCCEED for t in await job)
+    assert created(emu) == 42
+    assert kling.gate.allowed == 10
+    # 40 tasks of ~21 s, 10 at a time: 4 rounds, ~90 s; regaining one slot per `limit` ends
+    # takes twice that.
+    assert took < 120

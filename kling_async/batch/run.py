@@ -42,10 +42,11 @@ from ..errors import (
     InsufficientBalanceError,
     KlingError,
     RateLimitError,
+    ResponseFormatError,
+    ServerError,
     TransportError,
 )
 from ..journal import ClaimLostError, Intent, Journal, JournalEntry, SharedJournal
-from ..kinds import kind_named
 from ..models import StatusChange, Task, TaskStatus
 from ..polling.watch import TaskWatch
 from ..requests import CreateRequest
@@ -458,7 +459,7 @@ class Batch:
                     await self._created(key, found, watch)
                     return
                 if found is not None:  # its task may exist and run: its slot stays held a while
-                    hold = 2 * kind_named(prepared.kind).expected_seconds
+                    hold = client.hold_for(prepared)
                     self.gate.unsettled((found.external_task_id, found.sent_at), slot, hold)
                     self._sending[key] = prepared  # unsettled while a callback may settle it
                     await self._lost(key, request, found, watch)
@@ -508,14 +509,15 @@ class Batch:
         except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
             await self._lost(key, request, exc, watch)
             return None
+        except (ServerError, ResponseFormatError, TransportError) as exc:
+            # Provably not created: never sent, or looked up and not found, retries spent.
+            del self._sending[key]
+            self._not_sent(key, request, exc)
+            return None
         except APIError as exc:  # a refusal with a business code: nothing was created
             del self._sending[key]
             self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
             self._emit(Outcome(key, "rejected", request, error=exc))
-            return None
-        except TransportError as exc:  # provably not sent, even after retries
-            del self._sending[key]
-            self._not_sent(key, request, exc)
             return None
         # Out of `unsettled` and into `running` in one step: no moment without it.
         self._track(key, task, watch)

@@ -32,6 +32,9 @@ _LOG_RATIO = math.log(_RATIO)
 # Fields of a create request that change how long its task runs.
 _PROFILE_FIELDS = ("mode", "duration", "model_name", "model")
 _MAX_TASKS = 100_000  # task -> profile notes kept (tasks still running, in practice)
+# A bin still counts as "recent" while its decayed count is at least this: a single
+# observation stays for ~700 later ones at the default decay of 0.99.
+_RECENT = 1e-3
 
 
 def _bin(seconds: float) -> int:
@@ -143,6 +146,18 @@ class DurationSketch:
             seen += c
         return _edge(_BINS)  # pragma: no cover - rounding at q == 1
 
+    def longest(self) -> float | None:
+        """The upper edge of the longest duration still weighing in the sketch (a bin whose
+        decayed count is at least :data:`_RECENT`), ``None`` before any real observation: how
+        long a task of this profile can run, as far as the recent tasks tell."""
+        if not self.observed:
+            return None
+        counts = self._counts
+        for i in range(_BINS - 1, -1, -1):
+            if counts[i] >= _RECENT:
+                return _edge(i + 1)
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "decay": self.decay,
@@ -239,6 +254,19 @@ class DurationModel:
         kind = profile.split(" ", 1)[0]
         if kind != profile:
             self.sketch(kind, typical).add(seconds)
+
+    def longest(self, profile: str, typical: float) -> float:
+        """Seconds a task of ``profile`` can run: twice the longest recent one of the profile
+        (or of its kind, for a profile not seen yet), and twice ``typical`` (the kind's prior)
+        only before anything of the kind has ended. How long a slot of a create with a lost
+        answer is kept: by then its task, if any, has ended."""
+        kind = profile.split(" ", 1)[0]
+        for key in (profile, kind):
+            sketch = self._sketches.get(key)
+            seen = sketch.longest() if sketch is not None else None
+            if seen is not None:
+                return 2.0 * seen
+        return 2.0 * self._priors.get(kind, typical)
 
     def profiles(self) -> Iterable[str]:
         return list(self._sketches)

@@ -296,7 +296,9 @@ class SlotGate:
         if self.clock.monotonic() < self._paused_until:
             return False
         if self._outside:
-            return self.in_use == 0  # slots held elsewhere: one probe at a time
+            # Slots held elsewhere: one probe at a time. Slots kept for lost answers are no
+            # probe: waiting for their timers would stall every create on a guess.
+            return self.in_use - self._unsettled.weight == 0
         return self.in_use == 0 or self.in_use + weight <= self.allowed
 
     def _take(self, slot: Slot) -> None:

@@ -98,6 +98,7 @@ class SlotLimit:
         self.slow_start = limit is None
         self.refusals = 0
         self._credit = 0.0
+        self._regain = 0  # creates since a given limit last won a slot back
         self._patience = 1  # rounds between probes
         self._refused_at = 0  # slots we held at the last 1303
         self._probed = False  # raised by one since then, not yet proven
@@ -143,11 +144,24 @@ class SlotLimit:
         self.limit = min(float(self.ceiling), max(self.limit, float(limit)))
 
     def created(self, running: int) -> None:
-        """A create succeeded; we now hold ``running`` slots at once, so the account has them."""
+        """A create succeeded; we now hold ``running`` slots at once, so the account has them.
+
+        Under a given limit lowered by a 1303, each create that succeeds also wins one slot
+        back: the account was stated to have them, so a refusal (another process's burst, a
+        spurious 1303) costs a round trip of creates, not ``limit`` task ends per slot — and
+        it recovers whether or not tasks of ours are running to end. A probe refused where the
+        last one was (the account really has fewer now: a pack expired) doubles the creates
+        per slot won back, up to 8, as :meth:`ended` does for a learned limit."""
         if running > self.limit:
             self.limit = min(float(self.ceiling), float(running))
         if running >= self.allowed(running):
             self._probed = False  # the probe passed
+        if self.known and self.limit < self.ceiling:
+            self._regain += 1
+            if self._regain >= self._patience:
+                self._regain = 0
+                self.limit = min(float(self.ceiling), math.floor(self.limit) + 1.0)
+                self._probed = True
 
     def ended(self, weight: float) -> None:
         """A task of ours ended: additive increase, one more slot per ``limit`` ends."""
@@ -163,6 +177,7 @@ class SlotLimit:
         """A 1303 while we hold ``running`` (> 0) slots: the account has at most those."""
         self.refusals += 1
         self._credit = 0
+        self._regain = 0
         if not running:
             return  # held elsewhere: the gate waits; nothing learned about our share
         if self._probed and running <= self._refused_at:
@@ -188,6 +203,11 @@ class UnsettledSlots:
             return
         until = self._clock.monotonic() + seconds
         self._held[key] = (slot, asyncio.ensure_future(self._release_after(key, slot, until)))
+
+    @property
+    def weight(self) -> int:
+        """Slots kept for creates whose answer was lost."""
+        return sum(slot.weight for slot, _ in self._held.values())
 
     def settle(self, key: object, task: Task) -> None:
         entry = self._held.pop(key, None)

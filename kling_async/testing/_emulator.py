@@ -280,7 +280,9 @@ class KlingEmulator:
         delay: float = 0.0,
     ) -> None:
         """Give each request on ``route`` a ``rate`` chance of a fault drawn from ``kinds``
-        (seeded). Planned faults come first. Replaces any earlier random setting."""
+        (seeded). Planned faults come first. ``route="any"`` replaces every earlier random
+        setting; a named route replaces only its own, and is drawn from instead of an "any"
+        one (so creates and GETs can fail at different rates)."""
         self._faults.randomly(rate, kinds, seed, route, delay)
 
     def refuse(

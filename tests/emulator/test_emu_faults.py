@@ -215,6 +215,20 @@ async def test_random_faults_respect_route_and_planned_faults_come_first(api: An
     assert (await api.get("123"))[0] == 504
 
 
+async def test_random_faults_of_a_named_route_stand_beside_any_and_replace_their_own(
+    api: Any,
+) -> None:
+    api.emu.random_faults(1.0, kinds=[Fault.SERVER_5001], route="any")
+    api.emu.random_faults(1.0, kinds=[Fault.SERVER_5002], route="get")
+    assert (await api.get("123"))[0] == 504  # the route's own source
+    assert (await api.list())[0] == 503  # the others: "any"
+    api.emu.random_faults(1.0, kinds=[Fault.SERVER_5000], route="get")
+    assert (await api.get("123"))[0] == 500
+    api.emu.random_faults(1.0, kinds=[Fault.SPURIOUS_1303], route="any")  # replaces them all
+    status, answer = await api.get("123")
+    assert (status, answer["code"]) == (429, 1303)
+
+
 def test_fault_arguments_are_checked() -> None:
     emu = KlingEmulator()
     with pytest.raises(ValueError, match="route"):

@@ -9,11 +9,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kling_async import FakeClock, InvalidRequestError, TaskStatus
+from kling_async import FakeClock, TaskStatus
 from kling_async.testing import Fault
 from kling_async.testing._replies import encode
 from kling_async.webhooks import CallbackReceiver, aiohttp_handler
 from kling_async.webhooks.signing import SignatureError, verify
+from tests.emulator.conftest import Api
 
 OLD = "whsec_" + base64.b64encode(b"old-secret-of-the-emulator-32byte").decode()
 NEW = "whsec_" + base64.b64encode(b"new-secret-of-the-emulator-32byte").decode()
@@ -100,7 +101,7 @@ async def test_lists_and_lost_answers_do_not_depend_on_list_order(
 
 @pytest.mark.parametrize("duplicates", ["refuse", "accept"])
 async def test_a_lost_answer_is_settled_once_whatever_duplicates_do(
-    make_emulator: Any, make_client: Any, duplicates: str
+    make_emulator: Any, make_client: Any, http: aiohttp.ClientSession, duplicates: str
 ) -> None:
     emu = await make_emulator(duplicate_external_id=duplicates)
     kling = make_client(emu)
@@ -108,14 +109,20 @@ async def test_a_lost_answer_is_settled_once_whatever_duplicates_do(
     emu.fault(Fault.DROP_AFTER_CREATE)
     found = await kling.extend_video(seed.video_id, external_task_id="mine-1")
     assert emu.stats.created == 1 and found.external_task_id == "mine-1"
+    # The same request again under its key (a retry): that task, under either reading.
+    again = await kling.extend_video(seed.video_id, external_task_id="mine-1")
+    assert again.task_id == found.task_id
+    assert emu.stats.created == 1
+    # Sent straight to the server, the duplicate is refused or makes a second task: the knob.
+    status, answer = await Api(emu, http).create(
+        {"video_id": seed.video_id, "external_task_id": "mine-1"}
+    )
     if duplicates == "refuse":
-        with pytest.raises(InvalidRequestError) as caught:
-            await kling.extend_video(seed.video_id, external_task_id="mine-1")
-        assert caught.value.code == 1201
+        assert (status, answer["code"]) == (400, 1201)
+        assert "already exists" in answer["message"]
     else:
-        again = await kling.extend_video(seed.video_id, external_task_id="mine-1")
-        assert again.task_id != found.task_id
-        assert (await kling.get_task("mine-1")).task_id == again.task_id  # the newest
+        assert (status, answer["code"]) == (200, 0)
+        assert (await kling.get_task("mine-1")).task_id != found.task_id  # the newest
     assert emu.stats.created == (1 if duplicates == "refuse" else 2)
 
 
