@@ -49,7 +49,7 @@ from ..kinds import kind_named
 from ..models import StatusChange, Task, TaskStatus
 from ..polling.watch import TaskWatch
 from ..requests import CreateRequest
-from ..serde.records import (
+from ..serde import (
     request_from_wire,
     task_to_json,
     unstructure_request,
