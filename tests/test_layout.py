@@ -27,7 +27,6 @@ CLIENT_USERS = (f"{ROOT}", f"{ROOT}.cli")
 MAX_LINES = 400
 LONG_MODULES = {
     f"{ROOT}.polling.scheduler",
-    f"{ROOT}.batch.run",
     f"{ROOT}.transport",
     f"{ROOT}.errors",
 }
