@@ -37,8 +37,8 @@ from _harness import EmulatorProcess, SharedClock, machine_note, median, table
 import kling_async
 from kling_async import KlingClient
 from kling_async.models import Envelope, Task
+from kling_async.serde import converter as serde
 from kling_async.serde import loads, structure_envelope, structure_task
-from kling_async.serde import records as serde
 
 PATH = "/v1/videos/video-extend"
 PROMPT = "the camera pulls back over the harbour at dusk"

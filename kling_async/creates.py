@@ -46,7 +46,7 @@ from .polling.durations import DurationModel, profile_key
 from .polling.reads import TaskReader
 from .requests import CreateRequest, VideoExtendRequest
 from .retry import Retrier, RetryPolicy, retryable_create_gated, retryable_create_unthrottled
-from .serde.records import structure_task, unstructure_request
+from .serde import structure_task, unstructure_request
 from .slots.gate import SlotGate
 from .slots.slot import Slot, slot_weight
 from .transport import Timeouts, Transport

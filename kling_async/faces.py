@@ -16,7 +16,7 @@ import attrs
 from .errors import RequestValidationError
 from .models import Envelope, FaceIdentification, Task, Video
 from .requests._validators import http_url, opt_id
-from .serde.records import structure_faces
+from .serde import structure_faces
 from .transport import Timeouts
 
 __all__ = ["IDENTIFY_FACE_PATH", "Poster", "identify_face"]

@@ -51,7 +51,7 @@ from .errors import (
 )
 from .media import AddressRefused, MediaPolicy, PolicyResolver
 from .models import Envelope
-from .serde.records import dumps, loads, structure_envelope
+from .serde import dumps, loads, structure_envelope
 
 __all__ = [
     "DEFAULT_MAX_ANSWER",

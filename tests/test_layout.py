@@ -1,9 +1,11 @@
-"""The package's layers import one way (README "Architecture"), checked on the source itself.
+"""The package's layers import one way (docs/architecture.md), checked on the source itself.
 
 Every ``import`` inside ``kling_async/`` is read from the syntax tree — those under
 ``TYPE_CHECKING`` and inside functions too, because a circle hidden behind either is still a
-circle in the design — and resolved to a module of the package. The graph must have no cycle,
-nothing may import the package root, and only the façade's users may import the client.
+circle in the design — and resolved to a module of the package. The graph must have no cycle
+(seen through the packages' ``__init__`` faces too), every arrow must point down the layers of
+:data:`LAYERS`, nothing may import the package root, only the façade's users may import the
+client, the top of the package stays a short list, and modules stay a readable size.
 """
 
 from __future__ import annotations
@@ -25,11 +27,47 @@ CLIENT_USERS = (f"{ROOT}", f"{ROOT}.cli")
 MAX_LINES = 450
 LONG_MODULES = {
     f"{ROOT}.polling.scheduler",
-    f"{ROOT}.serde.records",
-    f"{ROOT}.batch.run",
     f"{ROOT}.transport",
     f"{ROOT}.errors",
 }
+# Modules directly in kling_async/ (``__init__`` included): the façade and small shared ones.
+MAX_TOP_LEVEL = 20
+
+# The layers, bottom first: a module may import its own layer and those below, never above.
+# A name stands for that module or package and everything inside it; the longest name that
+# matches a module places it (``slots.sharing`` opens a PostgreSQL coordinator for a DSN, so it
+# sits above ``postgres``, which implements the ``slots.coordination`` Protocols below it).
+LAYERS: tuple[tuple[str, ...], ...] = (
+    # shared values: the models, errors, kinds and clocks every room speaks
+    (
+        "_version",
+        "_filelock",
+        "errors",
+        "models",
+        "kinds",
+        "clock",
+        "clock_skew",
+        "account",
+        "media",
+        "auth",
+    ),
+    # the wire: request classes, the one converter, the one request path, the one retry policy
+    ("requests", "serde", "transport", "retry"),
+    # reading and following tasks; callbacks read into the same records
+    ("polling", "webhooks"),
+    # the slots every create passes (and the Protocols a shared coordinator implements)
+    ("slots",),
+    # storage and coordination backends, and the gate's factory that picks one
+    ("postgres", "journal", "slots.sharing"),
+    # the create path: the create rule
+    ("creates", "claims", "faces"),
+    # many creates as one job
+    ("batch",),
+    # the façade
+    ("client", "shortcuts", "download"),
+    # the package root, the command line and the emulator: users of the façade
+    ("", "cli", "testing"),
+)
 
 
 def test_long_modules_say_why() -> None:
@@ -120,15 +158,80 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def test_the_import_graph_has_no_cycle() -> None:
-    # Package __init__ files are left out: they only gather names, and Python loads them
-    # before any of their submodules anyway.
-    inner = {
-        name: {t for t in edges if not _is_package(t)}
-        for name, edges in GRAPH.items()
-        if not _is_package(name)
+def _through_faces(graph: dict[str, set[str]], packages: set[str]) -> dict[str, set[str]]:
+    """The graph between modules, an import of a package's face standing for what that
+    ``__init__`` imports (its own submodules and whatever else it loads)."""
+
+    def seen_through(target: str, path: frozenset[str]) -> set[str]:
+        if target not in packages:
+            return {target}
+        if target in path:
+            return set()
+        found: set[str] = set()
+        for nxt in graph[target]:
+            found |= seen_through(nxt, path | {target})
+        return found
+
+    return {
+        name: set().union(*(seen_through(t, frozenset()) for t in edges)) - {name}
+        for name, edges in graph.items()
+        if name not in packages
     }
+
+
+PACKAGES = {name for name in MODULES if _is_package(name)}
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    # Package __init__ files only gather names: an import of one counts as importing what it
+    # gathers, so a circle through a face (a -> pkg -> pkg.b -> a) is still found.
+    inner = _through_faces(GRAPH, PACKAGES)
     assert _cycle(inner) is None, " -> ".join(_cycle(inner) or [])
+
+
+def test_a_circle_through_a_face_is_seen() -> None:
+    graph = {"p": {"p.b"}, "p.b": {"a"}, "a": {"p"}}
+    assert _cycle(_through_faces(graph, {"p"})) == ["a", "p.b", "a"]
+
+
+def _layer(name: str) -> int:
+    rel = name[len(ROOT) + 1 :] if name != ROOT else ""
+    best, rank = -1, -1
+    for index, names in enumerate(LAYERS):
+        for room in names:
+            inside = rel == room or (room and rel.startswith(room + ".")) or room == rel == ""
+            if inside and len(room) > best:
+                best, rank = len(room), index
+    return rank
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_every_module_has_a_layer(name: str) -> None:
+    assert _layer(name) >= 0, f"{name}: add it to LAYERS in tests/test_layout.py"
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_imports_point_down_the_layers(name: str) -> None:
+    upward = [
+        target
+        for target in GRAPH[name]
+        # A package's face hands on its own submodules, whichever layer each sits in.
+        if not (_is_package(name) and target.startswith(name + "."))
+        and _layer(target) > _layer(name)
+    ]
+    assert not upward, f"{name} (layer {_layer(name)}) imports upward: {upward}"
+
+
+def test_the_layers_rank_the_rooms() -> None:
+    # The arrow check is only worth something if the layers tell the rooms apart.
+    assert _layer(f"{ROOT}.polling.watch") < _layer(f"{ROOT}.client")
+    assert _layer(f"{ROOT}.slots.gate") < _layer(f"{ROOT}.postgres.coordinator")
+    assert _layer(ROOT) == len(LAYERS) - 1
+
+
+def test_the_top_level_stays_small() -> None:
+    top = sorted(p.stem for p in PACKAGE.glob("*.py"))
+    assert len(top) <= MAX_TOP_LEVEL, f"{len(top)} modules at the top of {ROOT}/: {top}"
 
 
 def test_the_cycle_check_can_find_one() -> None:

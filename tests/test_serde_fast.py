@@ -16,7 +16,8 @@ import pytest
 
 from kling_async import ResponseFormatError
 from kling_async.models import Envelope, Task
-from kling_async.serde.records import _converter, structure_envelope, structure_task
+from kling_async.serde import structure_envelope, structure_task
+from kling_async.serde.converter import _converter
 
 TASK: dict[str, Any] = {
     "task_id": "815336423632572487",

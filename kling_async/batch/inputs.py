@@ -9,7 +9,7 @@ from typing import Any
 
 from ..requests import REQUEST_TYPES, CreateRequest
 from ..requests.fields import build_request
-from ..serde.records import dumps, unstructure_request
+from ..serde import dumps, unstructure_request
 
 __all__ = ["RequestLike", "as_request", "each", "request_key"]
 

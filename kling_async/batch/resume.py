@@ -16,7 +16,7 @@ from ..creates import Creator
 from ..errors import AmbiguousSubmitError
 from ..journal import JournalEntry
 from ..models import Task, TaskStatus
-from ..serde.records import loads, request_from_wire, structure_task
+from ..serde import loads, request_from_wire, structure_task
 
 __all__ = ["journalled_task", "look_again", "mark_known", "may_exist"]
 

@@ -20,9 +20,10 @@ On a relay, creates of one parent video take turns (:meth:`Creator.turn`): each 
 from the look-up and the POST until its task id is journalled, so a scan — in this run or a
 resumed one — meets at most one unknown task per parent.
 
-One module, though past 400 lines: the producer (creates), the follower (the watch) and the
-journal writes share the batch's bookkeeping of which request owns which task, and that
-bookkeeping is what makes "every task the server created is reachable" true.
+This module holds the batch's loop: reading the requests, following the tasks on the watch and
+handing outcomes on. What happens to each request it reads — resumed, slotted, sent, settled —
+and the bookkeeping of which request owns which task is :class:`~.submit.Submitter`'s, the other
+half of :class:`Batch`; both share the state ``Batch.__init__`` sets.
 """
 
 from __future__ import annotations
@@ -31,45 +32,33 @@ import asyncio
 import collections
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
 from ..creates import Creator
 from ..errors import (
-    AmbiguousSubmitError,
-    APIError,
-    ConcurrencyLimitError,
-    InsufficientBalanceError,
     KlingError,
-    RateLimitError,
-    ResponseFormatError,
-    ServerError,
-    TransportError,
 )
-from ..journal import ClaimLostError, Intent, Journal, JournalEntry, SharedJournal
+from ..journal import Journal, JournalEntry, SharedJournal
 from ..models import StatusChange, Task, TaskStatus
 from ..polling.watch import TaskWatch
 from ..requests import CreateRequest
-from ..serde.records import (
-    request_from_wire,
+from ..serde import (
     task_to_json,
-    unstructure_request,
 )
-from ..slots.slot import Slot, slot_weight
 from .callbacks import CallbackClaims, ListeningReceiver
 from .inputs import RequestLike, as_request, each, request_key
 from .outcomes import BatchReport, Outcome, OutcomeKind, Progress
 from .preflight import pending_requests
-from .resume import journalled_task, look_again, mark_known, may_exist
+from .resume import mark_known
 from .shared import (
     JournalArg,
     check_journal,
     intent_of,
     open_journal,
-    poll_interval,
     register,
-    request_of,
 )
+from .submit import Submitter
 
 __all__ = [
     "Batch",
@@ -96,7 +85,7 @@ class WatchFactory(Protocol):
 _DONE = object()
 
 
-class Batch:
+class Batch(Submitter):
     """What ``client.extend_many()`` returns: an async iterator of :class:`Outcome`.
 
     ::
@@ -265,27 +254,6 @@ class Batch:
             if self._journal is not None and owns_journal:
                 await self._journal.close()
 
-    def _emit(self, outcome: Outcome) -> None:
-        self._handling.discard(outcome.key)
-        self._ended.set()
-        self._outcomes.append(outcome)
-        self._done[outcome.outcome] += 1
-        if outcome.task is not None:
-            self._status.pop(outcome.task.task_id, None)
-        self._push(outcome)
-
-    def _push(self, item: Any) -> None:
-        self._outbox.append(item)
-        if self._outbox_waiter is not None and not self._outbox_waiter.done():
-            self._outbox_waiter.set_result(None)
-
-    def _write(self, coro: Any) -> None:
-        """A journal write that need not hold anything up (statuses, outcomes): in the
-        background, awaited before the batch ends."""
-        task = asyncio.ensure_future(coro)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def _produce(self, journalled: dict[str, JournalEntry], watch: Any) -> None:
         submits: set[asyncio.Task[None]] = set()
         try:
@@ -332,242 +300,6 @@ class Batch:
             await self._start(key, request, entry, watch, submits)
         if isinstance(self._journal, SharedJournal):
             await self._take_over(self._journal, watch, submits)
-
-    async def _start(
-        self,
-        key: str,
-        request: CreateRequest,
-        entry: JournalEntry | None,
-        watch: Any,
-        submits: set[asyncio.Task[None]],
-    ) -> None:
-        """Count the request in, then report it, follow its task, or submit it as slots allow."""
-        self._total += 1
-        self._handling.add(key)
-        if entry is not None and self._resume_without_sending(key, request, entry, watch):
-            return
-        slot = await self._slot(slot_weight(request.kind, getattr(request, "n", None)))
-        if slot is None:
-            self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
-            return
-        job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
-        submits.add(job)
-        job.add_done_callback(submits.discard)
-
-    async def _take_over(
-        self, journal: SharedJournal, watch: Any, submits: set[asyncio.Task[None]]
-    ) -> None:
-        """A shared batch's worker, its input done: take over what dead workers left, for as
-        long as it has tasks of its own or a live worker holds unfinished requests (one of
-        them may die yet). See :mod:`kling_async.batch.shared`."""
-        while self._stop_reason is None:
-            self._ended.clear()
-            # Asked first: if nobody held anything then, all that was unfinished was free, and
-            # the claim below sees it (a worker leaving between the two cannot slip through).
-            busy = await journal.held_elsewhere()
-            orphans = await journal.claim_orphans(1)
-            for entry in orphans:
-                if entry.key in self._handling:  # still ours: its claim came back to us
-                    continue
-                log.info("batch: taking over request %s", entry.key)
-                request = request_of(entry, self._by_key)
-                await self._start(entry.key, request, entry, watch, submits)
-            if orphans:
-                continue
-            if not submits and not self._status and not busy:
-                return
-            wakes = [asyncio.ensure_future(e.wait()) for e in (self._stopped, self._ended)]
-            done = asyncio.FIRST_COMPLETED
-            await asyncio.wait(wakes, timeout=poll_interval(journal), return_when=done)
-            for wake in wakes:
-                wake.cancel()
-
-    def _resume_without_sending(
-        self, key: str, request: CreateRequest, entry: JournalEntry, watch: Any
-    ) -> bool:
-        """Handle a journalled request that needs no POST now; False if it must be submitted."""
-        task = journalled_task(entry, request.kind)
-        if entry.state == "final" and entry.outcome in ("succeed", "failed", "rejected"):
-            if entry.task_json is None:
-                task = None  # a refusal, or statuses never journalled: only the outcome is known
-            self._emit(Outcome(key, entry.outcome, request, task=task, from_journal=True))  # type: ignore[arg-type]
-            return True
-        if task is not None:
-            self.gate.hold(task)  # it holds an account slot until it ends
-            self._track(key, task, watch)
-            return True
-        return False
-
-    def _track(self, key: str, task: Task, watch: Any) -> None:
-        if self._claims is not None:
-            self._claims.done(key)
-        self._keys[task.task_id] = key
-        self._status[task.task_id] = task.task_status  # in `running` from now on
-        if not watch.closed:  # the caller left: the task stays in `running` for them
-            watch.add(task)
-
-    async def _slot(self, weight: int, *, front: bool = False) -> Slot | None:
-        """``weight`` slots of the client's gate (one per image an image kind makes, as for a
-        single create), or ``None`` once this batch stopped creating."""
-        if self._stop_reason is not None:
-            return None
-        acquiring = asyncio.ensure_future(self.gate.acquire(weight, front=front))
-        stopped = asyncio.ensure_future(self._stopped.wait())
-        taken = False
-        try:
-            await asyncio.wait({acquiring, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if not acquiring.done() or self._stop_reason is not None:
-                return None
-            slot = acquiring.result()
-            taken = True
-            return slot
-        finally:
-            stopped.cancel()
-            if not taken:  # stopped, failed or cancelled: a slot granted meanwhile goes back
-                acquiring.cancel()
-                got = (await asyncio.gather(acquiring, return_exceptions=True))[0]
-                if isinstance(got, Slot):
-                    got.release()
-
-    async def _submit(
-        self,
-        key: str,
-        request: CreateRequest,
-        entry: JournalEntry | None,
-        watch: Any,
-        slot: Slot,
-    ) -> None:
-        client, journal = self._client, self._journal
-        if entry is not None:
-            prepared = request_from_wire(entry.request["kind"], entry.request["body"])
-            if self._claims is not None:
-                self._claims.know(key, prepared)
-        else:
-            prepared = client.prepare(request)
-            if self._claims is not None:
-                prepared = self._claims.tag(key, prepared)
-        async with client.turn(prepared):
-            if entry is None:
-                if journal is not None:
-                    body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
-                    await journal.record_intents([Intent(key, body)])
-            elif may_exist(entry):
-                found = await look_again(client, entry, resend=self._resend_ambiguous)
-                if isinstance(found, Task):
-                    log.info("batch: request %s was created before (task %s)", key, found.task_id)
-                    slot.created(found)
-                    await self._created(key, found, watch)
-                    return
-                if found is not None:  # its task may exist and run: its slot stays held a while
-                    hold = client.hold_for(prepared)
-                    self.gate.unsettled((found.external_task_id, found.sent_at), slot, hold)
-                    self._sending[key] = prepared  # unsettled while a callback may settle it
-                    await self._lost(key, request, found, watch)
-                    return
-            refused = await self._send(key, request, prepared, watch, slot)
-        while refused is not None:
-            # Refused (1302/1303), nothing created; the gate took the slot back (and learned
-            # from a 1303). Wait again at the head of the line — outside the parent's turn, so
-            # the creates waiting for it (each holding a slot) go on and give theirs back too.
-            if isinstance(refused, RateLimitError):
-                self.gate.throttled(client.policy.delay(1, refused))
-            next_slot = await self._slot(slot.weight, front=True)
-            if next_slot is None:
-                self._not_sent(key, request, self._stop_reason)
-                return
-            slot = next_slot
-            async with client.turn(prepared):
-                refused = await self._send(key, request, prepared, watch, slot)
-
-    async def _send(
-        self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any, slot: Slot
-    ) -> APIError | None:
-        """One POST of ``prepared`` and its outcome; the refusal, if it was a 1302/1303."""
-        client, journal = self._client, self._journal
-        if journal is not None:
-            try:
-                await journal.record_sent(key, client.clock.time())
-            except ClaimLostError as exc:  # another worker took it over: it is theirs now
-                log.warning("batch: %s", exc)
-                slot.release()
-                self._total -= 1
-                self._handling.discard(key)
-                return None
-        self._sending[key] = prepared
-        try:
-            task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)
-        except (ConcurrencyLimitError, RateLimitError) as exc:
-            del self._sending[key]
-            return exc
-        except InsufficientBalanceError as exc:
-            del self._sending[key]
-            self._stop_reason = exc
-            self._stopped.set()
-            log.warning("batch: balance exhausted; no more creates (%s)", exc)
-            self._not_sent(key, request, exc)
-            return None
-        except AmbiguousSubmitError as exc:  # its slot stays held: the task may exist
-            await self._lost(key, request, exc, watch)
-            return None
-        except (ServerError, ResponseFormatError, TransportError) as exc:
-            # Provably not created: never sent, or looked up and not found, retries spent.
-            del self._sending[key]
-            self._not_sent(key, request, exc)
-            return None
-        except APIError as exc:  # a refusal with a business code: nothing was created
-            del self._sending[key]
-            self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
-            self._emit(Outcome(key, "rejected", request, error=exc))
-            return None
-        # Out of `unsettled` and into `running` in one step: no moment without it.
-        self._track(key, task, watch)
-        del self._sending[key]
-        if journal is not None:
-            await journal.record_created(key, task.task_id, task.created_at)
-        return None
-
-    def _not_sent(self, key: str, request: CreateRequest, error: KlingError | None) -> None:
-        self._final_write(key, "not_sent", {"error": str(error) if error else ""})
-        self._emit(Outcome(key, "not_sent", request, error=error))
-
-    async def _lost(
-        self, key: str, request: CreateRequest, error: AmbiguousSubmitError, watch: Any
-    ) -> None:
-        """An ambiguous create (in ``unsettled``): settled by a callback that names its task,
-        with a receiver, else reported ``ambiguous``. Either way it leaves ``unsettled`` in the
-        same step as it enters ``running`` or an outcome."""
-        task = None
-        if self._claims is not None:
-            task = await self._claims.settle(key, error.sent_at)
-        del self._sending[key]
-        if task is None:
-            if self._claims is not None:
-                self._claims.done(key)
-            self._ambiguous(key, request, error)
-            return
-        log.info("batch: request %s settled by a callback (task %s)", key, task.task_id)
-        self.gate.settle((error.external_task_id, error.sent_at), task)
-        await self._created(key, task, watch)
-
-    def _ambiguous(self, key: str, request: CreateRequest, error: AmbiguousSubmitError) -> None:
-        detail: dict[str, Any] = {"error": str(error), "sent_at": error.sent_at}
-        if error.video_id is not None:
-            detail["video_id"] = error.video_id
-        if error.parent_task_id is not None:
-            detail["parent_task_id"] = error.parent_task_id
-        if error.candidates:
-            detail["candidates"] = list(error.candidates)
-        self._final_write(key, "ambiguous", detail)
-        self._emit(Outcome(key, "ambiguous", request, error=error))
-
-    async def _created(self, key: str, task: Task, watch: Any) -> None:
-        self._track(key, task, watch)
-        if self._journal is not None:
-            await self._journal.record_created(key, task.task_id, task.created_at)
-
-    def _final_write(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
-        if self._journal is not None:
-            self._write(self._journal.record_outcome(key, outcome, detail))
 
     async def _follow(self, watch: Any) -> None:
         try:

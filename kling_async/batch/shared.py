@@ -18,7 +18,7 @@ from ..creates import Creator
 from ..journal import Intent, Journal, JournalEntry, SharedJournal
 from ..postgres import is_dsn
 from ..requests import CreateRequest
-from ..serde.records import request_from_wire, unstructure_request
+from ..serde import request_from_wire, unstructure_request
 from .inputs import RequestLike, as_request, request_key
 
 __all__ = [

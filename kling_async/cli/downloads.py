@@ -19,7 +19,7 @@ from rich.text import Text
 from ..download import DownloadResult
 from ..journal import Journal
 from ..models import Task, TaskStatus
-from ..serde.records import structure_task
+from ..serde import structure_task
 from .files import check_input_file, check_output_dir
 from .live import LiveView
 from .output import add_row, clean, id_column

@@ -30,7 +30,7 @@ from rich.text import Text
 
 from ..kinds import kind_named
 from ..models import StatusChange, Task, TaskStatus
-from ..serde.records import task_to_json
+from ..serde import task_to_json
 
 __all__ = [
     "STATUS_STYLE",

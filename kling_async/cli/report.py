@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ..journal import Journal, JournalEntry
-from ..serde.records import request_from_wire, structure_task
+from ..serde import request_from_wire, structure_task
 from .files import check_input_file
 from .output import add_row, coded, id_column, milliseconds
 from .session import EXIT_INCOMPLETE, EXIT_OK, Context

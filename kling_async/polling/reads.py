@@ -15,7 +15,7 @@ from ..errors import InvalidRequestError, NotFoundError, RequestValidationError
 from ..kinds import Kind, kind_named
 from ..models import Task
 from ..retry import Retrier
-from ..serde.records import structure_resource_packs, structure_task, structure_tasks
+from ..serde import structure_resource_packs, structure_task, structure_tasks
 from ..transport import Timeouts, Transport, quote_id
 
 __all__ = ["COSTS_SPACING", "DEFAULT_COSTS_WINDOW", "TaskReader"]

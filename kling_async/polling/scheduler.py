@@ -13,7 +13,8 @@ Subscribers (:class:`~kling_async.polling.TaskWatch`) implement :class:`Listener
 
 One module, though past 400 lines: the loop, the pacing and the bookkeeping of listeners
 share one heap and its invariants (a task is in the heap once, polled by one coroutine at a
-time); split, each half would need the other's invariants to be read.
+time); split, each half would need the other's invariants to be read. What it keeps per task
+(:class:`~.tracked.Tracked`) and tells its listeners is in :mod:`.tracked`.
 """
 
 from __future__ import annotations
@@ -22,101 +23,25 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+from collections.abc import Callable
 
 import attrs
 
 from ..clock import Clock
 from ..errors import (
-    AccountError,
     AuthenticationError,
     KlingError,
-    PolicyError,
 )
 from ..kinds import Kind
 from ..models import Task, TaskStatus
 from ..retry import retryable_read
 from .cadence import Cadence
 from .durations import DurationModel, DurationSketch
+from .tracked import STATUS_RANK, Fetch, Listener, Tracked, is_fatal
 
 __all__ = ["Fetch", "Listener", "PollScheduler"]
 
 log = logging.getLogger("kling_async")
-
-Fetch = Callable[[Kind, str], Awaitable[Task]]
-
-# Statuses only move forward; a late callback must not move a task back.
-_RANK = {
-    TaskStatus.SUBMITTED: 0,
-    TaskStatus.PROCESSING: 1,
-    TaskStatus.UNKNOWN: 1,
-    TaskStatus.SUCCEED: 2,
-    TaskStatus.FAILED: 2,
-}
-
-
-class Listener(Protocol):
-    """What the scheduler tells a subscriber about a task it follows."""
-
-    def observe(self, task: Task) -> None: ...
-
-    def expire(self, task_id: str, last: Task | None) -> None: ...
-
-    def fail(self, task_id: str, error: KlingError) -> None: ...
-
-    def fatal(self, error: KlingError) -> None: ...
-
-
-class _Tracked:
-    __slots__ = (
-        "added",
-        "claim",
-        "covered",
-        "deadlines",
-        "due",
-        "failures",
-        "generation",
-        "interval",
-        "kind",
-        "last",
-        "poll",
-        "polls",
-        "profile",
-        "recheck",
-        "stale",
-        "task_id",
-    )
-
-    def __init__(self, task_id: str, kind: Kind, last: Task | None, added: float) -> None:
-        self.task_id = task_id
-        self.kind = kind
-        self.last = last
-        self.added = added
-        self.deadlines: dict[Listener, float | None] = {}
-        self.poll: asyncio.Task[None] | None = None
-        self.generation = 0
-        self.due = 0.0
-        self.interval = 0.0
-        self.failures = 0
-        self.covered = False
-        self.claim: TaskStatus | None = None
-        self.recheck = False
-        self.polls = 0
-        self.stale = 0  # polls in a row refused for a stale token (1003/1004)
-        self.profile = kind.name
-
-
-def _fatal(error: KlingError, stale_in_a_row: int) -> bool:
-    """Errors that no task of this account can get past: stop the whole watch.
-
-    1003/1004 make the transport mint a fresh token, so the next poll may pass; refused
-    again with that fresh token, the credentials (or the clock) are wrong for good.
-    """
-    if isinstance(error, AuthenticationError):
-        return not error.token_stale or stale_in_a_row > 1
-    return isinstance(error, (AccountError, PolicyError))
-
 
 class PollScheduler:
     """One loop that polls every followed task when it is due, within a shared budget."""
@@ -144,7 +69,7 @@ class PollScheduler:
         self._retry_delay = retry_delay
         self.rate = max_polls_per_second
         self.max_in_flight = max_in_flight
-        self._tracked: dict[str, _Tracked] = {}
+        self._tracked: dict[str, Tracked] = {}
         self._polls: list[tuple[float, int, str, int]] = []  # (due, seq, task_id, generation)
         self._deadlines: list[tuple[float, int, str, Listener]] = []
         self._seq = itertools.count()
@@ -183,7 +108,7 @@ class PollScheduler:
         now = self.clock.monotonic()
         tracked = self._tracked.get(task_id)
         if tracked is None:
-            tracked = self._tracked[task_id] = _Tracked(task_id, kind, last, now)
+            tracked = self._tracked[task_id] = Tracked(task_id, kind, last, now)
             tracked.profile = self.durations.profile_of(task_id, kind.name)
             delay = 0.0
             if last is not None:
@@ -229,7 +154,7 @@ class PollScheduler:
                 self._notify(task)  # nobody follows it, but the slot gate may hold its slot
             return False
         last = tracked.last
-        if last is not None and _RANK[task.task_status] <= _RANK[last.task_status]:
+        if last is not None and STATUS_RANK[task.task_status] <= STATUS_RANK[last.task_status]:
             if task.task_status == last.task_status:
                 tracked.covered = True  # callbacks do arrive for this task
             return False
@@ -325,7 +250,7 @@ class PollScheduler:
             return 0.0
         return (1.0 - self._tokens) / self.rate
 
-    def _start_poll(self, tracked: _Tracked) -> None:
+    def _start_poll(self, tracked: Tracked) -> None:
         self._in_flight += 1
         self.polls_sent += 1
         tracked.polls += 1
@@ -339,7 +264,7 @@ class PollScheduler:
         self._in_flight -= 1
         self._kick()
 
-    async def _poll(self, tracked: _Tracked) -> None:
+    async def _poll(self, tracked: Tracked) -> None:
         try:
             task = await self._fetch(tracked.kind, tracked.task_id)
         except KlingError as error:
@@ -365,9 +290,9 @@ class PollScheduler:
 
     # -- what polls and callbacks tell us ---------------------------------------------------
 
-    def _observed(self, tracked: _Tracked, task: Task) -> None:
+    def _observed(self, tracked: Tracked, task: Task) -> None:
         last = tracked.last
-        if last is not None and _RANK[task.task_status] < _RANK[last.task_status]:
+        if last is not None and STATUS_RANK[task.task_status] < STATUS_RANK[last.task_status]:
             # An answer that left the server before a (verified) callback moved the task on:
             # statuses only go forward, so keep what we know and just poll again later.
             self._reschedule(tracked, last)
@@ -402,7 +327,7 @@ class PollScheduler:
         for observer in self._observers:
             observer(task)
 
-    def _reschedule(self, tracked: _Tracked, task: Task) -> None:
+    def _reschedule(self, tracked: Tracked, task: Task) -> None:
         now = self.clock.monotonic()
         age = self._age(tracked, task, now)
         tracked.interval = self.cadence.next_delay(
@@ -411,25 +336,25 @@ class PollScheduler:
         self._schedule(tracked, now + tracked.interval)
         self._clip_to_deadline(tracked, now)
 
-    def _sketch(self, tracked: _Tracked) -> DurationSketch:
+    def _sketch(self, tracked: Tracked) -> DurationSketch:
         return self.durations.sketch(tracked.profile, tracked.kind.expected_seconds)
 
-    def _learn(self, tracked: _Tracked, task: Task) -> None:
+    def _learn(self, tracked: Tracked, task: Task) -> None:
         """A task that succeeded teaches how long its profile takes (server timestamps)."""
         self.durations.forget(tracked.task_id)
         if task.task_status is TaskStatus.SUCCEED and 0 < task.created_at < task.updated_at:
             seconds = (task.updated_at - task.created_at) / 1000
             self.durations.observe(tracked.profile, seconds, tracked.kind.expected_seconds)
 
-    def _age(self, tracked: _Tracked, task: Task, now: float) -> float:
+    def _age(self, tracked: Tracked, task: Task, now: float) -> float:
         if task.created_at > 0:
             return max(0.0, self.clock.time() - task.created_at / 1000)
         return now - tracked.added
 
-    def _poll_failed(self, tracked: _Tracked, error: KlingError) -> None:
+    def _poll_failed(self, tracked: Tracked, error: KlingError) -> None:
         stale = isinstance(error, AuthenticationError) and error.token_stale
         tracked.stale = tracked.stale + 1 if stale else 0
-        if _fatal(error, tracked.stale):
+        if is_fatal(error, tracked.stale):
             log.error("watch stopped: %s", error)
             for listener in list(tracked.deadlines):
                 listener.fatal(error)
@@ -444,7 +369,7 @@ class PollScheduler:
             listener.fail(tracked.task_id, error)
         self._drop(tracked)
 
-    def _retry_later(self, tracked: _Tracked, error: BaseException) -> None:
+    def _retry_later(self, tracked: Tracked, error: BaseException) -> None:
         tracked.failures += 1
         delay = self._retry_delay(tracked.failures, error)
         log.info("poll of %s failed (%s); again in %.2fs", tracked.task_id, error, delay)
@@ -470,12 +395,12 @@ class PollScheduler:
 
     # -- bookkeeping ------------------------------------------------------------------------
 
-    def _schedule(self, tracked: _Tracked, due: float) -> None:
+    def _schedule(self, tracked: Tracked, due: float) -> None:
         tracked.generation += 1
         tracked.due = due
         heapq.heappush(self._polls, (due, next(self._seq), tracked.task_id, tracked.generation))
 
-    def _clip_to_deadline(self, tracked: _Tracked, now: float) -> None:
+    def _clip_to_deadline(self, tracked: Tracked, now: float) -> None:
         """Make sure a task is polled once more right at its earliest deadline."""
         deadlines = [d for d in tracked.deadlines.values() if d is not None]
         if not deadlines:
@@ -484,7 +409,7 @@ class PollScheduler:
         if tracked.poll is None and tracked.due > earliest:
             self._schedule(tracked, max(now, earliest))
 
-    def _drop(self, tracked: _Tracked) -> None:
+    def _drop(self, tracked: Tracked) -> None:
         if self._tracked.get(tracked.task_id) is tracked:
             del self._tracked[tracked.task_id]
         if tracked.poll is not None:

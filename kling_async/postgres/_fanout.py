@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from ..errors import KlingError
 from ..kinds import kind_named
 from ..models import Task
-from ..serde.records import structure_task, task_to_json
+from ..serde import structure_task, task_to_json
 from ._connect import Database, driver
 
 __all__ = ["Fanout", "Owner"]

@@ -1,31 +1,23 @@
-"""The one converter between JSON and kling_async's attrs classes.
+"""Task records of the legacy shape (``task_id``, ``task_status``, ``task_result``), read fast.
 
-Reading is tolerant (unknown keys ignored, ``null`` lists read as empty, numeric ids read as
-strings, duration strings read as numbers); a wrong shape raises :class:`ResponseFormatError`
-naming the JSON path and carrying the ``request_id``. Writing is strict: ``None`` fields are left
-out of request bodies. orjson is used when installed.
+What a query, a list page, a create answer or a legacy callback carries in ``data``, plus the
+two other ``/v1`` answers with a record of their own (``identify-face``, ``/account/costs``).
+The new standard's records (``id``, ``status``, ``outputs[]``) get a module beside this one,
+sharing :mod:`.converter`'s hooks.
 
-One module, though past 400 lines: the fast path for well-formed answers must mirror the
-converter's hooks field by field, and reading the two side by side is how a change to one is
-made to the other.
+The fast path for well-formed answers mirrors the hooks registered here field by field, so the
+two stay side by side: reading them together is how a change to one is made to the other.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
-import attrs
-import cattrs
-from cattrs.errors import BaseValidationError
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.gen import override
 
 from ..account import ResourcePack, ResourcePacks
-from ..errors import RequestValidationError, ResponseFormatError, api_error, excerpt
+from ..errors import ResponseFormatError, api_error, excerpt
 from ..models import (
-    Envelope,
     Face,
     FaceIdentification,
     Image,
@@ -37,146 +29,29 @@ from ..models import (
     Video,
     WatermarkInfo,
 )
-from ..requests import NESTED_TYPES, REQUEST_TYPES, CameraConfig, CreateRequest, Trajectory
+from .converter import (
+    _converter,
+    _format_error,
+    _id,
+    _millis,
+    _opt_text,
+    _quantity,
+    _register,
+    _seconds,
+    _text,
+    _tuple_of,
+    _units,
+    dumps,
+    json_excerpt,
+)
 
 __all__ = [
-    "dumps",
-    "loads",
-    "request_from_wire",
-    "structure_envelope",
     "structure_faces",
     "structure_resource_packs",
     "structure_task",
     "structure_tasks",
     "task_to_json",
-    "unstructure_request",
 ]
-
-T = TypeVar("T")
-
-
-def _stdlib_loads(data: bytes | str) -> Any:
-    """``json.loads``, with too deep nesting reported like any other bad JSON (a ValueError):
-    a server choosing how deep its answer nests must not raise RecursionError in our caller."""
-    try:
-        return json.loads(data)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-
-
-def json_excerpt(body: Any) -> str:
-    """The start of ``body`` as JSON for an error excerpt (never failing on a hostile value)."""
-    try:
-        return json.dumps(body, default=str)[:400]
-    except (RecursionError, ValueError):
-        return "<unprintable JSON value>"
-
-
-try:  # orjson is several times faster on the hot path (every poll decodes one envelope).
-    import orjson
-
-    loads: Callable[[bytes | str], Any] = orjson.loads
-
-    def dumps(obj: Any) -> bytes:
-        return orjson.dumps(obj)
-
-except ImportError:  # pragma: no cover - exercised in environments without orjson
-    loads = _stdlib_loads
-
-    def dumps(obj: Any) -> bytes:
-        return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-_converter = cattrs.Converter(detailed_validation=True)
-
-
-def _id(value: Any, _: Any) -> str:
-    # Ids are opaque strings; a relay that sends an 18-digit id as a JSON number must not lose
-    # it (floats would round it), so only exact integers are accepted besides strings.
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(f"expected a string id, got {type(value).__name__}")
-
-
-def _text(value: Any, _: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    raise ValueError(f"expected a string, got {type(value).__name__}")
-
-
-def _opt_text(value: Any, _: Any) -> str | None:
-    return None if value is None else _text(value, _)
-
-
-def _seconds(value: Any, _: Any) -> float | None:
-    # Durations are strings of seconds on the wire ("5.1"); some relays send numbers.
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValueError("expected a duration, got a boolean")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite duration, got {value!r}")
-    return number
-
-
-def _millis(value: Any, _: Any) -> int:
-    if value is None:
-        return 0
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a millisecond timestamp, got {type(value).__name__}")
-    return int(value)
-
-
-def _units(value: Any, _: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    raise ValueError(f"expected units as a string, got {type(value).__name__}")
-
-
-def _quantity(value: Any, _: Any) -> float:
-    if value is None or value == "":
-        return 0.0
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ValueError(f"expected a number of units, got {type(value).__name__}")
-    number = float(value)
-    if not math.isfinite(number):
-        raise ValueError(f"expected a finite number of units, got {value!r}")
-    return number
-
-
-def _tuple_of(item: type[T]) -> Callable[[Any, Any], tuple[T, ...]]:
-    # cattrs' own tuple hook reports the failing index in the JSON path; JSON null reads as ().
-    structure = _converter.get_structure_hook(tuple[item, ...])  # type: ignore[valid-type]
-
-    def hook(value: Any, type_: Any) -> tuple[T, ...]:
-        if value is None:
-            return ()
-        if not isinstance(value, list):
-            raise ValueError(f"expected a list, got {type(value).__name__}")
-        return structure(value, type_)  # type: ignore[no-any-return]
-
-    return hook
-
-
-def _register(cls: type[T], *, null_is_default: bool = False, **overrides: Any) -> None:
-    """Register the structure hook for ``cls``; ``null_is_default`` reads JSON null as ``cls()``."""
-    structure = make_dict_structure_fn(cls, _converter, **overrides)
-    if not null_is_default:
-        _converter.register_structure_hook(cls, structure)
-        return
-
-    def hook(value: Any, _: Any) -> T:
-        return cls() if value is None else structure(value, cls)
-
-    _converter.register_structure_hook(cls, hook)
-
 
 _converter.register_structure_hook(TaskStatus, lambda v, _: TaskStatus.parse(v))
 _register(
@@ -235,11 +110,6 @@ _register(
     status=override(struct_hook=_text),
 )
 _PACKS = _tuple_of(ResourcePack)
-_register(
-    Envelope,
-    message=override(struct_hook=_text),
-    request_id=override(struct_hook=_opt_text),
-)
 
 
 # -- the fast path ---------------------------------------------------------------------------
@@ -251,22 +121,6 @@ _register(
 # unexpected type, an odd watermark flag) raises, and the caller hands the payload to cattrs,
 # which gives the same result or the ResponseFormatError naming the JSON path. So these can only
 # make a read faster, never different.
-
-
-def _fast_envelope(payload: dict[str, Any]) -> Envelope:
-    code = payload["code"]
-    if type(code) is not int:
-        raise TypeError("code")
-    message = payload.get("message")
-    # Absent and null differ, as with the converter: absent is the default "", null is read by
-    # the hook (as None, whatever the annotation says).
-    request_id = payload.get("request_id", "")
-    return Envelope(
-        code=code,
-        message=message if type(message) is str else _text(message, None),
-        request_id=request_id if type(request_id) is str else _opt_text(request_id, None),  # type: ignore[arg-type]
-        data=payload.get("data"),
-    )
 
 
 def _fast_video(data: dict[str, Any]) -> Video:
@@ -395,43 +249,6 @@ def _fast_task(data: dict[str, Any], kind: str) -> Task:
     )
 
 
-def _format_error(
-    exc: Exception, *, root: str, request_id: str | None, http_status: int | None, body: Any
-) -> ResponseFormatError:
-    details = "; ".join(cattrs.transform_error(exc, path=root)) or str(exc)
-    path = details.rsplit(" @ ", 1)[-1] if " @ " in details else root
-    return ResponseFormatError(
-        f"unexpected response shape: {details}",
-        http_status=http_status,
-        request_id=request_id,
-        body_excerpt=excerpt(json_excerpt(body)),
-        path=path,
-    )
-
-
-def structure_envelope(payload: Any, *, http_status: int | None = None) -> Envelope:
-    """Read the ``{code, message, request_id, data}`` envelope (``data`` left as JSON)."""
-    request_id = payload.get("request_id") if isinstance(payload, dict) else None
-    if not isinstance(payload, dict) or "code" not in payload:
-        raise ResponseFormatError(
-            "response is not a Kling envelope (no 'code')",
-            http_status=http_status,
-            request_id=request_id if isinstance(request_id, str) else None,
-            body_excerpt=excerpt(json_excerpt(payload)),
-            path="$",
-        )
-    try:
-        return _fast_envelope(payload)
-    except Exception:
-        pass  # not the common shape: cattrs reads it, or says exactly what is wrong
-    try:
-        return _converter.structure(payload, Envelope)
-    except Exception as exc:
-        raise _format_error(
-            exc, root="$", request_id=None, http_status=http_status, body=payload
-        ) from exc
-
-
 def structure_task(
     data: Any, kind: str, *, request_id: str | None = None, root: str = "$.data"
 ) -> Task:
@@ -518,58 +335,3 @@ def structure_resource_packs(data: Any, *, request_id: str | None = None) -> Res
 def task_to_json(task: Task) -> bytes:
     """A task as JSON bytes (wire field names plus ``kind``), readable by :func:`structure_task`."""
     return dumps(_converter.unstructure(task))
-
-
-def unstructure_request(request: CreateRequest) -> dict[str, Any]:
-    """A request body: wire names, ``None`` fields left out (nested objects too)."""
-    body: dict[str, Any] = _converter.unstructure(request)
-    return body
-
-
-def request_from_wire(kind: str, body: dict[str, Any]) -> CreateRequest:
-    """Rebuild a request from its body (as :func:`unstructure_request` made it), validating it
-    again: how a journal brings a request back after a crash."""
-    cls = REQUEST_TYPES.get(kind)
-    if cls is None:
-        raise RequestValidationError("kind", f"unknown request kind {kind!r}")
-    try:
-        request: CreateRequest = _converter.structure(body, cls)
-    except Exception as exc:
-        found = _first_validation_error(exc)
-        if found is not None:
-            raise found from exc
-        raise RequestValidationError("request", "; ".join(cattrs.transform_error(exc))) from exc
-    return request
-
-
-def _first_validation_error(exc: BaseException) -> RequestValidationError | None:
-    """The field error inside cattrs' exception group, if a validator raised one."""
-    if isinstance(exc, RequestValidationError):
-        return exc
-    if isinstance(exc, BaseValidationError):
-        for inner in exc.exceptions:
-            found = _first_validation_error(inner)
-            if found is not None:
-                return found
-    return None
-
-
-def _register_request(cls: type) -> None:
-    """Requests go out with ``None`` fields left out and wire names (``parent_task_id`` is the
-    relay's ``task_id``), and come back (from a journal) the same way."""
-    renames: dict[str, str] = getattr(cls, "__wire_names__", {})
-    always: frozenset[str] = getattr(cls, "__always_sent__", frozenset())  # required on the wire
-    out: dict[str, Any] = {
-        a.name: override(omit_if_default=a.name not in always, rename=renames.get(a.name))
-        for a in attrs.fields(cls)
-    }
-    back: dict[str, Any] = {a.name: override(rename=renames.get(a.name)) for a in attrs.fields(cls)}
-    _converter.register_unstructure_hook(cls, make_dict_unstructure_fn(cls, _converter, **out))
-    _converter.register_structure_hook(cls, make_dict_structure_fn(cls, _converter, **back))
-
-
-# Nested parts first: the request hooks capture theirs when they are made. CameraConfig and
-# Trajectory keep the default (every field, zeros included: one axis moves, the rest are 0).
-_KEEP_ZEROS = (CameraConfig, Trajectory)
-for _cls in (*(c for c in NESTED_TYPES if c not in _KEEP_ZEROS), *REQUEST_TYPES.values()):
-    _register_request(_cls)

@@ -22,7 +22,7 @@ import attrs
 
 from ..errors import ResponseFormatError, excerpt
 from ..models import Task
-from ..serde.records import json_excerpt, loads, structure_task
+from ..serde import json_excerpt, loads, structure_task
 
 __all__ = ["CallbackEvent", "parse_callback"]
 

@@ -24,7 +24,7 @@ from kling_async import (
     ServerError,
     TransportError,
 )
-from kling_async.serde.records import _stdlib_loads
+from kling_async.serde.converter import _stdlib_loads
 
 from .conftest import API_KEY
 from .hostile import (
