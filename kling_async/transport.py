@@ -34,7 +34,7 @@ from yarl import URL
 
 from ._version import __version__
 from .auth import Credentials
-from .clock import Clock, io_in_flight
+from .clock import Clock, io_in_flight, token_clock
 from .clock_skew import name_skew, skew_from_date
 from .errors import (
     AuthenticationError,
@@ -316,7 +316,7 @@ class Transport:
             envelope = self._decode(raw, status, retry_after, authorization)
         except AuthenticationError as error:
             if error.token_stale:  # a clock far off? the server's Date header tells
-                name_skew(error, skew_from_date(date, self.clock.time()))
+                name_skew(error, skew_from_date(date, token_clock(self.clock).time()))
             raise
         if log.isEnabledFor(logging.DEBUG):
             log.debug(

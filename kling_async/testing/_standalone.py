@@ -3,9 +3,9 @@
 ``main(argv)`` is ``python -m kling_async.testing``; a CLI can mount the same options as a
 subcommand with :func:`add_arguments` and :func:`run`. The banner says how to reach it and how
 to get onto its clock: a scaled clock drifts from real time, so a client on real time would see
-its JWTs expire early and its signed callbacks as stale; the printed ``export`` line (a static
-key, ``KLING_TIME_SCALE`` and ``KLING_TIME_ORIGIN``) puts any ``kling-async`` command on it, and
-``ScaledClock.following(scale, origin)`` a Python client.
+its signed callbacks as stale (its JWTs are fine: they are judged on real time, as Kling does);
+the printed ``export`` line (a static key, ``KLING_TIME_SCALE`` and ``KLING_TIME_ORIGIN``) puts
+any ``kling-async`` command on it, and ``ScaledClock.following(scale, origin)`` a Python client.
 """
 
 from __future__ import annotations
