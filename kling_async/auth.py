@@ -10,7 +10,7 @@ import warnings
 
 import jwt
 
-from .clock import Clock, SystemClock
+from .clock import Clock, SystemClock, token_clock
 from .errors import ConfigurationError
 
 __all__ = ["AccessKeyPair", "Credentials", "StaticKey", "credentials_from"]
@@ -151,4 +151,4 @@ def credentials_from(
             "no Kling credentials: pass api_key= (a relay or console API key) or access_key= "
             "and secret_key=, or set KLING_API_KEY, or KLING_ACCESS_KEY and KLING_SECRET_KEY"
         )
-    return AccessKeyPair(access_key, secret_key, clock=clock)
+    return AccessKeyPair(access_key, secret_key, clock=token_clock(clock))

@@ -15,7 +15,7 @@ import itertools
 import time
 from typing import Protocol, runtime_checkable
 
-__all__ = ["Clock", "FakeClock", "ScaledClock", "SystemClock", "io_in_flight"]
+__all__ = ["Clock", "FakeClock", "ScaledClock", "SystemClock", "io_in_flight", "token_clock"]
 
 
 @runtime_checkable
@@ -103,6 +103,17 @@ class ScaledClock:
 
     def __repr__(self) -> str:
         return f"ScaledClock(scale={self.scale})"
+
+
+def token_clock(clock: Clock) -> Clock:
+    """The clock a JWT's ``exp`` and ``nbf`` are minted and judged on, given a task clock.
+
+    Kling checks tokens on real time, and a :class:`ScaledClock` speeds up tasks, not tokens: a
+    client on one mints, and an emulator on one judges, on real time, so a token minted by any
+    client on real time lives its 30 minutes against a sped-up emulator. Any other clock (a
+    :class:`FakeClock` that tests step through a token's life) is used as it is.
+    """
+    return SystemClock() if isinstance(clock, ScaledClock) else clock
 
 
 # Autojump: a real-time timer of the event loop due this soon (a slow answer being served, a

@@ -22,6 +22,7 @@ place to get those wrong.
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import logging
 from collections.abc import Awaitable, Callable, Mapping
@@ -34,7 +35,7 @@ from yarl import URL
 
 from ._version import __version__
 from .auth import Credentials
-from .clock import Clock, io_in_flight
+from .clock import Clock, io_in_flight, token_clock
 from .clock_skew import name_skew, skew_from_date
 from .errors import (
     AuthenticationError,
@@ -297,7 +298,10 @@ class Transport:
                 method=method,
                 path=path,
             ) from exc
-        except TimeoutError as exc:  # aiohttp's read/total timeouts are TimeoutErrors too
+        # aiohttp's read/total timeouts are asyncio.TimeoutErrors: the builtin TimeoutError
+        # only from Python 3.11 on, so the builtin would let them through as TransportErrors
+        # on 3.10.
+        except asyncio.TimeoutError as exc:
             raise RequestTimeoutError(
                 "timed out waiting for the answer", request_sent=True, method=method, path=path
             ) from exc
@@ -316,7 +320,7 @@ class Transport:
             envelope = self._decode(raw, status, retry_after, authorization)
         except AuthenticationError as error:
             if error.token_stale:  # a clock far off? the server's Date header tells
-                name_skew(error, skew_from_date(date, self.clock.time()))
+                name_skew(error, skew_from_date(date, token_clock(self.clock).time()))
             raise
         if log.isEnabledFor(logging.DEBUG):
             log.debug(
@@ -435,7 +439,7 @@ class Transport:
                         continue
                     return await _stream_body(response, write, max_bytes, chunk_size)
             raise DownloadError(f"more than {policy.max_redirects} redirects")
-        except TimeoutError as exc:
+        except asyncio.TimeoutError as exc:  # not the builtin before 3.11, as above
             raise RequestTimeoutError(
                 "timed out downloading", request_sent=True, method="GET", path=_no_query(url)
             ) from exc

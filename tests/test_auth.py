@@ -3,6 +3,7 @@ of logs, reprs and errors."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import jwt
@@ -33,6 +34,20 @@ def test_token_claims_and_header() -> None:
         token, SK, algorithms=["HS256"], options={"verify_exp": False, "verify_nbf": False}
     )
     assert claims == {"iss": AK, "exp": 1_800_001_800, "nbf": 1_799_999_995}
+
+
+async def test_a_client_on_a_scaled_clock_mints_its_tokens_on_real_time() -> None:
+    # A ScaledClock speeds up tasks, not tokens: Kling (and the emulator) judge them on real
+    # time, so the 30 minutes are real ones even after the client's clock has run past them.
+    async with KlingEmulator(time_scale=100_000) as emu:
+        seed = emu.add_video()
+        async with KlingClient(**emu.client_kwargs("jwt"), clock=emu.clock) as kling:
+            started = emu.clock.time()
+            await asyncio.sleep(0.05)
+            assert emu.clock.time() - started > 1800
+            task = await kling.get_task(seed.task_id, kind="text2video")
+            # Minted on the scaled clock, its nbf would be over an hour ahead of real time: 1003.
+            assert task.task_id == seed.task_id
 
 
 async def test_token_is_cached_then_reminted_before_expiry() -> None:

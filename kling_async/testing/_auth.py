@@ -1,8 +1,11 @@
 """``Authorization: Bearer <x>`` checks for both flavours (kling-api.md 1, 9).
 
 Official routes take an HS256 JWT (``iss`` = access key, signed with the secret key) or a
-static console API key; relay routes take only relay keys. Token times are judged against the
-emulator's clock, so a ``FakeClock`` can make tokens expire. Messages never echo a credential.
+static console API key; relay routes take only relay keys. Token times (``exp``, ``nbf``) are
+judged on the emulator's token clock: real time when its task clock is a ``ScaledClock``, as
+Kling checks tokens on real time (kling-api.md 1.1) whatever the scale does to task durations;
+the task clock itself when it is a ``FakeClock``, so a test can step a token to expiry.
+Messages never echo a credential.
 """
 
 from __future__ import annotations

@@ -113,8 +113,12 @@ class CallbackDispatcher:
     async def flush(self) -> None:
         """Return once every callback due by now has been delivered (or has failed)."""
         self._release_due()
-        while self._inflight:
-            await asyncio.gather(*self._inflight, return_exceptions=True)
+        # Wait on the unfinished ones only: a finished delivery stays in ``_inflight`` until its
+        # done callback runs on a later loop turn, and since Python 3.12 ``gather`` of futures
+        # that are all done completes eagerly, without yielding, so looping on the set itself
+        # would spin forever and starve that callback. ``asyncio.wait`` always yields.
+        while pending := [task for task in self._inflight if not task.done()]:
+            await asyncio.wait(pending)
 
     def _rearm(self) -> None:
         """Make sure a runner wakes for the earliest pending event."""

@@ -10,6 +10,7 @@ import attrs
 from aiohttp import web
 
 from kling_async.clock import Clock, ScaledClock
+from kling_async.clock import token_clock as tokens_on
 from kling_async.testing._auth import Credentials
 from kling_async.testing._callbacks import CallbackRecord
 from kling_async.testing._core import EmulatorCore, EmulatorStats, FailWhen, Readings
@@ -56,6 +57,10 @@ class KlingEmulator:
     ``secret_key``, or a static ``api_keys`` entry) and relay routes under ``/kling/v1``
     (``relay_keys``). Tasks live on ``clock`` (default ``ScaledClock(time_scale)``): pass a
     ``FakeClock`` to step through a task's life, or share a ``ScaledClock`` with a client.
+    A JWT's ``exp``/``nbf`` are judged on ``token_clock``: by default real time under a
+    ``ScaledClock`` (Kling checks tokens on real time; the scale is for task durations, so a
+    token minted on real time lives its 30 minutes at any ``time_scale``), and ``clock``
+    itself when that is a ``FakeClock``; the ``Date`` header shows it too.
 
     Every kind of kling-api.md 5.1 the client knows is served: text2video, image2video,
     video-extend, lip-sync, image-generation and virtual-try-on (``emu.tasks[id].kind``). By
@@ -100,6 +105,7 @@ class KlingEmulator:
         relay_keys: Iterable[str] = ("sk-emu-relay",),
         clock: Clock | None = None,
         time_scale: float = 1.0,
+        token_clock: Clock | None = None,
         durations: Durations | None = None,
         failure_rate: float = 0.0,
         fail_when: FailWhen | None = None,
@@ -127,6 +133,7 @@ class KlingEmulator:
         port: int = 0,
     ) -> None:
         self.clock: Clock = clock if clock is not None else ScaledClock(time_scale)
+        self.token_clock: Clock = token_clock if token_clock is not None else tokens_on(self.clock)
         self.credentials = Credentials(access_key, secret_key, tuple(api_keys), tuple(relay_keys))
         limits = AccountLimits(
             slot_limit=slot_limit,
@@ -174,7 +181,11 @@ class KlingEmulator:
         if self._runner is not None:
             raise RuntimeError("the emulator is already running")
         server = EmulatorServer(
-            self._core, self.credentials, self._faults, relay_list_route=self._relay_list_route
+            self._core,
+            self.credentials,
+            self._faults,
+            token_clock=self.token_clock,
+            relay_list_route=self._relay_list_route,
         )
         app = server.application()
         # A short shutdown_timeout: handlers still sleeping in a SLOW fault are cut off.

@@ -9,9 +9,10 @@ served from ``/media/videos/{id}.mp4`` and ``/media/images/{id}.png`` (``.wm.`` 
 ``GET /account/costs`` (official only: the relay docs have no such route) is :mod:`._packs`.
 
 Every API request goes: draw a fault (or a planned refusal) -> the IP allowlist (1304) ->
-authenticate -> parse and act -> spoil the answer as the fault says -> count it in
-``stats.requests``. Unknown routes and wrong methods get JSON
-error envelopes too (1203 / 1202, HTTP 404: kling-api.md 7), never aiohttp's text pages.
+authenticate (on the token clock: real time under a scaled clock, see
+``KlingEmulator(token_clock=)``) -> parse and act -> spoil the answer as the fault says ->
+count it in ``stats.requests``. Unknown routes and wrong methods get JSON error envelopes
+too (1203 / 1202, HTTP 404: kling-api.md 7), never aiohttp's text pages.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 from aiohttp import web
 
+from kling_async.clock import Clock
 from kling_async.testing._auth import Credentials
 from kling_async.testing._core import EmulatorCore
 from kling_async.testing._faults import Fault, FaultPlan, Route, refusal, tampered
@@ -53,9 +55,11 @@ class EmulatorServer:
         credentials: Credentials,
         faults: FaultPlan,
         *,
+        token_clock: Clock,
         relay_list_route: bool = True,
     ) -> None:
         self._core = core
+        self._token_clock = token_clock
         self._credentials = credentials
         self._faults = faults
         self._relay_list_route = relay_list_route
@@ -100,8 +104,10 @@ class EmulatorServer:
                 if fault is Fault.SLOW and drawn is not None:
                     await asyncio.sleep(drawn.delay)  # real seconds: client timeouts are real
                 response = tampered(fault, reply, route)
-            # The account's own clock, as a real server's Date header shows its clock.
-            response.headers["Date"] = email.utils.formatdate(self._core.clock.time(), usegmt=True)
+            # The clock tokens are judged on, as a real server's Date header shows its clock: a
+            # client whose tokens are refused reads its skew from it.
+            now = self._token_clock.time()
+            response.headers["Date"] = email.utils.formatdate(now, usegmt=True)
             self._count(request, route, response.status)
             return response
 
@@ -113,7 +119,7 @@ class EmulatorServer:
         try:
             self._core.policy.check_caller(request.remote)
             header = request.headers.get("Authorization")
-            self._credentials.check(header, flavour, self._core.clock.time())
+            self._credentials.check(header, flavour, self._token_clock.time())
             return await action(request, kind, flavour)
         except ApiError as error:
             return failure(error)

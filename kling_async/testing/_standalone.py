@@ -1,11 +1,12 @@
 """Serve one emulator from the command line until Ctrl-C (or SIGTERM).
 
 ``main(argv)`` is ``python -m kling_async.testing``; a CLI can mount the same options as a
-subcommand with :func:`add_arguments` and :func:`run`. The banner says how to reach it and how
+subcommand with :func:`add_arguments` (one flag per emulator knob, from the table in
+:mod:`._flags`) and :func:`run`. The banner says how to reach it and how
 to get onto its clock: a scaled clock drifts from real time, so a client on real time would see
-its JWTs expire early and its signed callbacks as stale; the printed ``export`` line (a static
-key, ``KLING_TIME_SCALE`` and ``KLING_TIME_ORIGIN``) puts any ``kling-async`` command on it, and
-``ScaledClock.following(scale, origin)`` a Python client.
+its signed callbacks as stale (its JWTs are fine: they are judged on real time, as Kling does);
+the printed ``export`` line (a static key, ``KLING_TIME_SCALE`` and ``KLING_TIME_ORIGIN``) puts
+any ``kling-async`` command on it, and ``ScaledClock.following(scale, origin)`` a Python client.
 """
 
 from __future__ import annotations
@@ -20,43 +21,11 @@ import sys
 from collections.abc import Sequence
 from typing import TextIO
 
-from kling_async.cli.flags import integer, non_negative, port, positive
 from kling_async.clock import ScaledClock
 from kling_async.testing._emulator import KlingEmulator
+from kling_async.testing._flags import add_arguments, emulator_kwargs
 
 __all__ = ["add_arguments", "main", "run"]
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--host", default="127.0.0.1", metavar="HOST", help="address to bind (default 127.0.0.1)"
-    )
-    parser.add_argument(
-        "--port", type=port, default=0, metavar="PORT", help="port to bind (default 0: any free)"
-    )
-    parser.add_argument(
-        "--time-scale",
-        type=positive,
-        default=1.0,
-        metavar="X",
-        help="emulated seconds per real second (default 1; 100 makes a 320 s extend take 3.2 s)",
-    )
-    parser.add_argument(
-        "--slots", type=integer(1), default=None, metavar="N", help="task slots (default unlimited)"
-    )
-    parser.add_argument(
-        "--balance",
-        type=non_negative,
-        default=None,
-        metavar="UNITS",
-        help="units (default unlimited)",
-    )
-    parser.add_argument(
-        "--seed", type=int, default=0, metavar="N", help="seed for ids, durations, failures"
-    )
-    parser.add_argument(
-        "--webhook-secret", default=None, metavar="SECRET", help="whsec_... to sign callbacks"
-    )
 
 
 def _loopback(host: str) -> bool:
@@ -70,22 +39,16 @@ def _loopback(host: str) -> bool:
 
 def run(args: argparse.Namespace, *, out: TextIO = sys.stdout) -> int:
     """Serve with the options :func:`add_arguments` defined; returns the exit status."""
+    kwargs = emulator_kwargs(args)
     try:
-        emulator = KlingEmulator(
-            host=args.host,
-            port=args.port,
-            time_scale=args.time_scale,
-            slot_limit=args.slots,
-            balance_units=args.balance,
-            seed=args.seed,
-            webhook_secret=args.webhook_secret,
-        )
-    except ValueError as exc:
+        emulator = KlingEmulator(**kwargs)
+    except ValueError as exc:  # knobs that do not go together, e.g. --balance with --packs
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not _loopback(args.host):
+    host = emulator._host  # the one it binds: given, or its default
+    if not _loopback(host):
         print(
-            f"warning: --host {args.host} makes the emulator reachable from other machines; it "
+            f"warning: --host {host} makes the emulator reachable from other machines; it "
             "is for testing only, and its published keys let anyone in",
             file=sys.stderr,
         )

@@ -218,4 +218,7 @@ def test_the_readme_main_job_installs_only_the_cli_extra() -> None:
     assert "pip install -q -e '.[cli]'" in main_job
     assert "kling-async batch examples/requests.jsonl --emulator" in main_job
     test_command = readme.split("<!-- test-command -->", 1)[1].split("```", 2)[1]
-    assert ".[dev]" in test_command and "pytest -W error" in test_command
+    assert ".[dev]" in test_command and "scripts/test-pythons" in test_command
+    # which runs the suite with warnings as errors, in a venv per Python with the dev extra
+    runner = (REPO / "scripts" / "test-pythons").read_text()
+    assert '/bin/pytest" -W error' in runner and "-e '.[dev]'" in runner

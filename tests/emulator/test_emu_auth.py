@@ -1,7 +1,11 @@
-"""Authorization on both flavours: every 401 code, judged against the emulator's clock."""
+"""Authorization on both flavours: every 401 code, judged against the emulator's token clock
+(its FakeClock in most tests here; real time under a ScaledClock)."""
 
 from __future__ import annotations
 
+import asyncio
+import email.utils
+import time
 import uuid
 import warnings
 from typing import Any
@@ -129,3 +133,55 @@ def test_repr_hides_the_secret_key() -> None:
     emu = KlingEmulator(secret_key="emu-secret-that-must-not-show-up-anywhere")
     assert "must-not-show" not in repr(emu.credentials)
     assert "must-not-show" not in repr(emu)
+
+
+def _real_time_token(emu: KlingEmulator, *, exp_in: float = 1800, nbf_in: float = -5) -> str:
+    """A token as a third-party client mints one: PyJWT on the machine's real clock."""
+    now = time.time()
+    claims = {"iss": emu.credentials.access_key, "exp": int(now + exp_in), "nbf": int(now + nbf_in)}
+    return jwt.encode(claims, emu.credentials.secret_key, algorithm="HS256")
+
+
+async def test_a_real_time_token_outlives_thirty_scaled_minutes(
+    http: aiohttp.ClientSession,
+) -> None:
+    # Kling judges tokens on real time; the scale is for task durations only.
+    async with KlingEmulator(time_scale=100_000) as emu:
+        headers = {"Authorization": f"Bearer {_real_time_token(emu)}"}
+        started = emu.clock.time()
+        body = {"video_id": emu.add_video().video_id}
+        async with http.post(emu.url + EXTEND, json=body, headers=headers) as r:
+            assert r.status == 200
+            task_id = (await r.json())["data"]["task_id"]
+        await asyncio.sleep(0.05)  # over 5,000 emulated seconds
+        assert emu.clock.time() - started > 1800
+        async with http.get(f"{emu.url}{EXTEND}/{task_id}", headers=headers) as r:
+            answer = await r.json()
+        assert (r.status, answer["code"]) == (200, 0), answer
+        assert answer["data"]["task_status"] == "succeed"  # its 320 s ran on the scaled clock
+        date = email.utils.parsedate_to_datetime(r.headers["Date"]).timestamp()
+        assert abs(date - time.time()) < 5  # the Date header shows the clock tokens meet
+
+
+@pytest.mark.parametrize(("exp_in", "nbf_in", "code"), [(-1, -60, 1004), (1800, 60, 1003)])
+async def test_real_time_decides_expiry_and_not_before_at_any_scale(
+    http: aiohttp.ClientSession, exp_in: float, nbf_in: float, code: int
+) -> None:
+    # Expired (or not yet valid) on real time is refused, however far the scaled clock has run.
+    async with KlingEmulator(time_scale=100_000) as emu:
+        await asyncio.sleep(0.05)
+        headers = {"Authorization": f"Bearer {_real_time_token(emu, exp_in=exp_in, nbf_in=nbf_in)}"}
+        async with http.get(emu.url + EXTEND, headers=headers) as r:
+            answer = await r.json()
+        assert (r.status, answer["code"]) == (401, code)
+
+
+async def test_the_token_clock_is_injectable(http: aiohttp.ClientSession) -> None:
+    tokens = FakeClock(start_time=time.time())
+    async with KlingEmulator(time_scale=100, token_clock=tokens) as emu:
+        headers = {"Authorization": f"Bearer {_real_time_token(emu)}"}
+        async with http.get(emu.url + EXTEND, headers=headers) as r:
+            assert r.status == 200
+        await tokens.advance(1800)
+        async with http.get(emu.url + EXTEND, headers=headers) as r:
+            assert (r.status, (await r.json())["code"]) == (401, 1004)

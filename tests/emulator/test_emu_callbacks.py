@@ -206,3 +206,23 @@ async def test_closing_cancels_pending_callbacks(
     assert clock.sleepers == 0
     assert asyncio.all_tasks() == before
     assert len(receiver.received) == 1
+
+
+@pytest.mark.timeout(10)  # the bug this guards was a spin that never yields: only a signal ends it
+async def test_flush_returns_while_a_finished_delivery_awaits_its_done_callback(
+    clock: FakeClock,
+) -> None:
+    # A delivery that has finished stays in the in-flight set until its done callback runs on a
+    # later loop turn. Since Python 3.12, gather() of futures that are all done completes
+    # eagerly, without yielding, so a flush that looped on the set spun forever right there
+    # (tests/test_callback_recovery.py hung on 3.13). Caught before that turn, on purpose:
+    from kling_async.testing._callbacks import CallbackDispatcher
+
+    dispatcher = CallbackDispatcher(clock, lambda task, phase: {}, None)
+    finished = asyncio.ensure_future(asyncio.sleep(0))
+    await finished
+    dispatcher._inflight.add(finished)
+    finished.add_done_callback(dispatcher._inflight.discard)  # scheduled, not yet run
+    await dispatcher.flush()
+    await asyncio.sleep(0)
+    assert not dispatcher._inflight
