@@ -222,8 +222,9 @@ class LostTaskFinder:
         id, also when that finds nothing), for kinds that start from a video, by scanning the
         list for the one unknown task of that video created since the send; else there is
         nothing to look by. A task found is remembered (claimed). ``delays``: seconds before
-        each try (slept only with ``wait``), tried again only while nothing is proven, and
-        with ``final`` (the server finished with the request) "absent" is proof at once;
+        each try (slept only with ``wait``), tried again only while nothing is found; with
+        ``final`` (the server finished with the request) the first look-up that answers is all
+        there is to know — "absent" on the official API, or a relay scan's verdict;
         ``ref``: the create's name, for :class:`Doubts`.
         """
         kind = kind_named(request.kind)
@@ -251,8 +252,8 @@ class LostTaskFinder:
                 log.info("%s: found task %s after a lost answer", kind.name, result.task.task_id)
                 self.remember(result.task.task_id)
                 break
-            if result.absent and final:
-                break
+            if final and result.failure is None:
+                break  # the server had finished with it: a later look shows no more
         if scans:
             assert parent is not None
             self._doubts.settle(parent, ref, result)

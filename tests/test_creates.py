@@ -303,3 +303,18 @@ async def test_a_finished_server_answer_is_settled_by_one_look_up_others_wait_th
     assert task.task_id in emu.tasks and created(emu) == 1
     assert requests_to(emu, "get") == lookups
     assert requests_to(emu, "create") == 2
+
+
+@pytest.mark.parametrize(("fault", "scans"), [(Fault.SERVER_5001, 1), (Fault.DROP_BEFORE, 3)])
+async def test_relay_scans_once_after_a_finished_server_answer(
+    emu: KlingEmulator, make_client: MakeClient, fault: Fault, scans: int
+) -> None:
+    """Nothing proves absence on a relay, but after a finished answer a later scan shows no
+    more than the first: the create is ambiguous at once, its parent's turn free again."""
+    seed = emu.add_video()
+    kling = make_client(emu, "relay", lookup_delays=(0.0, 2.0, 5.0))
+    emu.fault(fault, route="create")
+    with pytest.raises(AmbiguousSubmitError):
+        await kling.extend_video(seed.video_id, parent_task_id=seed.task_id)
+    assert requests_to(emu, "list") == scans
+    assert created(emu) == 0
