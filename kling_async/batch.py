@@ -18,7 +18,17 @@ the caller opted in with ``resend_ambiguous=True``; otherwise it is reported ``a
 
 On a relay, creates of one parent video take turns (:meth:`Creator.turn`): each holds its turn
 from the look-up and the POST until its task id is journalled, so a scan — in this run or a
-resumed one — meets at most one unknown task per parent.
+resumed one — meets at most one unknown task per parent. In a shared batch the turn is also
+the batch's, across its workers (:meth:`SharedJournal.turn`).
+
+A shared journal's database may go away for a while: its calls wait the outage out. Past the
+outage bound they raise :class:`DatabaseUnavailableError`, and the batch stops — no more
+creates, slots given back, the error raised after the outcomes already known — leaving the rest
+to a run again, which resumes from the journal. In a shared batch each request's final outcome
+is yielded by one worker: the one whose fenced write recorded it (a worker whose request was
+taken over while its lease had run out leaves it to the taker). Outcomes marked
+``from_journal`` were finished before this worker reached them (by an earlier run, or by
+another worker): summing the other outcomes over the workers counts each request once.
 
 One module, though past 400 lines: the producer (creates), the follower (the watch) and the
 journal writes share the batch's bookkeeping of which request owns which task, and that
@@ -29,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -51,6 +62,7 @@ from .errors import (
     AmbiguousSubmitError,
     APIError,
     ConcurrencyLimitError,
+    DatabaseUnavailableError,
     InsufficientBalanceError,
     KlingError,
     RateLimitError,
@@ -151,6 +163,7 @@ class Batch:
         self._status: dict[str, TaskStatus] = {}  # live tasks only
         self._done: collections.Counter[str] = collections.Counter()
         self._stop_reason: KlingError | None = None
+        self._halted: DatabaseUnavailableError | None = None  # the journal's database is gone
         self._input_error: Exception | None = None
         self._sending: dict[str, CreateRequest] = {}  # key -> prepared request, while POSTing
         self._background: set[asyncio.Task[Any]] = set()
@@ -283,13 +296,42 @@ class Batch:
         background, awaited before the batch ends."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Future[Any]) -> None:
+        # Its error is taken here, when it happens: nobody awaits a background write.
+        self._background.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, DatabaseUnavailableError):
+            self._halt(error)
+        elif error is not None:
+            log.warning("batch: a journal write failed: %s", error)
+
+    def _halt(self, error: DatabaseUnavailableError) -> None:
+        """The journal's database stayed away past its outage bound: create nothing more and
+        raise ``error`` to the caller after the outcomes already known (its ``finally`` then
+        cancels the rest). What was sent is journalled: a run again resumes."""
+        if self._halted is None:
+            self._halted = error
+            log.warning("batch: stopping: %s", error)
+            self._stopped.set()
+            self._push(error)
+
+    def _job_done(self, job: asyncio.Future[None]) -> None:
+        # A submit that failed for want of its database stops the batch at once, rather than
+        # when the producer next looks (it may be waiting for a slot that never frees).
+        error = None if job.cancelled() else job.exception()
+        if isinstance(error, DatabaseUnavailableError):
+            self._halt(error)
 
     async def _produce(self, journalled: dict[str, JournalEntry], watch: Any) -> None:
         submits: set[asyncio.Task[None]] = set()
         try:
             try:
                 await self._feed(journalled, watch, submits)
+            except DatabaseUnavailableError as exc:  # not the input's fault: the batch stops
+                self._halt(exc)
+                return
             except Exception as exc:
                 # A bad request (or the caller's iterable failing) stops new creates, but the
                 # tasks already created are followed to their end and yielded before the error
@@ -352,6 +394,7 @@ class Batch:
         job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
         submits.add(job)
         job.add_done_callback(submits.discard)
+        job.add_done_callback(self._job_done)
 
     async def _take_over(
         self, journal: SharedJournal, watch: Any, submits: set[asyncio.Task[None]]
@@ -445,11 +488,15 @@ class Batch:
             prepared = client.prepare(request)
             if self._claims is not None:
                 prepared = self._claims.tag(key, prepared)
-        async with client.turn(prepared):
+        async with self._turn(prepared, slot):
             if entry is None:
                 if journal is not None:
                     body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
-                    await journal.record_intents([Intent(key, body)])
+                    try:
+                        await journal.record_intents([Intent(key, body)])
+                    except BaseException:
+                        slot.release()  # nothing was sent: the slot goes back
+                        raise
             elif may_exist(entry):
                 found = await look_again(client, entry, resend=self._resend_ambiguous)
                 if isinstance(found, Task):
@@ -475,8 +522,24 @@ class Batch:
                 self._not_sent(key, request, self._stop_reason)
                 return
             slot = next_slot
-            async with client.turn(prepared):
+            async with self._turn(prepared, slot):
                 refused = await self._send(key, request, prepared, watch, slot)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, prepared: CreateRequest, slot: Slot) -> AsyncIterator[None]:
+        """The parent video's turn (:meth:`Creator.turn`) and, in a shared batch on a relay,
+        the batch's turn of it across its workers (the same rule, held in the database)."""
+        journal = self._journal
+        parent = prepared.parent_video_id if self._client.flavour == "relay" else None
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._client.turn(prepared))
+                if isinstance(journal, SharedJournal) and parent is not None:
+                    await stack.enter_async_context(journal.turn(parent))
+            except BaseException:
+                slot.release()  # cancelled or failed before anything was sent: it goes back
+                raise
+            yield
 
     async def _send(
         self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any, slot: Slot
@@ -492,6 +555,9 @@ class Batch:
                 self._total -= 1
                 self._handling.discard(key)
                 return None
+            except BaseException:  # the database gone past its bound, say: nothing was sent
+                slot.release()
+                raise
         self._sending[key] = prepared
         try:
             task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)
@@ -510,8 +576,8 @@ class Batch:
             return None
         except APIError as exc:  # a refusal with a business code: nothing was created
             del self._sending[key]
-            self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
-            self._emit(Outcome(key, "rejected", request, error=exc))
+            outcome = Outcome(key, "rejected", request, error=exc)
+            self._conclude(outcome, {"code": exc.code, "message": exc.message})
             return None
         except TransportError as exc:  # provably not sent, even after retries
             del self._sending[key]
@@ -525,8 +591,8 @@ class Batch:
         return None
 
     def _not_sent(self, key: str, request: CreateRequest, error: KlingError | None) -> None:
-        self._final_write(key, "not_sent", {"error": str(error) if error else ""})
-        self._emit(Outcome(key, "not_sent", request, error=error))
+        outcome = Outcome(key, "not_sent", request, error=error)
+        self._conclude(outcome, {"error": str(error) if error else ""})
 
     async def _lost(
         self, key: str, request: CreateRequest, error: AmbiguousSubmitError, watch: Any
@@ -555,17 +621,43 @@ class Batch:
             detail["parent_task_id"] = error.parent_task_id
         if error.candidates:
             detail["candidates"] = list(error.candidates)
-        self._final_write(key, "ambiguous", detail)
-        self._emit(Outcome(key, "ambiguous", request, error=error))
+        self._conclude(Outcome(key, "ambiguous", request, error=error), detail)
 
     async def _created(self, key: str, task: Task, watch: Any) -> None:
         self._track(key, task, watch)
         if self._journal is not None:
             await self._journal.record_created(key, task.task_id, task.created_at)
 
-    def _final_write(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
-        if self._journal is not None:
-            self._write(self._journal.record_outcome(key, outcome, detail))
+    def _conclude(self, outcome: Outcome, detail: Mapping[str, Any]) -> None:
+        """Journal ``outcome`` and yield it. In a shared batch it is yielded once its fenced
+        write passed: a worker whose request was taken over meanwhile (its lease ran out in an
+        outage, say) leaves it to the taker, so one worker yields each request's outcome."""
+        journal = self._journal
+        if isinstance(journal, SharedJournal):
+            self._write(self._conclude_shared(journal, outcome, detail))
+            return
+        if journal is not None:
+            self._write(journal.record_outcome(outcome.key, outcome.outcome, detail))
+        self._emit(outcome)
+
+    async def _conclude_shared(
+        self, journal: SharedJournal, outcome: Outcome, detail: Mapping[str, Any]
+    ) -> None:
+        try:
+            await journal.record_outcome(outcome.key, outcome.outcome, detail)
+        except ClaimLostError as exc:  # the taker yields it
+            log.info("batch: %s", exc)
+            self._handling.discard(outcome.key)
+            self._total -= 1
+            if outcome.task is not None:
+                self._status.pop(outcome.task.task_id, None)
+            self._ended.set()
+            return
+        except DatabaseUnavailableError:
+            raise  # the batch stops (_written): the outcome is for the run that resumes
+        except Exception as exc:  # known all the same: yielded, as without a journal
+            log.warning("batch: outcome of %s not journalled: %s", outcome.key, exc)
+        self._emit(outcome)
 
     async def _follow(self, watch: Any) -> None:
         try:
@@ -574,6 +666,9 @@ class Batch:
                 if change.is_final:
                     self._remember_limit()
                     self._remember_durations()
+            # A shared batch's last outcomes wait for their fenced writes (_conclude).
+            while self._background:
+                await asyncio.gather(*self._background, return_exceptions=True)
             self._push(_DONE)
         except Exception as exc:
             self._push(exc)
@@ -632,6 +727,8 @@ class Batch:
                 detail["parent_video_id"] = request.parent_video_id
         if change.task.task_status_msg:
             detail["message"] = change.task.task_status_msg
-        if outcome != "timed_out":
-            self._final_write(key, outcome, detail)
-        self._emit(Outcome(key, outcome, request, task=change.task, error=error))
+        ended = Outcome(key, outcome, request, task=change.task, error=error)
+        if outcome == "timed_out":  # this run stopped waiting: not an outcome of the request
+            self._emit(ended)
+        else:
+            self._conclude(ended, detail)

@@ -18,6 +18,16 @@ the POST, the moment of sending too, the task id right after the answer. What sh
   sends nothing, and the taker cannot look the request up until a full lease after that send
   was recorded — by then the POST is long on its way, so the look-up finds its task.
 * **Short statements** on a small pool: no transaction is held across an HTTP request.
+* **An outage is a pause.** Every statement is run by :meth:`Database.run`: a connection that
+  fails (the server restarting, failing over) is retried with backoff for up to ``outage``
+  seconds of the database failing, then :class:`~kling_async.errors.DatabaseUnavailableError`
+  is raised and the batch stops. Each statement is safe to repeat (upserts, ``ON CONFLICT DO
+  NOTHING``, the same value set again) or checks on a repeat what the lost attempt did: the
+  fenced send passes again only while the claim is still this worker's, and a repeated
+  take-over returns what the lost attempt took. Leases run out during a long outage like
+  during a pause of the process: the fences are what keep a request sent at most once.
+* **One report per request.** :meth:`record_outcome` is fenced too: a worker whose request was
+  taken over is refused (:class:`ClaimLostError`) and leaves the report to the taker.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -49,6 +59,8 @@ __all__ = ["SharedJournal"]
 log = logging.getLogger("kling_async")
 
 T = TypeVar("T")
+
+_LEAVE_TIMEOUT = 5.0  # seconds closing tries to hand the claims back
 
 
 def _check_batch(batch: object) -> str:
@@ -69,8 +81,8 @@ class SharedJournal:
     """
 
     __slots__ = (
-        "_batch", "_closed", "_db", "_heartbeat", "_lease", "_owns_db", "_running", "_time",
-        "worker",
+        "_batch", "_closed", "_db", "_given", "_heartbeat", "_lease", "_owns_db", "_running",
+        "_time", "worker",
     )  # fmt: skip
 
     def __init__(self, db: Database, batch: str, lease: float, clock: Clock | None, owns_db: bool):
@@ -82,6 +94,9 @@ class SharedJournal:
         self._closed = False
         self._heartbeat: asyncio.Task[None] | None = None
         self._running: set[asyncio.Future[Any]] = set()
+        # Keys this worker was handed as its own (claimed, taken over, its intents): what a
+        # repeated take-over need not return again.
+        self._given: set[str] = set()
         #: This worker's id: random, one per open journal.
         self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
 
@@ -93,19 +108,23 @@ class SharedJournal:
         batch: str,
         clock: Clock | None = None,
         lease: float = 30.0,
+        outage: float | None = None,
     ) -> SharedJournal:
         """Join batch ``batch`` in the database ``dsn`` (a DSN, empty for the ``PG*``
         variables, or an open :class:`~kling_async.postgres.Database`, left open on close).
 
         ``lease`` (seconds) is how long this worker's claims outlive its last heartbeat: how
         soon the others take over from a worker that died. ``clock`` stamps ``intent_at`` and
-        ``updated_at`` (and is the clock of ``sent_at`` as the batch records it).
+        ``updated_at`` (and is the clock of ``sent_at`` as the batch records it). ``outage``
+        (seconds, real ones) is how long the database may stay unreachable before the calls
+        waiting for it raise :class:`~kling_async.errors.DatabaseUnavailableError` (default:
+        the DSN's ``?kling_outage=``, else 60; for a DSN only: an open database has its own).
         """
         _check_batch(batch)
         if not lease > 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
         owns = not isinstance(dsn, Database)
-        db = await Database.open(dsn) if isinstance(dsn, str) else dsn
+        db = await Database.open(dsn, outage=outage) if isinstance(dsn, str) else dsn
         journal = cls(db, batch, float(lease), clock, owns)
         try:
             await journal._run("open", journal._join)
@@ -167,6 +186,7 @@ class SharedJournal:
             await _pg.insert(conn, [(self._batch, *v, now, self.worker) for v in values])
 
         await self._run("write", op)
+        self._given.update(i.key for i in rows)
 
     async def register(self, intents: Sequence[Intent]) -> None:
         """Record requests of the batch without claiming them (any worker may take them): the
@@ -214,10 +234,19 @@ class SharedJournal:
         )
 
     async def record_outcome(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
-        """Record how ``key`` ended (one of :data:`OUTCOMES`); a later call replaces it."""
+        """Record how ``key`` ended (one of :data:`OUTCOMES`); a later call replaces it.
+        Raises :class:`ClaimLostError` if another live worker holds ``key`` (it took the
+        request over and reports it: this worker does not)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}")
-        await self._update(key, "outcome = $3, detail = $4", outcome, json_text(detail, "detail"))
+        text = json_text(detail, "detail")
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            args = (self._batch, self.worker, key, outcome, text, now, self.path)
+            await _pg.finished(conn, *args)
+
+        await self._run("write", op)
 
     async def _update(self, key: str, assignments: str, *values: Any) -> None:
         now = self._time()
@@ -286,16 +315,29 @@ class SharedJournal:
         async def op(conn: Connection) -> JournalEntry | None:
             return await _pg.claim(conn, self._batch, self.worker, key, text, now, self.path)
 
-        return await self._run("write", op)
+        entry = await self._run("write", op)
+        if entry is not None:
+            self._given.add(key)
+        return entry
 
     async def claim_orphans(self, limit: int = 100) -> list[JournalEntry]:
         """Take over up to ``limit`` unfinished requests nobody live holds (their worker died,
         or left them): they are this worker's now, in insertion order."""
 
-        async def op(conn: Connection) -> list[JournalEntry]:
-            return await _pg.claim_orphans(conn, self._batch, self.worker, limit, self.path)
+        tries = 0
 
-        return await self._run("write", op)
+        async def op(conn: Connection) -> list[JournalEntry]:
+            nonlocal tries
+            tries += 1
+            # Again after a lost answer: what that attempt took is this worker's, unseen.
+            known = sorted(self._given) if tries > 1 else None
+            return await _pg.claim_orphans(
+                conn, self._batch, self.worker, limit, self.path, known_own=known
+            )
+
+        taken = await self._run("write", op)
+        self._given.update(entry.key for entry in taken)
+        return taken
 
     async def held_elsewhere(self) -> int:
         """How many unfinished requests other live workers hold (one of them may die: a worker
@@ -305,6 +347,35 @@ class SharedJournal:
             return await _pg.held_elsewhere(conn, self._batch, self.worker)
 
         return await self._run("read", op)
+
+    # --- turns of a parent video (relay) ---
+
+    @contextlib.asynccontextmanager
+    async def turn(self, parent: str) -> AsyncIterator[None]:
+        """Hold the turn of parent video ``parent`` across the workers of the batch: on a relay
+        a lost create's task is found by scanning the parent's children, so at most one create
+        per parent may have an answer on its way, in any worker. Waits (looking every tenth of
+        the lease, a second at most) while a live worker holds it; a dead one's turn comes back
+        with its lease."""
+        pause = min(1.0, max(0.05, self._lease / 10))
+        while True:
+            if await self._run(
+                "write", lambda conn: _pg.take_turn(conn, self._batch, self.worker, parent)
+            ):
+                break
+            await asyncio.sleep(pause)
+        try:
+            yield
+        finally:
+            # Handed back even if the holder was cancelled (a shielded write), so the others'
+            # wait ends now rather than with this worker's lease; failing that (the database
+            # gone past the bound: the batch is stopping), the lease ending frees it.
+            try:
+                await self._run(
+                    "write", lambda conn: _pg.give_turn(conn, self._batch, self.worker, parent)
+                )
+            except Exception as exc:
+                log.warning("journal %s: turn of %s not handed back: %s", self.path, parent, exc)
 
     # --- life cycle ---
 
@@ -316,9 +387,11 @@ class SharedJournal:
         while True:
             await asyncio.sleep(self._lease / 3)
             try:
-                async with self._db.pool.acquire() as conn:
-                    await _pg.renew(conn, self._batch, self.worker, self._lease)
-            except Exception as exc:  # the database away a moment: the next beat tries again
+                await self._db.run(
+                    lambda conn: _pg.renew(conn, self._batch, self.worker, self._lease),
+                    "lease renewal",
+                )
+            except Exception as exc:  # past the outage bound: the batch's own calls stop it
                 log.warning("journal %s: lease not renewed: %s", self.path, exc)
 
     async def close(self) -> None:
@@ -332,9 +405,13 @@ class SharedJournal:
             self._heartbeat.cancel()
             await asyncio.gather(self._heartbeat, return_exceptions=True)
         try:
-            with contextlib.suppress(Exception):  # a lease ending later does the same
-                async with self._db.pool.acquire() as conn:
-                    await _pg.leave(conn, self._batch, self.worker)
+            # Once, briefly: the database may be the reason for closing, and a lease ending
+            # later hands the claims back all the same.
+            with contextlib.suppress(Exception):
+                async with self._db.pool.acquire(timeout=_LEAVE_TIMEOUT) as conn:
+                    await asyncio.wait_for(
+                        _pg.leave(conn, self._batch, self.worker), _LEAVE_TIMEOUT
+                    )
         finally:
             if self._owns_db:
                 await self._db.close()
@@ -372,12 +449,12 @@ class SharedJournal:
         return asyncio.shield(task)
 
     async def _execute(self, operation: str, op: Callable[[Connection], Awaitable[T]]) -> T:
-        """The driver's failures become a :class:`JournalError` naming the database (never its
-        password) and ``operation``."""
+        """``op`` waits out an outage (:meth:`Database.run`: each ``op`` here is safe to
+        repeat, or checks on a repeat); the driver's other failures become a
+        :class:`JournalError` naming the database (never its password) and ``operation``."""
         pg = driver()
         try:
-            async with self._db.pool.acquire() as conn:
-                return await op(conn)
+            return await self._db.run(op, f"journal {operation}")
         except failures(pg) as exc:
             raise JournalError(
                 f"journal {self.path}: {operation} failed, nothing of it was written: "
@@ -385,4 +462,3 @@ class SharedJournal:
                 path=self.path,
                 operation=operation,
             ) from exc
-
