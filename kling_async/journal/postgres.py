@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..clock import Clock
 from ..postgres import Database
-from ..postgres._connect import driver, failures
+from ..postgres._connect import driver, failures, take_options
 from . import _pg
 from ._schema import json_text, unknown_key
 from .records import OUTCOMES, Intent, JournalClosedError, JournalEntry, JournalError, lineage_of
@@ -61,6 +61,12 @@ log = logging.getLogger("kling_async")
 T = TypeVar("T")
 
 _LEAVE_TIMEOUT = 5.0  # seconds closing tries to hand the claims back
+_OPTIONS = ("lease", "outage")  # what a journal's DSN may say: ?kling_lease=10&kling_outage=60
+
+
+def _plain(dsn: str) -> str:
+    """``dsn`` without the journal's options: a reader (``report``) is given the workers' DSN."""
+    return take_options(dsn, _OPTIONS)[0]
 
 
 def _check_batch(batch: object) -> str:
@@ -107,22 +113,29 @@ class SharedJournal:
         *,
         batch: str,
         clock: Clock | None = None,
-        lease: float = 30.0,
+        lease: float | None = None,
         outage: float | None = None,
     ) -> SharedJournal:
         """Join batch ``batch`` in the database ``dsn`` (a DSN, empty for the ``PG*``
         variables, or an open :class:`~kling_async.postgres.Database`, left open on close).
 
-        ``lease`` (seconds) is how long this worker's claims outlive its last heartbeat: how
-        soon the others take over from a worker that died. ``clock`` stamps ``intent_at`` and
-        ``updated_at`` (and is the clock of ``sent_at`` as the batch records it). ``outage``
+        ``lease`` (seconds, default 30) is how long this worker's claims outlive its last
+        heartbeat: how soon the others take over from a worker that died. ``clock`` stamps
+        ``intent_at`` and ``updated_at`` (and is the clock of ``sent_at`` as the batch records
+        it). ``outage``
         (seconds, real ones) is how long the database may stay unreachable before the calls
-        waiting for it raise :class:`~kling_async.errors.DatabaseUnavailableError` (default:
-        the DSN's ``?kling_outage=``, else 60; for a DSN only: an open database has its own).
+        waiting for it raise :class:`~kling_async.errors.DatabaseUnavailableError` (default
+        60; an open database has its own). A DSN may say both (``?kling_lease=10&
+        kling_outage=120``), for a worker given only the DSN; a keyword given here wins.
         """
         _check_batch(batch)
+        options: dict[str, float] = {}
+        if isinstance(dsn, str):
+            dsn, options = take_options(dsn, _OPTIONS)
+        lease = options.get("lease", 30.0) if lease is None else lease
         if not lease > 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
+        outage = options.get("outage") if outage is None else outage
         owns = not isinstance(dsn, Database)
         db = await Database.open(dsn, outage=outage) if isinstance(dsn, str) else dsn
         journal = cls(db, batch, float(lease), clock, owns)
@@ -140,13 +153,13 @@ class SharedJournal:
         """Every entry of batch ``batch``, in insertion order, for a report: from any machine,
         while the batch runs; takes no claim."""
         _check_batch(batch)
-        async with await Database.open(dsn) as db, db.pool.acquire() as conn:
+        async with await Database.open(_plain(dsn)) as db, db.pool.acquire() as conn:
             return await _pg.select_entries(conn, batch, db.where)
 
     @classmethod
     async def batches(cls, dsn: str) -> list[str]:
         """The names of the batches in the database ``dsn``, oldest first."""
-        async with await Database.open(dsn) as db, db.pool.acquire() as conn:
+        async with await Database.open(_plain(dsn)) as db, db.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT batch FROM kling_batch_entry GROUP BY batch ORDER BY min(seq)"
             )

@@ -2,9 +2,12 @@
 
 The DSN is a plain libpq URL (``postgresql://user:password@host:5432/db``) or empty: asyncpg
 then reads the ``PG*`` environment variables (``PGHOST``, ``PGPORT``, ``PGUSER``,
-``PGPASSWORD``, ``PGDATABASE``...), as ``psql`` does. The pool is small (one connection kept,
-four at most): the work here is a few short statements per task, never a transaction held
-across an HTTP request. It is created inside the running event loop and closed by its owner.
+``PGPASSWORD``, ``PGDATABASE``...), as ``psql`` does. The pool is small (four connections at
+most, opened as needed and kept while used): the work here is a few short statements per task,
+never a transaction held across an HTTP request. No floor of open connections: the driver
+restores a floor in a task of its own, printing a traceback per failed attempt while the
+database is down; a statement reconnects anyway. It is created inside the running event loop
+and closed by its owner.
 
 A database restarting or failing over is routine: :meth:`Database.run` runs a statement and, if
 the connection failed (:func:`connection_lost`), tries it again with backoff until the database
@@ -138,6 +141,10 @@ def connection_lost(pg: ModuleType, error: BaseException) -> bool:
     )
     if isinstance(error, lost):
         return True
+    if isinstance(error, pg.InternalClientError):
+        # Seen when the server goes away under a statement ("cannot switch to state 12;
+        # another operation is in progress"): the connection is broken, not the statement.
+        return "another operation" in str(error)
     # A pooled connection closed under a statement: the driver names it only in words.
     return isinstance(error, pg.InterfaceError) and "connection is closed" in str(error)
 
@@ -189,7 +196,7 @@ class Database:
         cls,
         dsn: str = "",
         *,
-        min_size: int = 1,
+        min_size: int = 0,
         max_size: int = 4,
         timeout: float = 10.0,
         outage: float | None = None,
