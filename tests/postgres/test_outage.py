@@ -3,23 +3,27 @@ workers of one shared batch, the server shut down as a restart or fail-over does
 again. Short of the outage bound the batch completes, each request created once and yielded by
 one worker; past it both workers stop with exit 5 and one line, and a run again completes it.
 
-Each test has a server of its own (``halt``/``resume``: the session's server serves the
-others). Leases of 1.5 s run out during the outage, so the fences are what is tested.
+Each test that stops the server has one of its own (``halt``/``resume``: the session's
+serves the others). Leases of 1.5 s run out during the outage, so the fences are what is tested.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
 
-from kling_async import ScaledClock
-from kling_async.journal import SharedJournal
+from kling_async import DatabaseUnavailableError, KlingClient, ScaledClock
+from kling_async.journal import Intent, SharedJournal
+from kling_async.postgres import Database
+from kling_async.postgres.coordinator import PostgresCoordinator
 from kling_async.testing import Durations, KlingEmulator
 
 from ..cli.conftest import Run, arun_cli, cli_env, write_jsonl
@@ -167,3 +171,90 @@ async def test_an_outage_past_the_bound_stops_cleanly_and_a_run_again_completes(
         per_request = setup.tasks_per_request()
     assert len(per_request) == N and set(per_request.values()) == {1}, per_request
     assert await outcomes(server.dsn) == {"succeed": N}
+
+
+# -- one statement at a time --------------------------------------------------------------------
+
+
+async def test_a_statement_waits_out_a_restart_and_gives_up_past_the_bound(
+    server: PostgresServer,
+) -> None:
+    async with await Database.open(server.dsn + "?kling_outage=20") as db:
+        await db.run(lambda conn: conn.fetchval("SELECT 1"), "warm-up")
+        await asyncio.to_thread(server.halt)
+        waiting = asyncio.ensure_future(db.run(lambda conn: conn.fetchval("SELECT 2"), "read"))
+        await asyncio.sleep(0.5)
+        assert not waiting.done() and db.outage.down_since is not None
+        await asyncio.to_thread(server.resume)
+        assert await asyncio.wait_for(waiting, 10.0) == 2
+        assert db.outage.down_since is None and db.outage.outages == 1
+    async with await Database.open(server.dsn, outage=0.5) as db:
+        await asyncio.to_thread(server.halt)
+        started = time.monotonic()
+        with pytest.raises(DatabaseUnavailableError, match=r"more than 0.5s \(read: "):
+            await db.run(lambda conn: conn.fetchval("SELECT 3"), "read")
+        assert time.monotonic() - started < 5.0
+        await asyncio.to_thread(server.resume)
+
+
+async def test_a_failing_statement_is_not_taken_for_an_outage(pg_dsn: str) -> None:
+    async with await Database.open(pg_dsn) as db:
+        with pytest.raises(asyncpg.PostgresSyntaxError):
+            await db.run(lambda conn: conn.execute("SELEC 1"), "typo")
+        assert db.outage.repeats == 0
+
+
+@contextlib.contextmanager
+def first_answer_lost(monkeypatch: pytest.MonkeyPatch, operation: str) -> Iterator[list[int]]:
+    """The next statement named ``operation`` runs, commits, and its answer is lost (the
+    connection drops right after): what a repeat must not mistake for "nothing happened"."""
+    ran: list[int] = []
+    real = Database.run
+
+    async def lossy(self: Database, op: Any, name: str) -> Any:
+        if name != operation or ran:
+            return await real(self, op, name)
+
+        async def once(conn: Any) -> Any:
+            result = await op(conn)
+            ran.append(1)
+            if len(ran) == 1:
+                raise asyncpg.ConnectionDoesNotExistError("connection was closed in the middle")
+            return result
+
+        return await real(self, once, name)
+
+    monkeypatch.setattr(Database, "run", lossy)
+    yield ran
+    monkeypatch.undo()
+
+
+async def test_a_repeated_take_over_returns_what_the_lost_attempt_took(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with (
+        await SharedJournal.open(pg_dsn, batch="b", lease=0.3) as dead,
+        await SharedJournal.open(pg_dsn, batch="b", lease=0.3) as alive,
+    ):
+        await dead.record_intents([Intent("a", {"kind": "video-extend", "body": {}})])
+        assert dead._heartbeat is not None
+        dead._heartbeat.cancel()
+        await asyncio.sleep(0.6)
+        with first_answer_lost(monkeypatch, "journal write") as ran:
+            taken = await alive.claim_orphans(1)
+        assert len(ran) == 2  # run, its answer lost, run again
+        assert [e.key for e in taken] == ["a"]  # not left held by a worker that does not know
+
+
+async def test_a_repeated_slot_take_finds_its_own_lease_and_holds_one_slot(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with KlingEmulator() as emu:
+        coordinator = PostgresCoordinator(pg_dsn)
+        async with KlingClient(**emu.client_kwargs(), slots=2, coordinator=coordinator) as kling:
+            with first_answer_lost(monkeypatch, "slot take") as ran:
+                slot = await kling.gate.acquire()
+            assert len(ran) == 2
+            async with coordinator.db.pool.acquire() as conn:
+                assert await conn.fetchval("SELECT count(*) FROM kling_slot_lease") == 1
+            slot.release()
