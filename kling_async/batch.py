@@ -389,7 +389,8 @@ class Batch:
             return
         slot = await self._slot(slot_weight(request.kind, getattr(request, "n", None)))
         if slot is None:
-            self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+            if self._halted is None:  # halted, it is not "not sent": it is for the run again
+                self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
             return
         job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
         submits.add(job)
@@ -519,7 +520,8 @@ class Batch:
                 self.gate.throttled(client.policy.delay(1, refused))
             next_slot = await self._slot(slot.weight, front=True)
             if next_slot is None:
-                self._not_sent(key, request, self._stop_reason)
+                if self._halted is None:
+                    self._not_sent(key, request, self._stop_reason)
                 return
             slot = next_slot
             async with self._turn(prepared, slot):

@@ -258,3 +258,34 @@ async def test_a_repeated_slot_take_finds_its_own_lease_and_holds_one_slot(
             async with coordinator.db.pool.acquire() as conn:
                 assert await conn.fetchval("SELECT count(*) FROM kling_slot_lease") == 1
             slot.release()
+
+
+async def test_a_batch_past_the_bound_raises_and_holds_only_the_slots_of_its_tasks(
+    server: PostgresServer,
+) -> None:
+    """In-process, the library's side of exit 5: ``extend_many`` raises
+    DatabaseUnavailableError; every slot still held is a task's (running, or a create whose
+    answer was cut off): none leaked by a journal call that failed first."""
+    clock = ScaledClock(SCALE)
+    async with KlingEmulator(clock=clock, durations=Durations(2, 40), slot_limit=8) as emu:
+        seed = emu.add_video()
+        requests = [{"video_id": seed.video_id, "prompt": f"p{i}"} for i in range(N)]
+        async with (
+            KlingClient(**emu.client_kwargs(), clock=clock) as kling,
+            await SharedJournal.open(server.dsn, batch="lib", outage=0.5) as journal,
+        ):
+            batch = kling.extend_many(requests, journal=journal, slots=8)
+
+            async def consume() -> None:
+                seen = 0
+                async for _ in batch:
+                    seen += 1
+                    if seen == 3:
+                        await asyncio.to_thread(server.halt)
+
+            with pytest.raises(DatabaseUnavailableError):
+                await asyncio.wait_for(consume(), 30.0)
+            # At most (a task may have ended since, seen by the client's scheduler).
+            assert kling.gate.in_use <= len(batch.running) + len(batch.unsettled)
+            assert kling.gate.waiting == 0
+        await asyncio.to_thread(server.resume)
