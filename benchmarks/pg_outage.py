@@ -130,7 +130,9 @@ async def arm(
             again = [Worker() for _ in range(2)]
             for worker in again:
                 await worker.start(argv, env)
-            codes_again = [await w.wait() for w in again]
+            # Read together: a worker whose stdout pipe fills while another's is read blocks,
+            # holding whatever it was doing (a claim's transaction, its lease).
+            codes_again = list(await asyncio.gather(*(w.wait() for w in again)))
         wall = time.perf_counter() - wall0
         tasks = [t for t in emu.tasks.values() if t.kind == "video-extend"]
     entries = await SharedJournal.read(server.dsn, batch)
