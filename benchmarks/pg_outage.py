@@ -122,6 +122,8 @@ async def arm(
         await asyncio.to_thread(server.halt)
         waits = [asyncio.ensure_future(w.wait()) for w in first]
         await asyncio.wait(waits, timeout=outage)
+        # Down the whole outage, even once both workers stopped (past the bound).
+        await asyncio.sleep(max(0.0, down_at + outage - time.perf_counter()))
         await asyncio.to_thread(server.resume)
         codes = [await w for w in waits]
         stopped = [w.ended_at - down_at for w in first] if any(codes) else []
