@@ -18,11 +18,9 @@ credentials and base URL, never the key itself):
 Leases live on the database's clock, so machines' clocks are never compared. A create's wait for
 a slot (``slot_timeout``) runs on the client's clock, as a wait for a slot of its own gate does.
 
-An outage of the database is waited out (:meth:`Database.run`, up to ``outage`` seconds): every
-statement here is safe to repeat, and a take whose answer was lost looks for its own lease row
-before counting again, so it never holds slots twice. Past the bound, a take raises
-:class:`~kling_async.errors.DatabaseUnavailableError`; the background writes (renewals,
-releases) give up with a warning, and the lease rows they leave run out by themselves.
+An outage is waited out (:meth:`Database.run`): every statement is safe to repeat (a take whose
+answer was lost finds its own lease row). Past the bound a take raises ``DatabaseUnavailableError``;
+background writes give up with a warning, and the rows they leave run out by themselves.
 """
 
 from __future__ import annotations
@@ -42,6 +40,7 @@ from ..errors import ConfigurationError
 from ..models import Task
 from ._connect import Database, is_dsn, redact_dsn, take_options
 from ._fanout import Fanout
+from ._ops import give_back_unused, write
 
 if TYPE_CHECKING:
     from ._schema import Connection
@@ -211,8 +210,7 @@ class PostgresCoordinator:
 
     async def take(self, weight: int, allowed: Allowed, timeout: float | None) -> Lease | None:
         await self.start()
-        # The bound runs on the client's clock (slot_timeout is in its seconds); the counts
-        # between NOTIFYs on real ones (they are the database's load).
+        # The bound on the client's clock (slot_timeout's); counts between NOTIFYs on real time.
         deadline = None if timeout is None else asyncio.ensure_future(self._clock.sleep(timeout))
         lease = Lease(weight)  # one key for every try: a repeated take finds its own row
         try:
@@ -237,9 +235,7 @@ class PostgresCoordinator:
             nonlocal tries
             tries += 1
             async with conn.transaction():
-                await conn.execute(
-                    "SELECT pg_advisory_xact_lock($1, $2)", _LOCK_SPACE, self._lock()
-                )
+                await conn.execute("SELECT pg_advisory_xact_lock($1,$2)", _LOCK_SPACE, self._lock())
                 if tries > 1 and await conn.fetchval(
                     "SELECT 1 FROM kling_slot_lease WHERE lease = $1", lease.key
                 ):
@@ -252,8 +248,7 @@ class PostgresCoordinator:
                 assert row is not None  # an aggregate always has a row
                 held = int(row["held"])
                 self._counted(row)
-                # A limit this process told and the database has not seen yet wins over the
-                # stored one.
+                # A limit this process told and the database has not seen yet wins.
                 unsent = self._limits_unsent or row["stored"] is None
                 stored = None if unsent else int(row["stored"])
                 limit = allowed(stored, self.running(self._own_running()))
@@ -328,15 +323,10 @@ class PostgresCoordinator:
         await self._fanout.aclose()
         # Once, briefly: the database may be gone, and the rows run out by themselves.
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._give_back_unused(), _CLOSE_TIMEOUT)
+            async with self.db.pool.acquire(timeout=_CLOSE_TIMEOUT) as conn:
+                unused = give_back_unused(conn, self.holder, self.channel)
+                await asyncio.wait_for(unused, _CLOSE_TIMEOUT)
         await self._db.close()
-
-    async def _give_back_unused(self) -> None:
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "DELETE FROM kling_slot_lease WHERE holder = $1 AND task_id IS NULL", self.holder
-            )
-            await conn.execute("SELECT pg_notify($1, 's')", self.channel)
 
     # -- background ---------------------------------------------------------------------------
 
@@ -391,9 +381,7 @@ class PostgresCoordinator:
         while True:
             op, value = await self._ops.get()
             try:
-                # Each op is safe to repeat (an upsert, an update or a delete by key): an
-                # outage is waited out. Past its bound the op is dropped: a renewal missed
-                # lets our rows run out, a release missed the same.
+                # Safe to repeat (_ops): an outage is waited out; past it, our rows run out.
                 await self.db.run(
                     functools.partial(self._apply, op=op, value=value), f"coordinator {op}"
                 )
@@ -408,37 +396,5 @@ class PostgresCoordinator:
         if op == "renew":
             await self._renew(conn)
             return
-        async with conn.transaction():
-            if op == "task":
-                await conn.execute(
-                    "UPDATE kling_slot_lease SET task_id = $2 WHERE lease = $1",
-                    value.key,
-                    value.task_id,
-                )
-                # A task holds one slot: a row another process (dead, its task taken over)
-                # still has for it goes, rather than count the task twice until it ends.
-                await conn.execute(
-                    "DELETE FROM kling_slot_lease WHERE account = $1 AND task_id = $2 "
-                    "AND lease <> $3",
-                    self.account,
-                    value.task_id,
-                    value.key,
-                )
-            elif op == "ended":  # its holder may be dead: the slot is free once the task ended
-                await conn.execute(
-                    "DELETE FROM kling_slot_lease WHERE account = $1 AND task_id = $2",
-                    self.account,
-                    value,
-                )
-                await conn.execute("SELECT pg_notify($1, 's')", self.channel)
-            elif op == "release":
-                await conn.execute("DELETE FROM kling_slot_lease WHERE lease = $1", value.key)
-                await conn.execute("SELECT pg_notify($1, 's')", self.channel)
-            elif op == "limit":
-                await conn.execute(
-                    "INSERT INTO kling_account (account, slot_limit) VALUES ($1, $2) "
-                    "ON CONFLICT (account) DO UPDATE "
-                    "SET slot_limit = EXCLUDED.slot_limit, updated_at = now()",
-                    self.account,
-                    value,
-                )
+        assert self.account is not None  # attached before it ever starts
+        await write(conn, op, value, account=self.account, channel=self.channel)
