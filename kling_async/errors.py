@@ -27,6 +27,7 @@
     ├── RequestValidationError        bad input, raised before any network I/O (also a ValueError)
     ├── ConfigurationError            bad client set-up, e.g. no credentials (also a ValueError)
     ├── DatabaseError                 PostgreSQL unreachable, refused us, or has a newer schema
+    │   └── DatabaseUnavailableError   down for longer than the outage bound: the worker stopped
     └── ClientClosedError             the client was used after ``aclose()`` (also a RuntimeError)
 
 ``retryable`` on an :class:`APIError` says whether sending the same request again may succeed.
@@ -54,6 +55,7 @@ __all__ = [
     "ClientClosedError",
     "ConfigurationError",
     "DatabaseError",
+    "DatabaseUnavailableError",
     "ConcurrencyLimitError",
     "DownloadError",
     "ExternalIdConflictError",
@@ -486,6 +488,17 @@ class DatabaseError(KlingError):
     """The PostgreSQL database (a shared journal, a coordinator) could not be reached or used,
     or its schema was written by a newer kling_async. The message names the database by its
     DSN with any password replaced by ``***``."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """PostgreSQL stayed unreachable for longer than the outage bound (``outage`` seconds):
+    the statements that waited it out gave up, and the batch or worker using it stopped.
+    Nothing is lost: what was sent is journalled (a lost answer is looked up on resume), so
+    running the same batch again completes it."""
+
+    def __init__(self, message: str, *, outage: float) -> None:
+        super().__init__(message)
+        self.outage = outage
 
 
 class ClientClosedError(KlingError, RuntimeError):

@@ -14,6 +14,13 @@ Waits are exponential with full jitter (``backoff.full_jitter``); a ``Retry-Afte
 honoured exactly, up to ``retry_after_cap``; 1303 waits at least one second (the official
 advice). backoff runs the loop; the waiting itself goes through the injected clock, so tests run
 on a fake clock or in no-wait mode and still see the waits that would have been slept.
+
+A third rule, for the PostgreSQL database of a shared journal or coordinator
+(:class:`OutagePolicy`, :class:`OutageRetrier`): a statement that failed because the connection
+did (the server restarting, failing over, unreachable) is tried again until the database has
+been failing for ``bound`` seconds — an outage is a pause, not a crash. Only statements that are
+safe to repeat, or that check on a repeat whether the lost attempt took effect, are run this
+way; the caller says which.
 """
 
 from __future__ import annotations
@@ -37,6 +44,8 @@ from .errors import (
 )
 
 __all__ = [
+    "OutagePolicy",
+    "OutageRetrier",
     "RetryEvent",
     "RetryPolicy",
     "Retrier",
@@ -263,3 +272,110 @@ class Retrier:
         )
         if self.policy.on_giveup is not None:
             self.policy.on_giveup(event)
+
+
+# -- database outages --------------------------------------------------------------------------
+
+
+@attrs.frozen
+class OutagePolicy:
+    """How long a database outage is waited out: ``bound`` seconds from the first failure of
+    the outage (not of each statement: every statement on the database gives up together), in
+    attempts spaced ``base`` doubling up to ``cap`` seconds, fully jittered so that the workers
+    coming back do not reconnect in step."""
+
+    bound: float = 60.0
+    base: float = 0.05
+    cap: float = 2.0
+    jitter: Callable[[float], float] = backoff.full_jitter
+
+    def __attrs_post_init__(self) -> None:
+        if not self.bound >= 0:
+            raise ValueError(f"the outage bound must be >= 0 seconds, got {self.bound!r}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(self.jitter(min(self.cap, self.base * 2 ** (attempt - 1))))
+
+
+@attrs.define
+class _Statement:
+    fn: Callable[[], Awaitable[Any]]
+    operation: str
+    attempts: int = 0
+
+
+class OutageRetrier:
+    """Runs the statements of one database under an :class:`OutagePolicy`.
+
+    ``lost(error)`` says whether ``error`` is the connection failing (retried) rather than the
+    statement (raised at once). The outage's start is shared by every statement run here, and
+    a success anywhere ends it. Past the bound the last error is raised; the caller names it.
+    ``clock`` paces the attempts: a database restarts on the wall clock, whatever the client's
+    clock says, so it is the system's unless a test gives another.
+    """
+
+    def __init__(
+        self, policy: OutagePolicy, clock: Clock, lost: Callable[[BaseException], bool]
+    ) -> None:
+        self.policy = policy
+        self.clock = clock
+        self._lost = lost
+        #: When the current outage began (``clock.monotonic()``), or ``None``: reachable.
+        self.down_since: float | None = None
+        #: Outages waited out or given up on, and statements repeated: for tests and benchmarks.
+        self.outages = 0
+        self.repeats = 0
+        self._told = False
+        self._run = backoff.on_exception(
+            backoff.constant,  # the real wait is slept in _before_retry on the clock
+            Exception,
+            interval=0,
+            jitter=None,
+            max_tries=None,
+            giveup=self._give_up,
+            on_backoff=self._before_retry,
+            raise_on_giveup=True,
+            logger=None,
+        )(self._attempt)
+
+    @property
+    def down_for(self) -> float:
+        """Seconds the database has been failing (0 while it answers)."""
+        return 0.0 if self.down_since is None else self.clock.monotonic() - self.down_since
+
+    async def __call__(self, fn: Callable[[], Awaitable[T]], operation: str) -> T:
+        result: T = await self._run(_Statement(fn, operation))
+        return result
+
+    async def _attempt(self, statement: _Statement) -> Any:
+        statement.attempts += 1
+        result = await statement.fn()
+        if self.down_since is not None:
+            log.warning(
+                "PostgreSQL answers again after %.1fs; %s went through", self.down_for,
+                statement.operation,
+            )  # fmt: skip
+            self.down_since = None
+        return result
+
+    def _give_up(self, error: Exception) -> bool:
+        if not self._lost(error):
+            return True
+        if self.down_since is None:
+            self.down_since = self.clock.monotonic()
+            self.outages += 1
+            self._told = False
+        return self.down_for >= self.policy.bound
+
+    async def _before_retry(self, details: Any) -> None:
+        statement: _Statement = details["args"][0]
+        self.repeats += 1
+        if not self._told:  # once per outage, not once per statement waiting it out
+            self._told = True
+            log.warning(
+                "PostgreSQL unreachable (%s during %s); retrying for up to %gs",
+                type(details["exception"]).__name__, statement.operation, self.policy.bound,
+            )  # fmt: skip
+        left = self.policy.bound - self.down_for
+        await self.clock.sleep(max(0.0, min(self.policy.delay(statement.attempts), left)))

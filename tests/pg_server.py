@@ -107,16 +107,31 @@ class PostgresServer:
             "shared_buffers": "32MB",
             "log_min_messages": "fatal",
         }
-        args = [str(self.bindir / "postgres"), "-D", str(self.data)]
+        self._args = [str(self.bindir / "postgres"), "-D", str(self.data)]
         for name, value in settings.items():
-            args += ["-c", f"{name}={value}"]
-        self._log = open(self.base / "server.log", "wb")  # noqa: SIM115 - closed in stop()
+            self._args += ["-c", f"{name}={value}"]
+        self._log = open(self.base / "server.log", "ab")  # noqa: SIM115 - closed in stop()
+        self._launch()
+
+    def _launch(self) -> None:
         self._process = subprocess.Popen(
-            args, stdout=self._log, stderr=subprocess.STDOUT, env=self._env(),
+            self._args, stdout=self._log, stderr=subprocess.STDOUT, env=self._env(),
             start_new_session=True,  # a ^C to pytest is for pytest; stop() shuts it down
             **self._user,
         )  # fmt: skip
         self._wait_ready()
+
+    def halt(self) -> None:
+        """Shut the server down as a restart or a fail-over does (a "fast" shutdown: sessions
+        ended, clients told 57P01), keeping its data for :meth:`resume`."""
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=15)
+
+    def resume(self) -> None:
+        """Start the halted server again, on the same port and data."""
+        self._launch()
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}

@@ -18,7 +18,17 @@ the caller opted in with ``resend_ambiguous=True``; otherwise it is reported ``a
 
 On a relay, creates of one parent video take turns (:meth:`Creator.turn`): each holds its turn
 from the look-up and the POST until its task id is journalled, so a scan — in this run or a
-resumed one — meets at most one unknown task per parent.
+resumed one — meets at most one unknown task per parent. In a shared batch the turn is also
+the batch's, across its workers (:meth:`SharedJournal.turn`).
+
+A shared journal's database may go away for a while: its calls wait the outage out. Past the
+outage bound they raise :class:`DatabaseUnavailableError`, and the batch stops — no more
+creates, slots given back, the error raised after the outcomes already known — leaving the rest
+to a run again, which resumes from the journal. In a shared batch each request's final outcome
+is yielded by one worker: the one whose fenced write recorded it (a worker whose request was
+taken over while its lease had run out leaves it to the taker). Outcomes marked
+``from_journal`` were finished before this worker reached them (by an earlier run, or by
+another worker): summing the other outcomes over the workers counts each request once.
 
 This module holds the batch's loop: reading the requests, following the tasks on the watch and
 handing outcomes on. What happens to each request it reads — resumed, slotted, sent, settled —
@@ -36,9 +46,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, I
 from typing import Any, Protocol
 
 from ..creates import Creator
-from ..errors import (
-    KlingError,
-)
+from ..errors import DatabaseUnavailableError, KlingError
 from ..journal import Journal, JournalEntry, SharedJournal
 from ..models import StatusChange, Task, TaskStatus
 from ..polling.watch import TaskWatch
@@ -141,6 +149,7 @@ class Batch(Submitter):
         self._status: dict[str, TaskStatus] = {}  # live tasks only
         self._done: collections.Counter[str] = collections.Counter()
         self._stop_reason: KlingError | None = None
+        self._halted: DatabaseUnavailableError | None = None  # the journal's database is gone
         self._input_error: Exception | None = None
         self._sending: dict[str, CreateRequest] = {}  # key -> prepared request, while POSTing
         self._background: set[asyncio.Task[Any]] = set()
@@ -259,6 +268,9 @@ class Batch(Submitter):
         try:
             try:
                 await self._feed(journalled, watch, submits)
+            except DatabaseUnavailableError as exc:  # not the input's fault: the batch stops
+                self._halt(exc)
+                return
             except Exception as exc:
                 # A bad request (or the caller's iterable failing) stops new creates, but the
                 # tasks already created are followed to their end and yielded before the error
@@ -308,6 +320,11 @@ class Batch(Submitter):
                 if change.is_final:
                     self._remember_limit()
                     self._remember_durations()
+            # A shared batch's last outcomes wait for their fenced writes (_conclude).
+            # asyncio.wait, not gather: gather of finished writes returns without yielding
+            # (3.12+), so their done callbacks could never empty the set.
+            while self._background:
+                await asyncio.wait(set(self._background))
             self._push(_DONE)
         except Exception as exc:
             self._push(exc)
@@ -366,6 +383,8 @@ class Batch(Submitter):
                 detail["parent_video_id"] = request.parent_video_id
         if change.task.task_status_msg:
             detail["message"] = change.task.task_status_msg
-        if outcome != "timed_out":
-            self._final_write(key, outcome, detail)
-        self._emit(Outcome(key, outcome, request, task=change.task, error=error))
+        ended = Outcome(key, outcome, request, task=change.task, error=error)
+        if outcome == "timed_out":  # this run stopped waiting: not an outcome of the request
+            self._emit(ended)
+        else:
+            self._conclude(ended, detail)

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from ..creates import Creator
@@ -27,6 +28,7 @@ from ..errors import (
     AmbiguousSubmitError,
     APIError,
     ConcurrencyLimitError,
+    DatabaseUnavailableError,
     InsufficientBalanceError,
     KlingError,
     RateLimitError,
@@ -61,6 +63,7 @@ class Submitter:
     _resend_ambiguous: bool
     _stopped: asyncio.Event
     _stop_reason: KlingError | None
+    _halted: DatabaseUnavailableError | None
     _outcomes: list[Outcome]
     _outbox: collections.deque[Any]
     _outbox_waiter: asyncio.Future[None] | None
@@ -93,7 +96,33 @@ class Submitter:
         background, awaited before the batch ends."""
         task = asyncio.ensure_future(coro)
         self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        task.add_done_callback(self._written)
+
+    def _written(self, task: asyncio.Future[Any]) -> None:
+        # Its error is taken here, when it happens: nobody awaits a background write.
+        self._background.discard(task)
+        error = None if task.cancelled() else task.exception()
+        if isinstance(error, DatabaseUnavailableError):
+            self._halt(error)
+        elif error is not None:
+            log.warning("batch: a journal write failed: %s", error)
+
+    def _halt(self, error: DatabaseUnavailableError) -> None:
+        """The journal's database stayed away past its outage bound: create nothing more and
+        raise ``error`` to the caller after the outcomes already known (its ``finally`` then
+        cancels the rest). What was sent is journalled: a run again resumes."""
+        if self._halted is None:
+            self._halted = error
+            log.warning("batch: stopping: %s", error)
+            self._stopped.set()
+            self._push(error)
+
+    def _job_done(self, job: asyncio.Future[None]) -> None:
+        # A submit that failed for want of its database stops the batch at once, rather than
+        # when the producer next looks (it may be waiting for a slot that never frees).
+        error = None if job.cancelled() else job.exception()
+        if isinstance(error, DatabaseUnavailableError):
+            self._halt(error)
 
     async def _start(
         self,
@@ -110,11 +139,13 @@ class Submitter:
             return
         slot = await self._slot(slot_weight(request.kind, getattr(request, "n", None)))
         if slot is None:
-            self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
+            if self._halted is None:  # halted, it is not "not sent": it is for the run again
+                self._emit(Outcome(key, "not_sent", request, error=self._stop_reason))
             return
         job = asyncio.ensure_future(self._submit(key, request, entry, watch, slot))
         submits.add(job)
         job.add_done_callback(submits.discard)
+        job.add_done_callback(self._job_done)
 
     async def _take_over(
         self, journal: SharedJournal, watch: Any, submits: set[asyncio.Task[None]]
@@ -208,11 +239,15 @@ class Submitter:
             prepared = client.prepare(request)
             if self._claims is not None:
                 prepared = self._claims.tag(key, prepared)
-        async with client.turn(prepared):
+        async with self._turn(prepared, slot):
             if entry is None:
                 if journal is not None:
                     body = {"kind": prepared.kind, "body": unstructure_request(prepared)}
-                    await journal.record_intents([Intent(key, body)])
+                    try:
+                        await journal.record_intents([Intent(key, body)])
+                    except BaseException:
+                        slot.release()  # nothing was sent: the slot goes back
+                        raise
             elif may_exist(entry):
                 found = await look_again(client, entry, resend=self._resend_ambiguous)
                 if isinstance(found, Task):
@@ -235,11 +270,28 @@ class Submitter:
                 self.gate.throttled(client.policy.delay(1, refused))
             next_slot = await self._slot(slot.weight, front=True)
             if next_slot is None:
-                self._not_sent(key, request, self._stop_reason)
+                if self._halted is None:
+                    self._not_sent(key, request, self._stop_reason)
                 return
             slot = next_slot
-            async with client.turn(prepared):
+            async with self._turn(prepared, slot):
                 refused = await self._send(key, request, prepared, watch, slot)
+
+    @contextlib.asynccontextmanager
+    async def _turn(self, prepared: CreateRequest, slot: Slot) -> AsyncIterator[None]:
+        """The parent video's turn (:meth:`Creator.turn`) and, in a shared batch on a relay,
+        the batch's turn of it across its workers (the same rule, held in the database)."""
+        journal = self._journal
+        parent = prepared.parent_video_id if self._client.flavour == "relay" else None
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await stack.enter_async_context(self._client.turn(prepared))
+                if isinstance(journal, SharedJournal) and parent is not None:
+                    await stack.enter_async_context(journal.turn(parent))
+            except BaseException:
+                slot.release()  # cancelled or failed before anything was sent: it goes back
+                raise
+            yield
 
     async def _send(
         self, key: str, request: CreateRequest, prepared: CreateRequest, watch: Any, slot: Slot
@@ -255,6 +307,9 @@ class Submitter:
                 self._total -= 1
                 self._handling.discard(key)
                 return None
+            except BaseException:  # the database gone past its bound, say: nothing was sent
+                slot.release()
+                raise
         self._sending[key] = prepared
         try:
             task = await client.send(prepared, retry_throttled=False, slot=slot, ref=key)
@@ -278,8 +333,8 @@ class Submitter:
             return None
         except APIError as exc:  # a refusal with a business code: nothing was created
             del self._sending[key]
-            self._final_write(key, "rejected", {"code": exc.code, "message": exc.message})
-            self._emit(Outcome(key, "rejected", request, error=exc))
+            outcome = Outcome(key, "rejected", request, error=exc)
+            self._conclude(outcome, {"code": exc.code, "message": exc.message})
             return None
         # Out of `unsettled` and into `running` in one step: no moment without it.
         self._track(key, task, watch)
@@ -289,8 +344,8 @@ class Submitter:
         return None
 
     def _not_sent(self, key: str, request: CreateRequest, error: KlingError | None) -> None:
-        self._final_write(key, "not_sent", {"error": str(error) if error else ""})
-        self._emit(Outcome(key, "not_sent", request, error=error))
+        outcome = Outcome(key, "not_sent", request, error=error)
+        self._conclude(outcome, {"error": str(error) if error else ""})
 
     async def _lost(
         self, key: str, request: CreateRequest, error: AmbiguousSubmitError, watch: Any
@@ -319,14 +374,40 @@ class Submitter:
             detail["parent_task_id"] = error.parent_task_id
         if error.candidates:
             detail["candidates"] = list(error.candidates)
-        self._final_write(key, "ambiguous", detail)
-        self._emit(Outcome(key, "ambiguous", request, error=error))
+        self._conclude(Outcome(key, "ambiguous", request, error=error), detail)
 
     async def _created(self, key: str, task: Task, watch: Any) -> None:
         self._track(key, task, watch)
         if self._journal is not None:
             await self._journal.record_created(key, task.task_id, task.created_at)
 
-    def _final_write(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
-        if self._journal is not None:
-            self._write(self._journal.record_outcome(key, outcome, detail))
+    def _conclude(self, outcome: Outcome, detail: Mapping[str, Any]) -> None:
+        """Journal ``outcome`` and yield it. In a shared batch it is yielded once its fenced
+        write passed: a worker whose request was taken over meanwhile (its lease ran out in an
+        outage, say) leaves it to the taker, so one worker yields each request's outcome."""
+        journal = self._journal
+        if isinstance(journal, SharedJournal):
+            self._write(self._conclude_shared(journal, outcome, detail))
+            return
+        if journal is not None:
+            self._write(journal.record_outcome(outcome.key, outcome.outcome, detail))
+        self._emit(outcome)
+
+    async def _conclude_shared(
+        self, journal: SharedJournal, outcome: Outcome, detail: Mapping[str, Any]
+    ) -> None:
+        try:
+            await journal.record_outcome(outcome.key, outcome.outcome, detail)
+        except ClaimLostError as exc:  # the taker yields it
+            log.info("batch: %s", exc)
+            self._handling.discard(outcome.key)
+            self._total -= 1
+            if outcome.task is not None:
+                self._status.pop(outcome.task.task_id, None)
+            self._ended.set()
+            return
+        except DatabaseUnavailableError:
+            raise  # the batch stops (_written): the outcome is for the run that resumes
+        except Exception as exc:  # known all the same: yielded, as without a journal
+            log.warning("batch: outcome of %s not journalled: %s", outcome.key, exc)
+        self._emit(outcome)

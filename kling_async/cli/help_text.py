@@ -32,5 +32,7 @@ exit codes:
        or batch --preflight found the resource packs short of the batch's estimate
   4    the API could not be reached or gave no usable answer (network, 5xx, garbled JSON,
        a create whose answer was lost; given up after 6 failed attempts in a row)
+  5    a batch's postgresql:// journal stayed unreachable past --db-outage (default 60 s):
+       the worker stopped, nothing lost; run it again to resume
   130  interrupted (Ctrl-C, or stdout closed); run a batch again to resume it
 """

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .._version import __version__
 from ..kinds import KINDS
-from .flags import fraction, integer, positive, unix_time
+from .flags import fraction, integer, non_negative, positive, unix_time
 from .help_text import DESCRIPTION, EPILOG
 
 if TYPE_CHECKING:
@@ -283,6 +283,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="with a postgresql:// journal: the batch's name (default: FILE's name); every "
         "worker of the batch gives the same",
+    )
+    p.add_argument(
+        "--db-outage",
+        type=non_negative,
+        metavar="SECONDS",
+        help="with a postgresql:// journal: how long the database may stay unreachable before "
+        "this worker stops with exit 5 (default 60, or the DSN's kling_outage)",
     )
     p.add_argument(
         "--results",

@@ -36,6 +36,7 @@ from ..errors import (
     AmbiguousSubmitError,
     APIError,
     ConfigurationError,
+    DatabaseUnavailableError,
     KlingError,
     RequestValidationError,
     ResponseFormatError,
@@ -50,6 +51,7 @@ from .live import Reach
 from .output import Output
 
 __all__ = [
+    "EXIT_DATABASE",
     "EXIT_INCOMPLETE",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
@@ -68,6 +70,9 @@ EXIT_INCOMPLETE = 1
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_UNREACHABLE = 4
+#: The shared journal's database stayed unreachable past the outage bound: the worker stopped,
+#: nothing lost; running the same command again resumes.
+EXIT_DATABASE = 5
 EXIT_INTERRUPTED = 130
 
 DEFAULT_EMULATOR_SCALE = 60.0
@@ -107,6 +112,8 @@ class Context:
 
 def exit_code_for(error: BaseException) -> int:
     """The exit code for an error that ended a command."""
+    if isinstance(error, DatabaseUnavailableError):
+        return EXIT_DATABASE
     if isinstance(error, (UsageError, ConfigurationError, RequestValidationError, JournalError)):
         return EXIT_USAGE
     if isinstance(error, (TaskFailedError, TaskTimeoutError)):
@@ -126,6 +133,8 @@ def describe(error: BaseException, reach: Reach | None = None) -> str:
             "look for it with `kling-async get` before creating it again"
         )
     message = str(error) or type(error).__name__
+    if isinstance(error, DatabaseUnavailableError):
+        return f"{message}; stopped, nothing lost: run the same command again to resume"
     unreachable = isinstance(error, (TransportError, ServerError, ResponseFormatError))
     if unreachable and reach is not None and reach.failing_since is not None and reach.base_url:
         message += f"; {reach.base_url} {reach.tried()}"  # where, and for how long

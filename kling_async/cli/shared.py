@@ -46,7 +46,9 @@ def shared_results(ctx: Context, source: Path) -> Path:
 
 
 async def open_shared(ctx: Context, source: Path) -> SharedJournal:
-    return await SharedJournal.open(ctx.args.journal, batch=batch_name(ctx, source))
+    return await SharedJournal.open(
+        ctx.args.journal, batch=batch_name(ctx, source), outage=ctx.args.db_outage
+    )
 
 
 async def read_shared(ctx: Context) -> tuple[str, list[JournalEntry]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._schema import ENTRY_COLUMNS, entry_from_row, unknown_key
@@ -23,6 +24,8 @@ __all__ = [
     "claim",
     "claim_orphans",
     "created",
+    "finished",
+    "give_turn",
     "held_elsewhere",
     "insert",
     "join",
@@ -34,6 +37,7 @@ __all__ = [
     "sent",
     "set_meta",
     "settled",
+    "take_turn",
 ]
 
 COLUMNS = ", ".join(f"e.{name.strip()}" for name in ENTRY_COLUMNS.split(","))
@@ -50,9 +54,11 @@ _FINISHED = ("succeed", "failed", "rejected")
 
 
 async def join(conn: Connection, batch: str, worker: str, lease: float) -> None:
+    # An upsert: joining again after a lost answer finds the row there and only renews it.
     await conn.execute(
         "INSERT INTO kling_batch_worker (batch, worker, host, pid, lease_until)"
-        " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+        " VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))"
+        " ON CONFLICT (batch, worker) DO UPDATE SET lease_until = EXCLUDED.lease_until",
         batch, worker, socket.gethostname()[:200], os.getpid(), lease,
     )  # fmt: skip
     # Workers gone for a day only clutter the table (their claims read as free anyway).
@@ -92,7 +98,12 @@ async def sent(
     conn: Connection, batch: str, worker: str, key: str, sent_at: float, now: float, lease: float
 ) -> bool:
     """Record the send of ``key``, renewing the lease and taking the claim in one statement;
-    ``False`` if the key is unknown or a live worker holds it."""
+    ``False`` if the key is unknown or a live worker holds it.
+
+    Run again after a lost answer, it checks what the lost attempt did rather than repeating
+    it blindly: it passes only if the claim is still this worker's (the lost attempt took it,
+    and nobody took it over since) or free, and then renews the lease from now — so a worker
+    whose lease ran out during an outage, its request taken over, sends nothing."""
     done = await conn.fetchval(
         f"WITH renewed AS ({_RENEW.replace('$3', '$5')} RETURNING 1)"
         " UPDATE kling_batch_entry e SET sent_at = $3, outcome = NULL, detail = NULL,"
@@ -123,6 +134,50 @@ async def created(
     raise JournalError(message)
 
 
+async def finished(
+    conn: Connection,
+    batch: str,
+    worker: str,
+    key: str,
+    outcome: str,
+    detail: str,
+    now: float,
+    where: str,
+) -> None:
+    """Record ``key``'s final outcome, fenced like :func:`sent`: refused with
+    :class:`ClaimLostError` while another live worker holds the request (it took it over when
+    this worker's lease ran out, and reports it). So one worker reports each request. The same
+    outcome again is a no-op: safe to repeat."""
+    done = await conn.fetchval(
+        "UPDATE kling_batch_entry e SET outcome = $4, detail = $5, updated_at = $6"
+        f" WHERE e.batch = $1 AND e.key = $3 AND (e.claimed_by = $2 OR {_FREE}) RETURNING 1",
+        batch, worker, key, outcome, detail, now,
+    )  # fmt: skip
+    if done is None:
+        raise await refused(conn, batch, key, where, "its outcome is reported there")
+
+
+async def take_turn(conn: Connection, batch: str, worker: str, parent: str) -> bool:
+    """Take the turn of parent video ``parent`` for ``worker``: ``False`` while another live
+    worker holds it. Taking it again (a lost answer) is a no-op."""
+    done = await conn.fetchval(
+        "INSERT INTO kling_batch_turn AS t (batch, parent, worker) VALUES ($1, $2, $3)"
+        " ON CONFLICT (batch, parent) DO UPDATE SET worker = EXCLUDED.worker"
+        " WHERE t.worker = EXCLUDED.worker OR NOT EXISTS (SELECT 1 FROM kling_batch_worker w"
+        " WHERE w.batch = t.batch AND w.worker = t.worker AND w.lease_until > now())"
+        " RETURNING 1",
+        batch, parent, worker,
+    )  # fmt: skip
+    return done is not None
+
+
+async def give_turn(conn: Connection, batch: str, worker: str, parent: str) -> None:
+    await conn.execute(
+        "DELETE FROM kling_batch_turn WHERE batch = $1 AND parent = $2 AND worker = $3",
+        batch, parent, worker,
+    )  # fmt: skip
+
+
 async def set_meta(conn: Connection, batch: str, name: str, value: str) -> None:
     await conn.execute(
         "INSERT INTO kling_batch_meta (batch, name, value) VALUES ($1, $2, $3)"
@@ -145,15 +200,18 @@ def settled(task: asyncio.Future[Any]) -> None:
         task.exception()
 
 
-async def refused(conn: Connection, batch: str, key: str, where: str) -> JournalError:
-    """Why a fenced write of ``key`` was refused: no such key, or another worker holds it."""
+async def refused(
+    conn: Connection, batch: str, key: str, where: str, what: str = "not sent"
+) -> JournalError:
+    """Why a fenced write of ``key`` was refused: no such key, or another worker holds it
+    (``what``: what this worker does not do for it, then)."""
     holder = await conn.fetchval(
         "SELECT coalesce(claimed_by, '') FROM kling_batch_entry WHERE batch = $1 AND key = $2",
         batch, key,
     )  # fmt: skip
     if holder is None:
         return unknown_key(key)
-    return ClaimLostError(f"journal {where}: request {key!r} is held by worker {holder}; not sent")
+    return ClaimLostError(f"journal {where}: request {key!r} is held by worker {holder}; {what}")
 
 
 async def claim(
@@ -184,15 +242,25 @@ async def claim(
 
 
 async def claim_orphans(
-    conn: Connection, batch: str, worker: str, limit: int, where: str
+    conn: Connection,
+    batch: str,
+    worker: str,
+    limit: int,
+    where: str,
+    known_own: Sequence[str] | None = None,
 ) -> list[JournalEntry]:
+    """``known_own``: after a lost answer, the keys this worker already knows it holds; an
+    unfinished request it holds beyond those was taken by the lost attempt and is returned
+    again, rather than held by a worker that does not know it has it."""
+    own = "FALSE" if known_own is None else "(e.claimed_by = $2 AND e.key <> ALL($4::text[]))"
     rows = await conn.fetch(
         "WITH orphan AS (SELECT e.key FROM kling_batch_entry e"
-        " WHERE e.batch = $1 AND e.outcome IS NULL AND e.claimed_by IS DISTINCT FROM $2"
-        f" AND {_FREE} ORDER BY e.seq LIMIT $3 FOR UPDATE OF e SKIP LOCKED)"
+        " WHERE e.batch = $1 AND e.outcome IS NULL"
+        f" AND ((e.claimed_by IS DISTINCT FROM $2 AND {_FREE}) OR {own})"
+        " ORDER BY e.seq LIMIT $3 FOR UPDATE OF e SKIP LOCKED)"
         " UPDATE kling_batch_entry e SET claimed_by = $2 FROM orphan"
         f" WHERE e.batch = $1 AND e.key = orphan.key RETURNING {COLUMNS}, e.seq",
-        batch, worker, limit,
+        batch, worker, limit, *(() if known_own is None else (list(known_own),)),
     )  # fmt: skip
     return [_entry(row, where) for row in sorted(rows, key=lambda row: int(row["seq"]))]
 

@@ -18,28 +18,34 @@ the POST, the moment of sending too, the task id right after the answer. What sh
   sends nothing, and the taker cannot look the request up until a full lease after that send
   was recorded — by then the POST is long on its way, so the look-up finds its task.
 * **Short statements** on a small pool: no transaction is held across an HTTP request.
+* **An outage is a pause.** Every statement is run by :meth:`Database.run`: a connection that
+  fails (the server restarting, failing over) is retried with backoff for up to ``outage``
+  seconds of the database failing, then :class:`~kling_async.errors.DatabaseUnavailableError`
+  is raised and the batch stops. Each statement is safe to repeat (upserts, ``ON CONFLICT DO
+  NOTHING``, the same value set again) or checks on a repeat what the lost attempt did: the
+  fenced send passes again only while the claim is still this worker's, and a repeated
+  take-over returns what the lost attempt took. Leases run out during a long outage like
+  during a pause of the process: the fences are what keep a request sent at most once.
+* **One report per request.** :meth:`record_outcome` is fenced too: a worker whose request was
+  taken over is refused (:class:`ClaimLostError`) and leaves the report to the taker.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
-import os
-import secrets
-import socket
-import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..postgres import Database
-from ..postgres._connect import driver, failures
+from ..postgres._connect import take_options
 from . import _pg
+from ._handle import WorkerHandle
 from ._schema import json_text, unknown_key
-from .records import OUTCOMES, Intent, JournalClosedError, JournalEntry, JournalError, lineage_of
+from .records import OUTCOMES, Intent, JournalEntry, lineage_of
 
 if TYPE_CHECKING:
     from ..postgres._schema import Connection
@@ -48,7 +54,12 @@ __all__ = ["SharedJournal"]
 
 log = logging.getLogger("kling_async")
 
-T = TypeVar("T")
+_OPTIONS = ("lease", "outage")  # what a journal's DSN may say: ?kling_lease=10&kling_outage=60
+
+
+def _plain(dsn: str) -> str:
+    """``dsn`` without the journal's options: a reader (``report``) is given the workers' DSN."""
+    return take_options(dsn, _OPTIONS)[0]
 
 
 def _check_batch(batch: object) -> str:
@@ -59,7 +70,7 @@ def _check_batch(batch: object) -> str:
     return batch
 
 
-class SharedJournal:
+class SharedJournal(WorkerHandle):
     """The journal of batch ``batch`` in a PostgreSQL database, one worker's handle on it.
 
     Open with ``await SharedJournal.open(dsn, batch="name")``; close it (or ``async with``) to
@@ -68,22 +79,7 @@ class SharedJournal:
     its write is committed.
     """
 
-    __slots__ = (
-        "_batch", "_closed", "_db", "_heartbeat", "_lease", "_owns_db", "_running", "_time",
-        "worker",
-    )  # fmt: skip
-
-    def __init__(self, db: Database, batch: str, lease: float, clock: Clock | None, owns_db: bool):
-        self._db = db
-        self._batch = batch
-        self._lease = lease
-        self._owns_db = owns_db
-        self._time: Callable[[], float] = time.time if clock is None else clock.time
-        self._closed = False
-        self._heartbeat: asyncio.Task[None] | None = None
-        self._running: set[asyncio.Future[Any]] = set()
-        #: This worker's id: random, one per open journal.
-        self.worker = f"{socket.gethostname()[:40]}:{os.getpid()}:{secrets.token_hex(4)}"
+    __slots__ = ()
 
     @classmethod
     async def open(
@@ -92,20 +88,31 @@ class SharedJournal:
         *,
         batch: str,
         clock: Clock | None = None,
-        lease: float = 30.0,
+        lease: float | None = None,
+        outage: float | None = None,
     ) -> SharedJournal:
         """Join batch ``batch`` in the database ``dsn`` (a DSN, empty for the ``PG*``
         variables, or an open :class:`~kling_async.postgres.Database`, left open on close).
 
-        ``lease`` (seconds) is how long this worker's claims outlive its last heartbeat: how
-        soon the others take over from a worker that died. ``clock`` stamps ``intent_at`` and
-        ``updated_at`` (and is the clock of ``sent_at`` as the batch records it).
+        ``lease`` (seconds, default 30) is how long this worker's claims outlive its last
+        heartbeat: how soon the others take over from a worker that died. ``clock`` stamps
+        ``intent_at`` and ``updated_at`` (and is the clock of ``sent_at`` as the batch records
+        it). ``outage``
+        (seconds, real ones) is how long the database may stay unreachable before the calls
+        waiting for it raise :class:`~kling_async.errors.DatabaseUnavailableError` (default
+        60; an open database has its own). A DSN may say both (``?kling_lease=10&
+        kling_outage=120``), for a worker given only the DSN; a keyword given here wins.
         """
         _check_batch(batch)
+        options: dict[str, float] = {}
+        if isinstance(dsn, str):
+            dsn, options = take_options(dsn, _OPTIONS)
+        lease = options.get("lease", 30.0) if lease is None else lease
         if not lease > 0:
             raise ValueError(f"lease must be > 0 seconds, got {lease!r}")
+        outage = options.get("outage") if outage is None else outage
         owns = not isinstance(dsn, Database)
-        db = await Database.open(dsn) if isinstance(dsn, str) else dsn
+        db = await Database.open(dsn, outage=outage) if isinstance(dsn, str) else dsn
         journal = cls(db, batch, float(lease), clock, owns)
         try:
             await journal._run("open", journal._join)
@@ -121,35 +128,17 @@ class SharedJournal:
         """Every entry of batch ``batch``, in insertion order, for a report: from any machine,
         while the batch runs; takes no claim."""
         _check_batch(batch)
-        async with await Database.open(dsn) as db, db.pool.acquire() as conn:
+        async with await Database.open(_plain(dsn)) as db, db.pool.acquire() as conn:
             return await _pg.select_entries(conn, batch, db.where)
 
     @classmethod
     async def batches(cls, dsn: str) -> list[str]:
         """The names of the batches in the database ``dsn``, oldest first."""
-        async with await Database.open(dsn) as db, db.pool.acquire() as conn:
+        async with await Database.open(_plain(dsn)) as db, db.pool.acquire() as conn:
             rows = await conn.fetch(
                 "SELECT batch FROM kling_batch_entry GROUP BY batch ORDER BY min(seq)"
             )
         return [str(row["batch"]) for row in rows]
-
-    @property
-    def path(self) -> str:
-        """The database (password hidden) and the batch: what messages name."""
-        return f"{self._db.where} batch {self._batch!r}"
-
-    @property
-    def batch(self) -> str:
-        return self._batch
-
-    @property
-    def lease(self) -> float:
-        """Seconds this worker's claims outlive its last heartbeat."""
-        return self._lease
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     # --- the journal's records ---
 
@@ -167,6 +156,7 @@ class SharedJournal:
             await _pg.insert(conn, [(self._batch, *v, now, self.worker) for v in values])
 
         await self._run("write", op)
+        self._given.update(i.key for i in rows)
 
     async def register(self, intents: Sequence[Intent]) -> None:
         """Record requests of the batch without claiming them (any worker may take them): the
@@ -214,10 +204,19 @@ class SharedJournal:
         )
 
     async def record_outcome(self, key: str, outcome: str, detail: Mapping[str, Any]) -> None:
-        """Record how ``key`` ended (one of :data:`OUTCOMES`); a later call replaces it."""
+        """Record how ``key`` ended (one of :data:`OUTCOMES`); a later call replaces it.
+        Raises :class:`ClaimLostError` if another live worker holds ``key`` (it took the
+        request over and reports it: this worker does not)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)}, got {outcome!r}")
-        await self._update(key, "outcome = $3, detail = $4", outcome, json_text(detail, "detail"))
+        text = json_text(detail, "detail")
+        now = self._time()
+
+        async def op(conn: Connection) -> None:
+            args = (self._batch, self.worker, key, outcome, text, now, self.path)
+            await _pg.finished(conn, *args)
+
+        await self._run("write", op)
 
     async def _update(self, key: str, assignments: str, *values: Any) -> None:
         now = self._time()
@@ -286,16 +285,29 @@ class SharedJournal:
         async def op(conn: Connection) -> JournalEntry | None:
             return await _pg.claim(conn, self._batch, self.worker, key, text, now, self.path)
 
-        return await self._run("write", op)
+        entry = await self._run("write", op)
+        if entry is not None:
+            self._given.add(key)
+        return entry
 
     async def claim_orphans(self, limit: int = 100) -> list[JournalEntry]:
         """Take over up to ``limit`` unfinished requests nobody live holds (their worker died,
         or left them): they are this worker's now, in insertion order."""
 
-        async def op(conn: Connection) -> list[JournalEntry]:
-            return await _pg.claim_orphans(conn, self._batch, self.worker, limit, self.path)
+        tries = 0
 
-        return await self._run("write", op)
+        async def op(conn: Connection) -> list[JournalEntry]:
+            nonlocal tries
+            tries += 1
+            # Again after a lost answer: what that attempt took is this worker's, unseen.
+            known = sorted(self._given) if tries > 1 else None
+            return await _pg.claim_orphans(
+                conn, self._batch, self.worker, limit, self.path, known_own=known
+            )
+
+        taken = await self._run("write", op)
+        self._given.update(entry.key for entry in taken)
+        return taken
 
     async def held_elsewhere(self) -> int:
         """How many unfinished requests other live workers hold (one of them may die: a worker
@@ -305,39 +317,6 @@ class SharedJournal:
             return await _pg.held_elsewhere(conn, self._batch, self.worker)
 
         return await self._run("read", op)
-
-    # --- life cycle ---
-
-    async def _join(self, conn: Connection) -> None:
-        await _pg.join(conn, self._batch, self.worker, self._lease)
-
-    async def _beat(self) -> None:
-        """Push this worker's lease forward every third of it, for as long as it is open."""
-        while True:
-            await asyncio.sleep(self._lease / 3)
-            try:
-                async with self._db.pool.acquire() as conn:
-                    await _pg.renew(conn, self._batch, self.worker, self._lease)
-            except Exception as exc:  # the database away a moment: the next beat tries again
-                log.warning("journal %s: lease not renewed: %s", self.path, exc)
-
-    async def close(self) -> None:
-        """Hand back this worker's claims (others may take its unfinished requests at once),
-        leave the batch and close the pool it opened; idempotent."""
-        if self._closed:
-            return
-        self._closed = True
-        await asyncio.gather(*self._running, return_exceptions=True)
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
-        try:
-            with contextlib.suppress(Exception):  # a lease ending later does the same
-                async with self._db.pool.acquire() as conn:
-                    await _pg.leave(conn, self._batch, self.worker)
-        finally:
-            if self._owns_db:
-                await self._db.close()
 
     async def __aenter__(self) -> SharedJournal:
         return self
@@ -353,36 +332,3 @@ class SharedJournal:
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"
         return f"<SharedJournal {self.path} worker {self.worker} {state}>"
-
-    # --- internals ---
-
-    def _check_usable(self) -> None:
-        if self._closed:
-            raise JournalClosedError(f"journal {self.path} is closed")
-
-    def _run(self, operation: str, op: Callable[[Connection], Awaitable[T]]) -> Awaitable[T]:
-        """``op`` on a pooled connection, run to its end even if the caller is cancelled (as
-        with the SQLite journal: a cancelled ``record_created`` still records the paid task);
-        :meth:`close` waits for it."""
-        self._check_usable()
-        task = asyncio.ensure_future(self._execute(operation, op))
-        self._running.add(task)
-        task.add_done_callback(_pg.settled)
-        task.add_done_callback(self._running.discard)
-        return asyncio.shield(task)
-
-    async def _execute(self, operation: str, op: Callable[[Connection], Awaitable[T]]) -> T:
-        """The driver's failures become a :class:`JournalError` naming the database (never its
-        password) and ``operation``."""
-        pg = driver()
-        try:
-            async with self._db.pool.acquire() as conn:
-                return await op(conn)
-        except failures(pg) as exc:
-            raise JournalError(
-                f"journal {self.path}: {operation} failed, nothing of it was written: "
-                f"{type(exc).__name__}: {exc}",
-                path=self.path,
-                operation=operation,
-            ) from exc
-

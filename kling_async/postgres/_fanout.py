@@ -193,10 +193,12 @@ class Fanout:
 
     async def _read(self, row_id: int) -> None:
         try:
-            async with self._owner.db.pool.acquire() as conn:
-                row = await conn.fetchrow(
+            row = await self._owner.db.run(
+                lambda conn: conn.fetchrow(
                     "SELECT task_json, trusted FROM kling_callback WHERE id = $1", row_id
-                )
+                ),
+                "reading a callback",
+            )
         except Exception as exc:
             log.warning("coordinator: reading a callback failed: %s", type(exc).__name__)
             return

@@ -112,10 +112,23 @@ CREATE TABLE kling_callback (
 CREATE INDEX kling_callback_recent ON kling_callback (account, at);
 """
 
-#: Every migration, in order. Append here (the next is version 3); never edit a shipped one.
+_PARENT_TURNS = """
+-- On a relay, creates of one parent video take turns across the workers of a batch (one
+-- unsettled create per parent at a time): the row names the worker holding the turn, valid
+-- while that worker's lease is (kling_batch_worker), so a dead worker's turn comes back.
+CREATE TABLE kling_batch_turn (
+    batch  TEXT NOT NULL,
+    parent TEXT NOT NULL,   -- the parent video id
+    worker TEXT NOT NULL,
+    PRIMARY KEY (batch, parent)
+);
+"""
+
+#: Every migration, in order. Append here (the next is version 4); never edit a shipped one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "shared batch journal", _BATCH_JOURNAL),
     Migration(2, "client coordination: slot leases, learned limits, callbacks", _COORDINATION),
+    Migration(3, "relay parent turns across the workers of a batch", _PARENT_TURNS),
 )
 
 #: The schema version this code writes.

@@ -15,30 +15,42 @@ credentials and base URL, never the key itself):
   a probe that passed), read by every count and by a process that starts.
 - **Callbacks**, see :mod:`._fanout`.
 
-Leases live on the database's clock, so machines' clocks are never compared.
+Leases live on the database's clock, so machines' clocks are never compared. A create's wait for
+a slot (``slot_timeout``) runs on the client's clock, as a wait for a slot of its own gate does.
+
+An outage is waited out (:meth:`Database.run`): every statement is safe to repeat (a take whose
+answer was lost finds its own lease row). Past the bound a take raises ``DatabaseUnavailableError``;
+background writes give up with a warning, and the rows they leave run out by themselves.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..clock import Clock, SystemClock
 from ..errors import ConfigurationError
 from ..models import Task
 from ..slots.coordination import Allowed, Lease
 from ._connect import Database, is_dsn, redact_dsn, take_options
 from ._fanout import Fanout
+from ._ops import give_back_unused, write
+
+if TYPE_CHECKING:
+    from ._schema import Connection
 
 __all__ = ["PostgresCoordinator"]
 
 log = logging.getLogger("kling_async")
 
 _LOCK_SPACE = 0x4B4C534C  # "KLSL": the first key of the accounts' advisory locks
+_CLOSE_TIMEOUT = 5.0  # seconds closing tries to give back the slots of creates that made nothing
 
 _COUNT = """
 SELECT coalesce(sum(weight), 0) AS held,
@@ -63,9 +75,12 @@ class PostgresCoordinator:
     ``account``: a name for the account, if not the one derived from the client's credentials.
     ``lease``: seconds a dead process's slots stay taken; ``recheck``: seconds between counts
     while a create waits (a NOTIFY usually comes first); ``replay``: seconds of callbacks read
-    back after the LISTEN connection comes back. One coordinator per client. The DSN may set
-    them too (``?kling_lease=5&kling_recheck=0.5&kling_replay=30``), for a client given the
-    DSN as a string; a keyword given here wins.
+    back after the LISTEN connection comes back; ``outage``: seconds (real ones) an unreachable
+    database is waited out before a take raises
+    :class:`~kling_async.errors.DatabaseUnavailableError` (default 60). One coordinator per
+    client. The DSN may set them too
+    (``?kling_lease=5&kling_recheck=0.5&kling_replay=30&kling_outage=60``), for a client given
+    the DSN as a string; a keyword given here wins.
     """
 
     shared = True
@@ -78,10 +93,12 @@ class PostgresCoordinator:
         lease: float | None = None,
         recheck: float | None = None,
         replay: float | None = None,
+        outage: float | None = None,
     ) -> None:
         if not isinstance(dsn, str) or (dsn and not is_dsn(dsn)):
             raise ConfigurationError("a PostgreSQL DSN starts with postgresql:// or postgres://")
-        dsn, options = take_options(dsn, ("lease", "recheck", "replay"))
+        dsn, options = take_options(dsn, ("lease", "recheck", "replay", "outage"))
+        self._outage = options.get("outage") if outage is None else outage
         lease = options.get("lease", 30.0) if lease is None else lease
         recheck = options.get("recheck", 1.0) if recheck is None else recheck
         replay = options.get("replay", 30.0) if replay is None else replay
@@ -104,6 +121,7 @@ class PostgresCoordinator:
         self._tasks: list[asyncio.Task[None]] = []
         self._freed: asyncio.Future[None] | None = None
         self._fanout = Fanout(self, replay=float(replay))
+        self._clock: Clock = SystemClock()  # the client's, once attached
         self.closed = False
 
     def __repr__(self) -> str:
@@ -131,12 +149,16 @@ class PostgresCoordinator:
 
     # -- Coordinator --------------------------------------------------------------------------
 
-    def attach(self, account: str, hint: Callable[[Task, bool], object]) -> None:
+    def attach(
+        self, account: str, hint: Callable[[Task, bool], object], *, clock: Clock | None = None
+    ) -> None:
         if self._fanout.hint is not None:
             raise ConfigurationError("a PostgresCoordinator serves one client: make one each")
         if self.account is None:
             self.account = account
         self._fanout.hint = hint
+        if clock is not None:
+            self._clock = clock
 
     def open(self) -> None:
         if self._starting is not None or self.closed:
@@ -165,12 +187,14 @@ class PostgresCoordinator:
 
     async def _start(self) -> int | None:
         self._digest()
-        db = await Database.open(self._dsn)
+        db = await Database.open(self._dsn, outage=self._outage)
         try:
-            async with db.pool.acquire() as conn:
-                stored = await conn.fetchval(
+            stored = await db.run(
+                lambda conn: conn.fetchval(
                     "SELECT slot_limit FROM kling_account WHERE account = $1", self.account
-                )
+                ),
+                "coordinator start",
+            )
             self._db = db
             await self._fanout.start()
         except BaseException:
@@ -186,47 +210,65 @@ class PostgresCoordinator:
 
     async def take(self, weight: int, allowed: Allowed, timeout: float | None) -> Lease | None:
         await self.start()
-        loop = asyncio.get_running_loop()
-        deadline = None if timeout is None else loop.time() + timeout
-        while True:
-            freed = self._freed_signal()
-            lease = await self._try_take(weight, allowed)
-            if lease is not None:
-                return lease
-            wait = self.recheck if deadline is None else min(self.recheck, deadline - loop.time())
-            if wait <= 0:
-                return None
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(asyncio.shield(freed), wait)
+        # The bound on the client's clock (slot_timeout's); counts between NOTIFYs on real time.
+        deadline = None if timeout is None else asyncio.ensure_future(self._clock.sleep(timeout))
+        lease = Lease(weight)  # one key for every try: a repeated take finds its own row
+        try:
+            while True:
+                freed = self._freed_signal()
+                if await self._try_take(lease, allowed):
+                    return lease
+                if deadline is not None and deadline.done():
+                    return None
+                wakes: set[asyncio.Future[Any]] = {freed}
+                if deadline is not None:
+                    wakes.add(deadline)
+                await asyncio.wait(wakes, timeout=self.recheck, return_when="FIRST_COMPLETED")
+        finally:
+            if deadline is not None:
+                deadline.cancel()
 
-    async def _try_take(self, weight: int, allowed: Allowed) -> Lease | None:
-        lease = Lease(weight)
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", _LOCK_SPACE, self._lock())
-            await conn.execute(
-                "DELETE FROM kling_slot_lease WHERE account = $1 AND expires_at < now()",
-                self.account,
-            )
-            row = await conn.fetchrow(_COUNT, self.account, self.holder)
-            assert row is not None  # an aggregate always has a row
-            held = int(row["held"])
-            self._counted(row)
-            # A limit this process told and the database has not seen yet wins over the stored one.
-            stored = None if self._limits_unsent or row["stored"] is None else int(row["stored"])
-            limit = allowed(stored, self.running(self._own_running()))
-            if held and held + weight > limit:
-                return None
-            await conn.execute(
-                "INSERT INTO kling_slot_lease (lease, account, holder, weight, expires_at) "
-                "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
-                lease.key,
-                self.account,
-                self.holder,
-                weight,
-                self.lease,
-            )
+    async def _try_take(self, lease: Lease, allowed: Allowed) -> bool:
+        tries = 0
+
+        async def op(conn: Connection) -> bool:
+            nonlocal tries
+            tries += 1
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1,$2)", _LOCK_SPACE, self._lock())
+                if tries > 1 and await conn.fetchval(
+                    "SELECT 1 FROM kling_slot_lease WHERE lease = $1", lease.key
+                ):
+                    return True  # the try whose answer was lost took the slots
+                await conn.execute(
+                    "DELETE FROM kling_slot_lease WHERE account = $1 AND expires_at < now()",
+                    self.account,
+                )
+                row = await conn.fetchrow(_COUNT, self.account, self.holder)
+                assert row is not None  # an aggregate always has a row
+                held = int(row["held"])
+                self._counted(row)
+                # A limit this process told and the database has not seen yet wins.
+                unsent = self._limits_unsent or row["stored"] is None
+                stored = None if unsent else int(row["stored"])
+                limit = allowed(stored, self.running(self._own_running()))
+                if held and held + lease.weight > limit:
+                    return False
+                await conn.execute(
+                    "INSERT INTO kling_slot_lease (lease, account, holder, weight, expires_at) "
+                    "VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))",
+                    lease.key,
+                    self.account,
+                    self.holder,
+                    lease.weight,
+                    self.lease,
+                )
+                return True
+
+        if not await self.db.run(op, "slot take"):
+            return False
         self._leases[lease.key] = lease
-        return lease
+        return True
 
     def hold(self, weight: int) -> Lease:
         lease = Lease(weight)
@@ -279,13 +321,11 @@ class PostgresCoordinator:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._fanout.aclose()
+        # Once, briefly: the database may be gone, and the rows run out by themselves.
         with contextlib.suppress(Exception):
-            async with self.db.pool.acquire() as conn, conn.transaction():
-                await conn.execute(
-                    "DELETE FROM kling_slot_lease WHERE holder = $1 AND task_id IS NULL",
-                    self.holder,
-                )
-                await conn.execute("SELECT pg_notify($1, 's')", self.channel)
+            async with self.db.pool.acquire(timeout=_CLOSE_TIMEOUT) as conn:
+                unused = give_back_unused(conn, self.holder, self.channel)
+                await asyncio.wait_for(unused, _CLOSE_TIMEOUT)
         await self._db.close()
 
     # -- background ---------------------------------------------------------------------------
@@ -321,74 +361,40 @@ class PostgresCoordinator:
             except Exception as exc:
                 log.warning("coordinator: pruning callbacks failed: %s", type(exc).__name__)
 
-    async def _renew(self) -> None:
+    async def _renew(self, conn: Connection) -> None:
         leases = list(self._leases.values())
-        async with self.db.pool.acquire() as conn:
-            if leases:
-                await conn.execute(
-                    _RENEW,
-                    self.account,
-                    self.holder,
-                    self.lease,
-                    [lease.key for lease in leases],
-                    [lease.weight for lease in leases],
-                    [lease.task_id for lease in leases],
-                )
-            row = await conn.fetchrow(_COUNT, self.account, self.holder)
-            assert row is not None
-            self._counted(row)
+        if leases:
+            await conn.execute(
+                _RENEW,
+                self.account,
+                self.holder,
+                self.lease,
+                [lease.key for lease in leases],
+                [lease.weight for lease in leases],
+                [lease.task_id for lease in leases],
+            )
+        row = await conn.fetchrow(_COUNT, self.account, self.holder)
+        assert row is not None
+        self._counted(row)
 
     async def _apply_ops(self) -> None:
         while True:
             op, value = await self._ops.get()
             try:
-                for attempt in range(1, 6):
-                    try:
-                        await self._apply(op, value)
-                        break
-                    except Exception as exc:
-                        log.warning("coordinator: %s failed (%s)", op, type(exc).__name__)
-                        await asyncio.sleep(min(5.0, 0.1 * 2**attempt))
+                # Safe to repeat (_ops): an outage is waited out; past it, our rows run out.
+                await self.db.run(
+                    functools.partial(self._apply, op=op, value=value), f"coordinator {op}"
+                )
+            except Exception as exc:
+                log.warning("coordinator: %s not written: %s", op, exc)
             finally:
                 if op == "limit":
                     self._limits_unsent -= 1
                 self._ops.task_done()
 
-    async def _apply(self, op: str, value: Any) -> None:
+    async def _apply(self, conn: Connection, op: str, value: Any) -> None:
         if op == "renew":
-            await self._renew()
+            await self._renew(conn)
             return
-        async with self.db.pool.acquire() as conn, conn.transaction():
-            if op == "task":
-                await conn.execute(
-                    "UPDATE kling_slot_lease SET task_id = $2 WHERE lease = $1",
-                    value.key,
-                    value.task_id,
-                )
-                # A task holds one slot: a row another process (dead, its task taken over)
-                # still has for it goes, rather than count the task twice until it ends.
-                await conn.execute(
-                    "DELETE FROM kling_slot_lease WHERE account = $1 AND task_id = $2 "
-                    "AND lease <> $3",
-                    self.account,
-                    value.task_id,
-                    value.key,
-                )
-            elif op == "ended":  # its holder may be dead: the slot is free once the task ended
-                await conn.execute(
-                    "DELETE FROM kling_slot_lease WHERE account = $1 AND task_id = $2",
-                    self.account,
-                    value,
-                )
-                await conn.execute("SELECT pg_notify($1, 's')", self.channel)
-            elif op == "release":
-                await conn.execute("DELETE FROM kling_slot_lease WHERE lease = $1", value.key)
-                await conn.execute("SELECT pg_notify($1, 's')", self.channel)
-            elif op == "limit":
-                await conn.execute(
-                    "INSERT INTO kling_account (account, slot_limit) VALUES ($1, $2) "
-                    "ON CONFLICT (account) DO UPDATE "
-                    "SET slot_limit = EXCLUDED.slot_limit, updated_at = now()",
-                    self.account,
-                    value,
-                )
+        assert self.account is not None  # attached before it ever starts
+        await write(conn, op, value, account=self.account, channel=self.channel)

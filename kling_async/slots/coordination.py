@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 from typing import Protocol
 
+from ..clock import Clock
 from ..models import Task
 
 __all__ = ["Allowed", "Coordinator", "Lease", "LocalCoordinator", "account_key"]
@@ -63,8 +64,11 @@ class Coordinator(Protocol):
         """Whether anything is shared (``False``: the gate works alone, as it always did)."""
         ...
 
-    def attach(self, account: str, hint: Callable[[Task, bool], object]) -> None:
-        """Bind to ``account``; ``hint(task, trusted)`` takes what other processes publish."""
+    def attach(
+        self, account: str, hint: Callable[[Task, bool], object], *, clock: Clock | None = None
+    ) -> None:
+        """Bind to ``account``; ``hint(task, trusted)`` takes what other processes publish;
+        ``clock`` is the client's, on which ``take``'s ``timeout`` runs."""
         ...
 
     def open(self) -> None:
@@ -124,7 +128,9 @@ class LocalCoordinator:
 
     shared = False
 
-    def attach(self, account: str, hint: Callable[[Task, bool], object]) -> None:
+    def attach(
+        self, account: str, hint: Callable[[Task, bool], object], *, clock: Clock | None = None
+    ) -> None:
         pass
 
     def open(self) -> None:

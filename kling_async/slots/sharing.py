@@ -61,6 +61,7 @@ def gate_for(
         shared.attach(
             account_key(credentials.identity(), base_url),
             lambda task, trusted: scheduler.hint(task, trusted=trusted, relayed=True),
+            clock=clock,
         )
         scheduler.relay = lambda task, trusted: shared.publish(task, trusted)
     return gate
