@@ -42,6 +42,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "_version",
         "_filelock",
+        "_argtypes",
         "errors",
         "models",
         "kinds",

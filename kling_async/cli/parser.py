@@ -17,9 +17,9 @@ import textwrap
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .._argtypes import fraction, integer, non_negative, positive, unix_time
 from .._version import __version__
 from ..kinds import KINDS
-from .flags import fraction, integer, non_negative, positive, unix_time
 from .help_text import DESCRIPTION, EPILOG
 
 if TYPE_CHECKING:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import inspect
-import math
 import re
 import typing
 from collections.abc import Callable, Mapping
@@ -25,6 +24,7 @@ from typing import Any
 
 import attrs
 
+from kling_async._argtypes import fraction, integer, non_negative, positive
 from kling_async.testing._durations import Durations
 from kling_async.testing._emulator import KlingEmulator
 from kling_async.testing._limits import PACKS, SlotLimit
@@ -37,52 +37,6 @@ NOT_ON_THE_COMMAND_LINE: Mapping[str, str] = {
     "token_clock": "a Clock object; served from a command line, tokens meet real time",
     "fail_when": "a Python callable; --failure-rate fails a share of tasks instead",
 }
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"not a finite number: {text!r}")
-    return value
-
-
-def positive(text: str) -> float:
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def non_negative(text: str) -> float:
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {text}")
-    return value
-
-
-def fraction(text: str) -> float:
-    value = _number(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be between 0 and 1, got {text}")
-    return value
-
-
-def integer(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
-        return value
-
-    parse.__name__ = "integer"  # argparse names the type in its messages
-    return parse
 
 
 def _per_pack(text: str, value: Callable[[str], float]) -> dict[str, float]:

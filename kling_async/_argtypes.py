@@ -1,8 +1,8 @@
 """argparse types for numeric flags: a bad value is refused by argparse (exit 2 naming the flag)
 before any command runs, so nothing is ever sent on a value that is going to fail later.
 
-Used by ``parser``. The ``emulator`` command's options are the emulator's own
-(``testing._flags``): the emulator imports nothing from the CLI.
+Shared by the CLI's parser and the emulator's own flags (``testing._flags``), which imports
+nothing from the CLI: so both refuse a bad number in the same words.
 """
 
 from __future__ import annotations
