@@ -23,7 +23,8 @@ Arms:
   <= 60 s after the resume starts, 0 duplicates.
 
 Duplicates: requests (by their unique prompt) with more than one task on the emulator. Lost:
-tasks on the emulator whose request's outcome does not name them.
+tasks on the emulator whose request's outcome neither names them nor says ``ambiguous``
+(a relay cannot always tell: those tasks are counted apart, "behind ambiguous").
 """
 
 from __future__ import annotations
@@ -81,13 +82,20 @@ def rows_for(emu: KlingEmulator, n: int, parents: int) -> list[dict[str, str]]:
 
 
 def audit(emu: KlingEmulator, outcomes: list[Outcome]) -> dict[str, int]:
-    """Duplicates and lost tasks, from what the emulator made and what the caller was told."""
+    """Duplicates and lost tasks, from what the emulator made and what the caller was told.
+
+    A task no outcome names is *lost* unless its request's outcome is ``ambiguous`` (then the
+    caller was told it may exist, with what is needed to find it: counted apart)."""
     made = collections.Counter(task.body.get("prompt") for task in emu.tasks.values())
     told = {o.task.task_id for o in outcomes if o.task is not None}
-    lost = sum(1 for t, task in emu.tasks.items() if t not in told and task.body.get("prompt"))
+    doubted = {getattr(o.request, "prompt", None) for o in outcomes if o.outcome == "ambiguous"}
+    unnamed = [
+        task for t, task in emu.tasks.items() if t not in told and task.body.get("prompt")
+    ]
     return {
         "duplicates": sum(c - 1 for p, c in made.items() if p and c > 1),
-        "lost": lost,
+        "lost": sum(1 for task in unnamed if task.body.get("prompt") not in doubted),
+        "behind ambiguous": sum(1 for task in unnamed if task.body.get("prompt") in doubted),
     }
 
 

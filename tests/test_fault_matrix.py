@@ -9,8 +9,8 @@ import collections
 
 import pytest
 
-from kling_async import FakeClock, Timeouts, VideoExtendRequest
-from kling_async.testing import Durations, Fault
+from kling_async import FakeClock, KlingClient, Timeouts, VideoExtendRequest
+from kling_async.testing import Durations, Fault, KlingEmulator
 
 from .conftest import MakeClient, MakeEmulator
 from .money import ledger
@@ -25,6 +25,18 @@ FAULTS = (
     Fault.TRUNCATED_JSON,
     Fault.DROP_BEFORE,
 )
+
+
+def impatient_client(make_client: MakeClient, emu: KlingEmulator, flavour: str) -> KlingClient:
+    """A client polling without a budget, whose creates time out after 20 ms (so a SLOW
+    answer arrives after its time-out)."""
+    return make_client(
+        emu,
+        flavour,
+        max_polls_per_second=None,
+        max_polls_in_flight=100,
+        create_timeouts=Timeouts(connect=5, read=0.02, total=5),
+    )
 
 
 @pytest.mark.parametrize(
@@ -45,13 +57,7 @@ async def test_fault_matrix(
     )
     seeds = [emu.add_video() for _ in range(parents)]
     emu.random_faults(0.15, kinds=FAULTS, seed=12, route="any", delay=0.05)
-    kling = make_client(
-        emu,
-        flavour,
-        max_polls_per_second=None,
-        max_polls_in_flight=100,
-        create_timeouts=Timeouts(connect=5, read=0.02, total=5),
-    )
+    kling = impatient_client(make_client, emu, flavour)
     # Grouped by video, as people write request files; the slots are more than the account
     # has (60), so 1303 answers come too.
     requests = [
@@ -110,13 +116,7 @@ async def test_under_faults_a_batch_on_its_stated_slots_keeps_its_pace(
     seeds = [emu.add_video() for _ in range(parents)]
     emu.random_faults(0.18, kinds=PACE_FAULTS, seed=25, route="create", delay=0.05)
     emu.random_faults(0.05, kinds=GET_FAULTS, seed=26, route="get")
-    kling = make_client(
-        emu,
-        flavour,
-        max_polls_per_second=None,
-        max_polls_in_flight=100,
-        create_timeouts=Timeouts(connect=5, read=0.02, total=5),
-    )
+    kling = impatient_client(make_client, emu, flavour)
     requests = [
         VideoExtendRequest(
             video_id=seeds[i % parents].video_id,
