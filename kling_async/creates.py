@@ -235,7 +235,7 @@ class Creator:
             slot=slot,
             timeout=slot_timeout,
             requeue=retry_throttled,
-            hold_unsettled=self.hold_for(request),
+            hold_unsettled=lambda: self.hold_for(request),  # asked only if it is lost
         )
 
     def hold_for(self, request: CreateRequest) -> float:

@@ -199,7 +199,7 @@ class SlotGate:
         slot: Slot | None = None,
         timeout: float | None = None,
         requeue: bool = True,
-        hold_unsettled: float = 600.0,
+        hold_unsettled: Callable[[], float] = lambda: 600.0,
     ) -> Task:
         """Run one create (``send``: its POST and lost-answer lookup) under a slot.
 
@@ -229,10 +229,10 @@ class SlotGate:
                 slot = await self.acquire(slot.weight, timeout=left, front=True)
                 continue
             except AmbiguousSubmitError as lost:
-                self.unsettled((lost.external_task_id, lost.sent_at), slot, hold_unsettled)
+                self.unsettled((lost.external_task_id, lost.sent_at), slot, hold_unsettled())
                 raise
             except asyncio.CancelledError:
-                self.unsettled(object(), slot, hold_unsettled)  # the POST may be on the wire
+                self.unsettled(object(), slot, hold_unsettled())  # the POST may be on the wire
                 raise
             except BaseException:
                 slot.release()  # refused, or never sent: nothing was created
